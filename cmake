@@ -1,0 +1,1 @@
+packages/cutlass-ext/src/lowbit/cutlass_ext/cmake

@@ -1,0 +1,87 @@
+"""Shared support for lowbit kernel packages.
+
+At build time: where the stable-ABI torch <-> CUTLASS/CuTe headers, the CMake
+module and the CUTLASS headers are (``include_dir()``, ``cmake_dir()``,
+``cutlass_include_dirs()``); the hatch build hook lives in ``.hatch_plugin``.
+At run time: ``load_ops_library()`` and ``build_info()`` for the kernel
+packages' compiled extensions.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+__version__ = "0.1.0"
+
+_HERE = Path(__file__).resolve().parent
+
+# The CUTLASS release the headers come from (nvidia-cutlass wheel); the pin is
+# in this package's pyproject ([build] extra).
+CUTLASS_PIN = "4.2.0.0"
+
+
+def include_dir() -> Path:
+    """Directory holding ``lowbit/*.h`` (add it with -I)."""
+    return _HERE / "include"
+
+
+def cmake_dir() -> Path:
+    """Directory holding ``LowbitCutlassExtConfig.cmake`` (for -DLowbitCutlassExt_DIR)."""
+    return _HERE / "cmake"
+
+
+def _cutlass_root() -> Path | None:
+    spec = importlib.util.find_spec("cutlass_library")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def cutlass_include_dirs() -> list[Path]:
+    """CUTLASS/CuTe include directories from the installed nvidia-cutlass wheel."""
+    root = _cutlass_root()
+    if root is None:
+        raise RuntimeError(
+            "nvidia-cutlass is not installed; install 'lowbit-cutlass-ext[build]' "
+            f"(it pins nvidia-cutlass=={CUTLASS_PIN})"
+        )
+    return [root / "source" / "include", root / "source" / "tools" / "util" / "include"]
+
+
+def cutlass_version() -> str | None:
+    """Version of the CUTLASS headers found (e.g. '4.2.0'), or None if absent."""
+    root = _cutlass_root()
+    if root is None:
+        return None
+    text = (root / "source" / "include" / "cutlass" / "version.h").read_text()
+    parts = [re.search(rf"#define CUTLASS_{k} (\d+)", text) for k in ("MAJOR", "MINOR", "PATCH")]
+    return ".".join(p.group(1) for p in parts if p)
+
+
+def load_ops_library(package_dir: str | Path, name: str = "_C") -> Path:
+    """Load a kernel package's stable-ABI extension ``<name>*.so`` from ``package_dir``.
+
+    Registers its ops with torch (``torch.ops.load_library``). Returns the path.
+    """
+    import torch
+
+    package_dir = Path(package_dir)
+    candidates = sorted(package_dir.glob(f"{name}*.so"))
+    if not candidates:
+        raise ImportError(
+            f"lowbit: compiled extension {name}.so not found in {package_dir}; the package was "
+            "installed without its build step (install it as a wheel, not editable)"
+        )
+    torch.ops.load_library(str(candidates[0]))
+    return candidates[0]
+
+
+def build_info(package_dir: str | Path, name: str = "_C") -> dict:
+    """What a kernel package's extension was built with (CUDA archs, torch)."""
+    path = Path(package_dir) / f"{name}_build_info.json"
+    if not path.exists():
+        return {"cuda_archs": [], "missing": True}
+    return json.loads(path.read_text())

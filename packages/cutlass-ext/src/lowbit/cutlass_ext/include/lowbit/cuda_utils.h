@@ -1,0 +1,107 @@
+// CUDA-side helpers: error checks, torch's current stream without linking
+// libtorch_cuda, device guard, compute capability. Needs the CUDA runtime
+// headers; include only from code built when LOWBIT_WITH_CUDA is 1.
+#pragma once
+
+#include <lowbit/torch_utils.h>
+
+#include <cuda_runtime_api.h>
+#include <dlfcn.h>
+
+#include <array>
+#include <atomic>
+
+#include <torch/csrc/stable/accelerator.h>
+
+// LOWBIT_CUDA_CHECK(expr): throw RuntimeError naming the call on failure.
+#define LOWBIT_CUDA_CHECK(expr)                                           \
+  do {                                                                    \
+    cudaError_t lowbit_err_ = (expr);                                     \
+    if (__builtin_expect(lowbit_err_ != cudaSuccess, 0)) {                \
+      ::lowbit::fail(::lowbit::str("CUDA error ", cudaGetErrorName(lowbit_err_), \
+                                   " (", cudaGetErrorString(lowbit_err_), \
+                                   ") from ", #expr, " at ", __FILE__, ":", \
+                                   __LINE__));                            \
+    }                                                                     \
+  } while (0)
+
+// Check the launch that was just issued (bad configuration, missing image).
+#define LOWBIT_CHECK_LAUNCH() LOWBIT_CUDA_CHECK(cudaGetLastError())
+
+namespace lowbit {
+
+// torch's current CUDA stream for `device_index`. The C shim that returns it
+// lives in libtorch_cuda.so, which we must not link (the .so would then fail
+// to load on CPU-only torch); it is resolved once from the already-loaded
+// library.
+inline cudaStream_t current_stream(int device_index) {
+  using Fn = int32_t (*)(int32_t, void**);
+  static std::atomic<Fn> fn{nullptr};
+  Fn f = fn.load(std::memory_order_acquire);
+  if (f == nullptr) {
+    void* lib = dlopen("libtorch_cuda.so", RTLD_NOLOAD | RTLD_LAZY);
+    LOWBIT_CHECK(lib != nullptr,
+                 "lowbit: libtorch_cuda.so is not loaded; a CUDA tensor needs "
+                 "a CUDA build of torch");
+    f = reinterpret_cast<Fn>(dlsym(lib, "aoti_torch_get_current_cuda_stream"));
+    LOWBIT_CHECK(f != nullptr,
+                 "lowbit: aoti_torch_get_current_cuda_stream not found in "
+                 "libtorch_cuda.so");
+    fn.store(f, std::memory_order_release);
+  }
+  void* stream = nullptr;
+  LOWBIT_CHECK(f(device_index, &stream) == 0,
+               "lowbit: could not get the current CUDA stream of device ",
+               device_index);
+  return static_cast<cudaStream_t>(stream);
+}
+
+inline cudaStream_t current_stream(const Tensor& t) {
+  return current_stream(t.get_device_index());
+}
+
+// RAII: make `t`'s device current for the kernel launch and restore after.
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(const Tensor& t) : guard_(t.get_device_index()) {}
+  explicit DeviceGuard(int device_index) : guard_(device_index) {}
+
+ private:
+  torch::stable::accelerator::DeviceGuard guard_;
+};
+
+// Compute capability (major*10+minor) of a device, cached per device.
+inline int device_sm(int device_index) {
+  static std::array<std::atomic<int>, 64> cache{};
+  LOWBIT_CHECK(device_index >= 0 && device_index < 64,
+               "lowbit: CUDA device index ", device_index, " out of range");
+  int sm = cache[device_index].load(std::memory_order_relaxed);
+  if (sm == 0) {
+    int major = 0, minor = 0;
+    LOWBIT_CUDA_CHECK(cudaDeviceGetAttribute(
+        &major, cudaDevAttrComputeCapabilityMajor, device_index));
+    LOWBIT_CUDA_CHECK(cudaDeviceGetAttribute(
+        &minor, cudaDevAttrComputeCapabilityMinor, device_index));
+    sm = major * 10 + minor;
+    cache[device_index].store(sm, std::memory_order_relaxed);
+  }
+  return sm;
+}
+
+inline int device_sm(const Tensor& t) { return device_sm(t.get_device_index()); }
+
+// Number of SMs of a device (grid sizing), cached per device.
+inline int device_sm_count(int device_index) {
+  static std::array<std::atomic<int>, 64> cache{};
+  LOWBIT_CHECK(device_index >= 0 && device_index < 64,
+               "lowbit: CUDA device index ", device_index, " out of range");
+  int n = cache[device_index].load(std::memory_order_relaxed);
+  if (n == 0) {
+    LOWBIT_CUDA_CHECK(cudaDeviceGetAttribute(
+        &n, cudaDevAttrMultiProcessorCount, device_index));
+    cache[device_index].store(n, std::memory_order_relaxed);
+  }
+  return n;
+}
+
+}  // namespace lowbit

@@ -1,0 +1,138 @@
+// Test-only ops wrapping the cutlass-ext helpers, so their behaviour and their
+// messages can be asserted from Python.
+#include <lowbit/arch.h>
+#include <lowbit/cutlass_utils.h>
+#include <lowbit/torch_utils.h>
+
+#include <vector>
+
+using lowbit::ScalarType;
+using lowbit::Tensor;
+using cute::_1;
+using cute::get;
+using cute::Stride;
+
+#if LOWBIT_WITH_CUDA
+void fill_iota_cuda(Tensor x);  // csrc/cuda/fill.cu
+int64_t guarded_current_device(Tensor x);
+#endif
+
+namespace {
+constexpr const char* kOp = "lowbit_cutlass_ext_test";
+
+void check_activation(Tensor x) {
+  lowbit::check_dtype(kOp, "x", x, {ScalarType::Half, ScalarType::BFloat16});
+  lowbit::check_dim(kOp, "x", x, 2);
+  lowbit::check_shape(kOp, "x", x, {-1, 16});
+  lowbit::check_contiguous(kOp, "x", x);
+}
+
+void check_same_device(Tensor x, Tensor y) {
+  lowbit::check_same_device(kOp, "y", y, "x", x);
+}
+
+// [extent..., stride...] of the CuTe layout made from `x`:
+// mode 0 row-major (K-contiguous), 1 column-major, 2 packed 4-bit row-major.
+std::vector<int64_t> cute_layout(Tensor x, int64_t mode) {
+  std::vector<int64_t> out;
+  auto emit = [&](auto layout) {
+    cute::for_each(cute::make_seq<cute::rank_v<decltype(layout)>>{}, [&](auto i) {
+      out.push_back(static_cast<int64_t>(get<decltype(i)::value>(layout.shape())));
+    });
+    cute::for_each(cute::make_seq<cute::rank_v<decltype(layout)>>{}, [&](auto i) {
+      out.push_back(static_cast<int64_t>(get<decltype(i)::value>(layout.stride())));
+    });
+  };
+  if (mode == 0) emit(lowbit::make_cute_layout<Stride<int64_t, _1, int64_t>>(kOp, "x", x));
+  else if (mode == 1) emit(lowbit::make_cute_layout<Stride<_1, int64_t, int64_t>>(kOp, "x", x));
+  else if (mode == 2) {
+    lowbit::check_storage<cutlass::float_e2m1_t>(kOp, "x", x);
+    emit(lowbit::make_cute_layout<Stride<int64_t, _1, int64_t>>(kOp, "x", x, 2));
+  } else {
+    LOWBIT_CHECK_ARG(false, kOp, "mode", "0, 1 or 2", mode);
+  }
+  return out;
+}
+
+// Bits of the CUTLASS element that torch dtype `dtype` maps to.
+int64_t cutlass_bits(ScalarType dtype) {
+  switch (dtype) {
+#define CASE(S) case ScalarType::S: return cutlass::sizeof_bits<lowbit::cutlass_element_t<ScalarType::S>>::value;
+    CASE(Half) CASE(BFloat16) CASE(Float) CASE(Float8_e4m3fn) CASE(Float8_e5m2)
+    CASE(Byte) CASE(Char) CASE(Int) CASE(Long)
+#undef CASE
+    default: LOWBIT_CHECK_ARG(false, kOp, "dtype", "a dtype with a CUTLASS element", lowbit::dtype_name(dtype));
+  }
+  return 0;
+}
+
+// Storage check for the sub-byte / scale types that have no torch dtype.
+void check_storage(Tensor x, std::string kind) {
+  if (kind == "int4") lowbit::check_storage<cutlass::int4b_t>(kOp, "x", x);
+  else if (kind == "e2m1") lowbit::check_storage<cutlass::float_e2m1_t>(kOp, "x", x);
+  else if (kind == "ue4m3") lowbit::check_storage<cutlass::float_ue4m3_t>(kOp, "x", x);
+  else if (kind == "ue8m0") lowbit::check_storage<cutlass::float_ue8m0_t>(kOp, "x", x);
+  else LOWBIT_CHECK_ARG(false, kOp, "kind", "int4, e2m1, ue4m3 or ue8m0", kind);
+}
+
+std::string target(Tensor x) { return lowbit::target_name(lowbit::target_for(kOp, "x", x)); }
+
+std::string built_archs() { return LOWBIT_CUDA_ARCHS; }
+
+#if LOWBIT_WITH_CUDA
+int64_t stream_handle(Tensor x) {
+  return reinterpret_cast<int64_t>(lowbit::current_stream(x));
+}
+int64_t sm_of(Tensor x) { return lowbit::device_sm(x); }
+#endif
+
+// Writes 0, 1, 2, ... into the float32 tensor x, on x's device.
+void fill_iota(Tensor x) {
+  lowbit::check_dtype(kOp, "x", x, {ScalarType::Float});
+  lowbit::check_contiguous(kOp, "x", x);
+  if (x.is_cpu()) {
+    float* p = x.mutable_data_ptr<float>();
+    for (int64_t i = 0; i < x.numel(); ++i) p[i] = static_cast<float>(i);
+    return;
+  }
+  lowbit::target_for(kOp, "x", x);  // raises when no kernel for this device
+#if LOWBIT_WITH_CUDA
+  fill_iota_cuda(x);
+#endif
+}
+}  // namespace
+
+STABLE_TORCH_LIBRARY(lowbit_cutlass_ext_test, m) {
+  m.def("check_activation(Tensor x) -> ()");
+  m.def("check_same_device(Tensor x, Tensor y) -> ()");
+  m.def("cute_layout(Tensor x, int mode) -> int[]");
+  m.def("cutlass_bits(ScalarType dtype) -> int");
+  m.def("check_storage(Tensor x, str kind) -> ()");
+  m.def("target(Tensor x) -> str");
+  m.def("built_archs() -> str");
+  m.def("fill_iota(Tensor(a!) x) -> ()");
+#if LOWBIT_WITH_CUDA
+  m.def("stream_handle(Tensor x) -> int");
+  m.def("sm_of(Tensor x) -> int");
+  m.def("guarded_current_device(Tensor x) -> int");
+#endif
+}
+
+STABLE_TORCH_LIBRARY_IMPL(lowbit_cutlass_ext_test, CompositeExplicitAutograd, m) {
+  m.impl("check_activation", TORCH_BOX(&check_activation));
+  m.impl("check_same_device", TORCH_BOX(&check_same_device));
+  m.impl("cute_layout", TORCH_BOX(&cute_layout));
+  m.impl("check_storage", TORCH_BOX(&check_storage));
+  m.impl("target", TORCH_BOX(&target));
+  m.impl("fill_iota", TORCH_BOX(&fill_iota));
+#if LOWBIT_WITH_CUDA
+  m.impl("stream_handle", TORCH_BOX(&stream_handle));
+  m.impl("sm_of", TORCH_BOX(&sm_of));
+  m.impl("guarded_current_device", TORCH_BOX(&guarded_current_device));
+#endif
+}
+
+STABLE_TORCH_LIBRARY_IMPL(lowbit_cutlass_ext_test, CompositeImplicitAutograd, m) {
+  m.impl("cutlass_bits", TORCH_BOX(&cutlass_bits));
+  m.impl("built_archs", TORCH_BOX(&built_archs));
+}
