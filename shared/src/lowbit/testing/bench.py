@@ -1,0 +1,117 @@
+"""Benchmark helpers shared by every package's benchmark and `lowbit bench`.
+
+Timing rules (docs/METHOD): CUDA events around the region, warm-up first,
+median of many repeats, CUDA-graph replay for small problems so launch gaps do
+not dominate, and rotating input sets so repeated runs do not just measure L2.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Callable, Sequence
+
+import torch
+
+
+def l2_bytes(device=None) -> int:
+    if not torch.cuda.is_available():
+        return 0
+    props = torch.cuda.get_device_properties(device)
+    return int(getattr(props, "L2_cache_size", 50 * 2**20))
+
+
+def rotation_count(bytes_per_call: int, device=None, cap: int = 64) -> int:
+    """How many distinct input sets make the rotation exceed ~3x the L2 cache."""
+    if bytes_per_call <= 0:
+        return 1
+    return max(1, min(cap, -(-3 * l2_bytes(device) // bytes_per_call)))
+
+
+def time_cuda(
+    fns: Sequence[Callable[[], object]],
+    *,
+    warmup: int = 5,
+    iters: int = 50,
+    use_graph: bool = True,
+    replays_per_sample: int | None = None,
+) -> float:
+    """Median microseconds of one call, cycling through `fns` (one closure per
+    rotating input set). With use_graph, each sample replays a CUDA graph that
+    calls every closure once, and the time is divided by len(fns)."""
+    n = len(fns)
+    for _ in range(warmup):
+        for f in fns:
+            f()
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    samples = []
+    if use_graph:
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            for f in fns:  # warm on the capture stream too
+                f()
+        torch.cuda.current_stream().wait_stream(stream)
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            for f in fns:
+                f()
+        reps = replays_per_sample or max(1, 64 // n)
+        for _ in range(3):
+            g.replay()
+        torch.cuda.synchronize()
+        for _ in range(iters):
+            start.record()
+            for _ in range(reps):
+                g.replay()
+            end.record()
+            end.synchronize()
+            samples.append(start.elapsed_time(end) * 1e3 / (reps * n))
+    else:
+        for i in range(iters):
+            start.record()
+            for f in fns:
+                f()
+            end.record()
+            end.synchronize()
+            samples.append(start.elapsed_time(end) * 1e3 / n)
+    return statistics.median(samples)
+
+
+def time_cpu(fn: Callable[[], object], *, warmup: int = 1, iters: int = 5) -> float:
+    """Median microseconds of one call on the CPU."""
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t0) * 1e6)
+    return statistics.median(samples)
+
+
+def copy_bandwidth(nbytes: int = 1 << 30, device=None) -> float:
+    """Measured device-to-device copy bandwidth in bytes/s, counting bytes read
+    plus bytes written (the floor every memory-bound kernel is judged by)."""
+    src = torch.empty(nbytes // 2, dtype=torch.uint8, device=device or "cuda")
+    src.random_()
+    dst = torch.empty_like(src)
+    us = time_cuda([lambda: dst.copy_(src)], warmup=3, iters=20, use_graph=False)
+    return 2 * src.numel() / (us * 1e-6)
+
+
+def write_table(rows: list[dict], columns: Sequence[str] | None = None) -> str:
+    """Markdown table of `rows` (list of dicts with the same keys)."""
+    if not rows:
+        return ""
+    cols = list(columns or rows[0].keys())
+
+    def fmt(v):
+        if isinstance(v, float):
+            return f"{v:.3g}" if abs(v) < 100 else f"{v:.0f}"
+        return str(v)
+
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
+    return "\n".join(lines) + "\n"

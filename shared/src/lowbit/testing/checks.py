@@ -1,0 +1,43 @@
+"""Test helpers: poisoned outputs, error assertions, devices to test on."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+# Byte pattern written into outputs before a kernel runs: any element the
+# kernel forgets to write stays 0xA5, which is never what a correct kernel writes
+# everywhere.
+POISON_BYTE = 0xA5
+
+
+def poison_(t: torch.Tensor) -> torch.Tensor:
+    """Fill the bytes of contiguous `t` with POISON_BYTE (any dtype); returns `t`."""
+    if t.numel():
+        t.view(-1).view(torch.uint8).fill_(POISON_BYTE)
+    return t
+
+
+def poisoned_empty(*shape, dtype, device) -> torch.Tensor:
+    return poison_(torch.empty(*shape, dtype=dtype, device=device))
+
+
+def devices() -> list[str]:
+    """'cpu' always, 'cuda' when a GPU is visible (tests parametrize over these)."""
+    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def cuda_sm() -> int | None:
+    if not torch.cuda.is_available():
+        return None
+    major, minor = torch.cuda.get_device_capability()
+    return major * 10 + minor
+
+
+def raises_arg(arg: str, *fragments: str):
+    """pytest.raises(RuntimeError) whose message names argument `arg` and
+    contains every fragment (regex-escaped), e.g. raises_arg("input", "float16")."""
+    pattern = "".join(f"(?=.*{re.escape(f)})" for f in (f"'{arg}'", *fragments))
+    return pytest.raises(RuntimeError, match=re.compile(pattern, re.S))
