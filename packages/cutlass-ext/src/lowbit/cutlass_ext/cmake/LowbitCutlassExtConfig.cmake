@@ -210,7 +210,7 @@ function(lowbit_add_extension name)
 
   list(APPEND defs LOWBIT_BUILT_SM90=${built_sm90} LOWBIT_BUILT_SM100=${built_sm100}
                    LOWBIT_BUILT_SM120=${built_sm120})
-  string(REPLACE ";" "\\;" archs_str "${archs}")
+  string(REPLACE ";" "," archs_str "${archs}")  # ';' would split the definition
   list(APPEND defs "LOWBIT_CUDA_ARCHS=\"${archs_str}\"")
   foreach(t IN ITEMS ${name} ${objects})
     target_compile_definitions(${t} PRIVATE ${defs})

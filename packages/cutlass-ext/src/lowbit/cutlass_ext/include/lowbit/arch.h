@@ -6,7 +6,7 @@
 //   LOWBIT_BUILT_SM90      1 when csrc/sm90/ was compiled (sm_90a)
 //   LOWBIT_BUILT_SM100     1 when csrc/sm100/ was compiled (sm_100a family)
 //   LOWBIT_BUILT_SM120     1 when csrc/sm120/ was compiled (sm_120a family)
-//   LOWBIT_CUDA_ARCHS      "90a;100a;120a" (what was built, "" if none)
+//   LOWBIT_CUDA_ARCHS      "90a,100a,120a" (what was built, "" if none)
 // Dispatch is decided from the tensor's own device, never from device 0.
 #pragma once
 
@@ -52,11 +52,11 @@ inline const char* target_name(Target t) {
 
 // Is "<sm>a" (e.g. "100a") among the architectures this build compiled?
 inline bool arch_built(int sm) {
-  std::string list = std::string(";") + LOWBIT_CUDA_ARCHS + ";";
-  std::string want = ";" + std::to_string(sm);
-  return list.find(want + "a;") != std::string::npos ||
-         list.find(want + "f;") != std::string::npos ||
-         list.find(want + ";") != std::string::npos;
+  std::string list = std::string(",") + LOWBIT_CUDA_ARCHS + ",";
+  std::string want = "," + std::to_string(sm);
+  return list.find(want + "a,") != std::string::npos ||
+         list.find(want + "f,") != std::string::npos ||
+         list.find(want + ",") != std::string::npos;
 }
 
 inline std::string rebuild_hint(int sm) {
