@@ -136,6 +136,10 @@ if(LOWBIT_RESOLVED_CUDA_ARCHS)
   set(CMAKE_INCLUDE_SYSTEM_FLAG_CUDA "-isystem ")
   enable_language(CUDA)
   find_package(CUDAToolkit REQUIRED)
+else()
+  # CPU-only build: CUDA headers are still used when present, because CUTLASS
+  # headers (cutlass_utils.h) include them even in host code.
+  find_package(CUDAToolkit QUIET)
 endif()
 
 # ------------------------------------------------------------ the extension
@@ -173,7 +177,7 @@ function(lowbit_add_extension name)
     LOWBIT_WITH_CUDA=${with_cuda})
   set(incs ${LOWBIT_CUTLASS_EXT_INCLUDE_DIR} ${ARG_SOURCE_DIR} ${ARG_INCLUDE_DIRS})
   set(sys_incs ${LOWBIT_TORCH_INCLUDE_DIR} ${LOWBIT_CUTLASS_INCLUDE_DIRS})
-  if(with_cuda)
+  if(CUDAToolkit_FOUND)
     list(APPEND sys_incs ${CUDAToolkit_INCLUDE_DIRS})
     foreach(d IN LISTS CUDAToolkit_INCLUDE_DIRS)
       if(EXISTS "${d}/cccl")
