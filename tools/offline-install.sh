@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Offline install of lowbit packages into an existing Python environment that
+# already has torch (e.g. a GPU cluster node without internet).
+#
+#   tools/offline-install.sh WHEEL_DIR [PACKAGE_DIR ...]
+#
+# WHEEL_DIR holds the build-time wheels fetched elsewhere with
+#   pip download --no-deps -d WHEEL_DIR hatchling pathspec pluggy trove-classifiers nvidia-cutlass==4.2.0.0
+# (plus optionally prebuilt lowbit wheels). PACKAGE_DIRs default to every
+# kernel package. Builds use the environment as is (--no-build-isolation) and
+# LOWBIT_CUDA_ARCHS (unset: the visible GPUs).
+set -euo pipefail
+wheels=${1:?usage: tools/offline-install.sh WHEEL_DIR [PACKAGE_DIR ...]}
+shift
+root=$(cd "$(dirname "$0")/.." && pwd)
+py=${PYTHON:-python3}
+pkgs=("$@")
+[ ${#pkgs[@]} -gt 0 ] || pkgs=("$root/packages/nvfp4-quant" "$root/packages/nvfp4-mm" "$root/packages/w4a8-mm" "$root/packages/kernels")
+pip_offline=("$py" -m pip install --no-index --no-deps --no-build-isolation --find-links "$wheels")
+# 1. build tools + CUTLASS headers, then the shared build package (pure Python).
+"${pip_offline[@]}" hatchling pathspec pluggy trove-classifiers nvidia-cutlass==4.2.0.0
+"${pip_offline[@]}" "$root/packages/cutlass-ext" "$root/shared"
+# 2. the kernel packages, each built against the torch already installed.
+for p in "${pkgs[@]}"; do
+  echo "== building $p"
+  "${pip_offline[@]}" "$p"
+done
+"$py" -c "import torch; print('torch', torch.__version__)"
