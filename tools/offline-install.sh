@@ -10,7 +10,7 @@
 # kernel package. Builds use the environment as is (--no-build-isolation) and
 # LOWBIT_CUDA_ARCHS (unset: the visible GPUs).
 set -euo pipefail
-wheels=${1:?usage: tools/offline-install.sh WHEEL_DIR [PACKAGE_DIR ...]}
+wheels=$(cd "${1:?usage: tools/offline-install.sh WHEEL_DIR [PACKAGE_DIR ...]}" && pwd)
 shift
 root=$(cd "$(dirname "$0")/.." && pwd)
 py=${PYTHON:-python3}
