@@ -191,7 +191,7 @@ function(lowbit_add_extension name)
   endif()
 
   set(objects "")
-  set(built "")
+  set(used_archs "")  # archs that received device code: what the .so can run on
   foreach(g IN LISTS groups)
     file(GLOB srcs CONFIGURE_DEPENDS "${ARG_SOURCE_DIR}/${g}/*.cu")
     set(g_archs "")
@@ -206,6 +206,8 @@ function(lowbit_add_extension name)
     if(NOT g STREQUAL "cuda")
       set(built_${g} 1)
     endif()
+    string(REPLACE "-real" "" g_plain "${g_archs}")
+    list(APPEND used_archs ${g_plain})
     add_library(${name}_${g} OBJECT ${srcs})
     set_target_properties(${name}_${g} PROPERTIES
       CUDA_ARCHITECTURES "${g_archs}" POSITION_INDEPENDENT_CODE ON
@@ -218,7 +220,9 @@ function(lowbit_add_extension name)
 
   list(APPEND defs LOWBIT_BUILT_SM90=${built_sm90} LOWBIT_BUILT_SM100=${built_sm100}
                    LOWBIT_BUILT_SM120=${built_sm120})
-  string(REPLACE ";" "," archs_str "${archs}")  # ';' would split the definition
+  list(REMOVE_DUPLICATES used_archs)
+  list(SORT used_archs)
+  string(REPLACE ";" "," archs_str "${used_archs}")  # ';' would split the definition
   list(APPEND defs "LOWBIT_CUDA_ARCHS=\"${archs_str}\"")
   foreach(t IN ITEMS ${name} ${objects})
     target_compile_definitions(${t} PRIVATE ${defs})
@@ -247,8 +251,8 @@ function(lowbit_add_extension name)
   endif()
 
   # What this build contains, read at run time by `lowbit info` and the tests.
-  string(REPLACE ";" "\", \"" archs_json "${archs}")
-  if(archs)
+  string(REPLACE ";" "\", \"" archs_json "${used_archs}")
+  if(used_archs)
     set(archs_json "\"${archs_json}\"")
   endif()
   file(READ "${LOWBIT_TORCH_INCLUDE_DIR}/../version.py" _tv LIMIT 200)
@@ -258,6 +262,6 @@ function(lowbit_add_extension name)
 "{\"package\": \"${ARG_PACKAGE}\", \"library\": \"${name}\", \"cuda_archs\": [${archs_json}], \"torch_built_against\": \"${torch_ver}\", \"torch_target_version\": \"2.10\", \"cuda_compiler\": \"${CMAKE_CUDA_COMPILER_VERSION}\"}\n")
   install(TARGETS ${name} LIBRARY DESTINATION "${ARG_MODULE}")
   install(FILES "${CMAKE_CURRENT_BINARY_DIR}/${name}_build_info.json" DESTINATION "${ARG_MODULE}")
-  message(STATUS "lowbit: ${ARG_PACKAGE}: CUDA architectures [${archs}] "
+  message(STATUS "lowbit: ${ARG_PACKAGE}: CUDA architectures [${used_archs}] of [${archs}] "
     "(sm90=${built_sm90} sm100=${built_sm100} sm120=${built_sm120})")
 endfunction()

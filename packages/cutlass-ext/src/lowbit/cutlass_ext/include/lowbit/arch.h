@@ -6,7 +6,8 @@
 //   LOWBIT_BUILT_SM90      1 when csrc/sm90/ was compiled (sm_90a)
 //   LOWBIT_BUILT_SM100     1 when csrc/sm100/ was compiled (sm_100a family)
 //   LOWBIT_BUILT_SM120     1 when csrc/sm120/ was compiled (sm_120a family)
-//   LOWBIT_CUDA_ARCHS      "90a,100a,120a" (what was built, "" if none)
+//   LOWBIT_CUDA_ARCHS      "90a,100a,120a": archs that received device code
+//                          ("" if none)
 // Dispatch is decided from the tensor's own device, never from device 0.
 #pragma once
 
@@ -76,21 +77,22 @@ inline Target target_for(const char* op, const char* arg, const Tensor& t) {
 #if LOWBIT_WITH_CUDA
   const int sm = device_sm(t.get_device_index());
   Target family = Target::CPU;
-  bool compiled = false;
-  if (sm / 10 == 9) { family = Target::SM90; compiled = LOWBIT_BUILT_SM90; }
-  if (sm / 10 == 10) { family = Target::SM100; compiled = LOWBIT_BUILT_SM100; }
-  if (sm / 10 == 12) { family = Target::SM120; compiled = LOWBIT_BUILT_SM120; }
+  if (sm / 10 == 9) family = Target::SM90;
+  if (sm / 10 == 10 || sm / 10 == 11) family = Target::SM100;
+  if (sm / 10 == 12) family = Target::SM120;
   if (family == Target::CPU) {
     fail(str(op, ": argument '", arg, "' is on ", device_str(t),
              ", compute capability ", sm / 10, ".", sm % 10,
              "; lowbit kernels exist for CPU, SM90 (Hopper), SM100 and SM120 "
              "(Blackwell) only"));
   }
-  if (!compiled || !arch_built(sm)) {
+  // Device code for exactly this architecture must be in the .so: sm_90a
+  // cubins do not run on sm_100, nor sm_100a ones on sm_103.
+  if (!arch_built(sm)) {
     fail(str(op, ": argument '", arg, "' is on ", device_str(t),
              " (sm_", sm, "), but this build of ", LOWBIT_PACKAGE,
-             " was compiled for CUDA architectures [", LOWBIT_CUDA_ARCHS,
-             "]", rebuild_hint(sm)));
+             " has device code for CUDA architectures [", LOWBIT_CUDA_ARCHS,
+             "] only", rebuild_hint(sm)));
   }
   return family;
 #else
