@@ -20,7 +20,8 @@
 # LOWBIT_CUDA_ARCHS (see include/lowbit/arch.h).
 include_guard(GLOBAL)
 
-set(LOWBIT_CUTLASS_EXT_INCLUDE_DIR "${CMAKE_CURRENT_LIST_DIR}/../include")
+get_filename_component(_lowbit_list_dir "${CMAKE_CURRENT_LIST_DIR}" REALPATH)
+get_filename_component(LOWBIT_CUTLASS_EXT_INCLUDE_DIR "${_lowbit_list_dir}/../include" ABSOLUTE)
 # torch 2.10 stable ABI: the .so loads on torch 2.10 and every later release.
 set(LOWBIT_TORCH_TARGET_VERSION "0x020A000000000000")
 
@@ -56,8 +57,7 @@ file(MAKE_DIRECTORY "${_lowbit_deps}")
 file(CREATE_LINK "${_lowbit_torch_dir}" "${_lowbit_deps}/torch" SYMBOLIC)
 set(LOWBIT_TORCH_INCLUDE_DIR "${_lowbit_deps}/torch/include")
 # This package's headers too: in an isolated build they sit in a temporary env.
-get_filename_component(_lowbit_inc "${LOWBIT_CUTLASS_EXT_INCLUDE_DIR}" REALPATH)
-file(CREATE_LINK "${_lowbit_inc}" "${_lowbit_deps}/lowbit-include" SYMBOLIC)
+file(CREATE_LINK "${LOWBIT_CUTLASS_EXT_INCLUDE_DIR}" "${_lowbit_deps}/lowbit-include" SYMBOLIC)
 set(LOWBIT_CUTLASS_EXT_INCLUDE_DIR "${_lowbit_deps}/lowbit-include")
 set(LOWBIT_TORCH_LIB_DIR "${_lowbit_deps}/torch/lib")
 if(_lowbit_cutlass_dir)
