@@ -1,0 +1,169 @@
+"""Tables (terminal and Markdown), CSV/JSON files and PNG plots for `lowbit`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+from pathlib import Path
+
+ROW_FIELDS = ("package", "op", "shape", "M", "impl", "us", "metric", "metric_name")
+CHECK_FIELDS = ("package", "op", "problem", "passed", "metric", "value", "limit")
+
+
+def fmt_num(v) -> str:
+    if isinstance(v, bool) or v is None:
+        return "" if v is None else str(v)
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if math.isnan(v) or math.isinf(v):
+            return str(v)
+        if v == 0:
+            return "0"
+        return f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
+    return str(v)
+
+
+def text_table(headers, rows, *, indent: str = "") -> str:
+    """Aligned plain-text table; numbers right-aligned."""
+    cells = [[fmt_num(c) for c in r] for r in rows]
+    widths = [max([len(str(h))] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    numeric = [all(isinstance(r[i], (int, float)) and not isinstance(r[i], bool)
+                   for r in rows if r[i] not in (None, "")) and rows for i in range(len(headers))]
+
+    def line(vals):
+        out = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(vals, widths, numeric)]
+        return (indent + "  ".join(out)).rstrip()
+
+    sep = indent + "  ".join("-" * w for w in widths)
+    return "\n".join([line([str(h) for h in headers]), sep] + [line(r) for r in cells]) + "\n"
+
+
+def md_table(headers, rows) -> str:
+    def esc(v):
+        return fmt_num(v).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(esc(h) for h in headers) + " |",
+             "|" + "|".join("---:" if i else "---" for i in range(len(headers))) + "|"]
+    lines += ["| " + " | ".join(esc(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- bench rows
+
+def is_floor(impl: str) -> bool:
+    """'copy floor' and the like are bounds, not competing implementations."""
+    return "floor" in impl.lower() or "roofline" in impl.lower()
+
+
+def groups(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
+    """Rows by (package, op), in first-seen order."""
+    out: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        out.setdefault((r["package"], r["op"]), []).append(r)
+    return out
+
+
+def pivot(rows: list[dict]) -> tuple[list[str], list[list]]:
+    """One (package, op)'s long rows -> table: shape, M, metric per impl,
+    lowbit µs, speed-up of lowbit over the fastest baseline."""
+    impls = list(dict.fromkeys(r["impl"] for r in rows))
+    names = set(r["metric_name"] for r in rows)
+    unit = names.pop() if len(names) == 1 else None
+    has_lowbit = "lowbit" in impls
+    baselines = [i for i in impls if i != "lowbit" and not is_floor(i)]
+    headers = ["shape", "M"] + [f"{i} {unit}" if unit else i for i in impls]
+    if has_lowbit:
+        headers.append("lowbit µs")
+        if baselines:
+            headers.append("vs best baseline")
+    table: dict[tuple, dict] = {}
+    for r in rows:
+        table.setdefault((r["shape"], r["M"]), {})[r["impl"]] = r
+    out = []
+    for (shape, m), by_impl in table.items():
+        line = [shape, m]
+        for i in impls:
+            r = by_impl.get(i)
+            line.append("" if r is None else (r["metric"] if unit else f"{fmt_num(r['metric'])} {r['metric_name']}"))
+        if has_lowbit:
+            lb = by_impl.get("lowbit")
+            line.append(lb["us"] if lb else "")
+            if baselines:
+                base = [by_impl[b]["us"] for b in baselines if b in by_impl and by_impl[b]["us"] > 0]
+                line.append(f"{min(base) / lb['us']:.2f}x" if lb and base and lb["us"] > 0 else "")
+        out.append(line)
+    return headers, out
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=ROW_FIELDS, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    path.write_text(buf.getvalue())
+
+
+def write_json(path: Path, obj) -> None:
+    path.write_text(json.dumps(obj, indent=1, default=str) + "\n")
+
+
+def slug(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", s).strip("_")
+
+
+def plot_file(package: str, op: str) -> str:
+    return f"{slug(package)}.{slug(op)}.png"
+
+
+def plot(path: Path, package: str, op: str, rows: list[dict]) -> None:
+    """One figure per (package, op): a subplot per shape, x = M (log2),
+    y = metric, one line per impl; bounds (floors) dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shapes = list(dict.fromkeys(r["shape"] for r in rows))
+    impls = list(dict.fromkeys(r["impl"] for r in rows))
+    colors = {i: f"C{k % 10}" for k, i in enumerate(impls)}
+    ncols = min(4, len(shapes))
+    nrows = -(-len(shapes) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows + 0.6),
+                             squeeze=False, layout="constrained")
+    for ax, shape in zip(axes.flat, shapes):
+        ms = sorted(set(r["M"] for r in rows if r["shape"] == shape))
+        for impl in impls:
+            pts = sorted((r["M"], r["metric"]) for r in rows if r["shape"] == shape and r["impl"] == impl)
+            if not pts:
+                continue
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", markersize=3,
+                    color=colors[impl], linestyle="--" if is_floor(impl) else "-", label=impl)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(ms, [str(m) for m in ms])
+        ax.minorticks_off()
+        ax.set_title(shape, fontsize=9)
+        ax.set_xlabel("M (tokens)", fontsize=8)
+        names = sorted(set(r["metric_name"] for r in rows if r["shape"] == shape))
+        ax.set_ylabel(" / ".join(names), fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(True, alpha=0.3)
+        ax.set_ylim(bottom=0)
+    for ax in list(axes.flat)[len(shapes):]:
+        ax.axis("off")
+    handles, labels = [], []
+    for ax in axes.flat:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.suptitle(f"{package} · {op}", fontsize=11)
+    try:
+        fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 5), fontsize=8)
+    except ValueError:  # matplotlib < 3.7 has no "outside" locations
+        fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), fontsize=8)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
