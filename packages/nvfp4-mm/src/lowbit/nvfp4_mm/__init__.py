@@ -1,0 +1,123 @@
+"""lowbit.nvfp4_mm: NVFP4 x NVFP4 scaled GEMM (SPEC §1.4, §2.2).
+
+Ops in ``torch.ops.lowbit_nvfp4_mm``:
+
+* ``cutlass_scaled_fp4_mm(out, a, b, block_scale_a, block_scale_b, alpha)``
+  writes ``out = alpha * dequant(a) @ dequant(b).T`` (fp32 accumulation).
+* ``cutlass_scaled_mm_supports_fp4(capability) -> bool``: true exactly where
+  this build has a kernel for that compute capability (90 = Hopper included).
+
+Kernels: CPU reference, SM90 (in-kernel dequant to fp16 + tensor cores, exact
+products, fp32 accumulation), SM100/SM120 (CUTLASS block-scaled FP4 GEMMs).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+_HERE = Path(__file__).resolve().parent
+torch.ops.load_library(str(_HERE / "_C.so"))
+
+_ops = torch.ops.lowbit_nvfp4_mm
+
+OPS: dict[str, tuple[str, ...]] = {}
+
+
+def build_info() -> dict:
+    """What this build contains (written by the CMake module)."""
+    try:
+        return json.loads((_HERE / "_C_build_info.json").read_text())
+    except FileNotFoundError:
+        return {"package": "lowbit-nvfp4-mm", "cuda_archs": [], "note": "no build info file"}
+
+
+def _targets() -> tuple[str, ...]:
+    t = ["CPU"]
+    for cap, name in ((90, "SM90"), (100, "SM100"), (120, "SM120")):
+        if _ops.cutlass_scaled_mm_supports_fp4(cap):
+            t.append(name)
+    return tuple(t)
+
+
+OPS.update({"cutlass_scaled_fp4_mm": _targets(), "cutlass_scaled_mm_supports_fp4": _targets()})
+
+
+# ----------------------------------------------------------------- fakes
+@torch.library.register_fake("lowbit_nvfp4_mm::cutlass_scaled_fp4_mm")
+def _fake_mm(out, a, b, block_scale_a, block_scale_b, alpha):
+    return None
+
+
+@torch.library.register_fake("lowbit_nvfp4_mm::_cutlass_scaled_fp4_mm_ex")
+def _fake_mm_ex(out, a, b, block_scale_a, block_scale_b, alpha, batch_invariant, config, splits):
+    return None
+
+
+# ----------------------------------------------------------------- wrappers
+def cutlass_scaled_fp4_mm(out, a, b, block_scale_a, block_scale_b, alpha) -> None:
+    """In-place op with the compatible schema (SPEC §2.2)."""
+    _ops.cutlass_scaled_fp4_mm(out, a, b, block_scale_a, block_scale_b, alpha)
+
+
+def cutlass_scaled_mm_supports_fp4(cuda_device_capability: int) -> bool:
+    return bool(_ops.cutlass_scaled_mm_supports_fp4(int(cuda_device_capability)))
+
+
+def scaled_fp4_mm(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    block_scale_a: torch.Tensor,
+    block_scale_b: torch.Tensor,
+    alpha: torch.Tensor,
+    out_dtype: torch.dtype = torch.bfloat16,
+    *,
+    batch_invariant: bool = False,
+) -> torch.Tensor:
+    """D = alpha * dequant(a) @ dequant(b).T, returned as a new [M, N] tensor.
+
+    a: uint8 [M, K/2] packed e2m1; b: uint8 [N, K/2] (weight, row-major);
+    block_scale_a / block_scale_b: float8_e4m3fn 128x4-swizzled block scales
+    ([round_up(M,128), round_up(K/16,4)] and the same for N); alpha: fp32
+    one-element tensor on the device (normally 1/(gs_a*gs_b)).
+    out_dtype: torch.bfloat16 or torch.float16.
+    batch_invariant: every output row is bitwise the same whatever M is (the
+    row computed alone gives the same bits); costs speed at small M on SM90
+    (no split-K).
+    """
+    if out_dtype not in (torch.bfloat16, torch.float16):
+        raise RuntimeError(
+            f"scaled_fp4_mm: argument 'out_dtype': expected torch.bfloat16 or torch.float16, got {out_dtype}"
+        )
+    if a.dim() != 2 or b.dim() != 2:
+        raise RuntimeError(
+            f"scaled_fp4_mm: arguments 'a' and 'b': expected 2-D tensors, got shapes {tuple(a.shape)} and {tuple(b.shape)}"
+        )
+    out = torch.empty((a.shape[0], b.shape[0]), dtype=out_dtype, device=a.device)
+    if batch_invariant:
+        _ops._cutlass_scaled_fp4_mm_ex(out, a, b, block_scale_a, block_scale_b, alpha, True, -1, -1)
+    else:
+        _ops.cutlass_scaled_fp4_mm(out, a, b, block_scale_a, block_scale_b, alpha)
+    return out
+
+
+def num_configs() -> dict[str, int]:
+    """Selectable kernel configs per target (benchmarks sweep them)."""
+    n = _ops._num_configs()
+    return {"SM90": n[0], "SM100": n[1], "SM120": n[2]}
+
+
+from . import bench, selfcheck  # noqa: E402  (protocol modules for the lowbit CLI)
+
+__all__ = [
+    "OPS",
+    "build_info",
+    "cutlass_scaled_fp4_mm",
+    "cutlass_scaled_mm_supports_fp4",
+    "scaled_fp4_mm",
+    "num_configs",
+    "bench",
+    "selfcheck",
+]

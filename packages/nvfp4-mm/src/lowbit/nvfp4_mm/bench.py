@@ -1,0 +1,187 @@
+"""`lowbit bench` protocol for nvfp4-mm.
+
+Per (shape, M): lowbit's NVFP4 GEMM; bf16 cuBLAS with bf16 weights
+(torch.mm); the emulation path a user would otherwise write (dequantize the
+NVFP4 weight to bf16 with torch ops on every call, then torch.mm; activations
+already bf16); fp8 cuBLASLt (torch._scaled_mm, tensor-wise scales); and the
+memory floor (NVFP4 weight + scale bytes, activations and output, at the
+measured copy bandwidth). Weight shapes [K, N] are SPEC §4's.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+MODELS = {
+    "llama3-8b": [(4096, 6144), (4096, 4096), (4096, 28672), (14336, 4096)],
+    "llama3-70b": [(8192, 10240), (8192, 8192), (8192, 57344), (28672, 8192)],
+}
+TOKENS = [1, 16, 64, 128, 512, 2048, 8192]
+QUICK_TOKENS = [1, 16, 128, 2048]
+
+
+def _e2m1_table(device):
+    from lowbit.testing.nvfp4 import E2M1_VALUES
+
+    return torch.tensor(E2M1_VALUES, dtype=torch.bfloat16, device=device)
+
+
+def emulate_dequant_bf16(b: torch.Tensor, sb: torch.Tensor, n: int, k: int, table) -> torch.Tensor:
+    """What a user without an NVFP4 kernel writes: unpack nibbles, look up
+    e2m1 values, un-swizzle the block scales, multiply, all with torch ops."""
+    lo = table[(b & 0xF).long()]
+    hi = table[(b >> 4).long()]
+    vals = torch.stack([lo, hi], dim=-1).reshape(n, k // 16, 16)
+    mp, kp = sb.shape
+    sf = sb.view(torch.uint8).reshape(mp // 128, kp // 4, 32, 4, 4).permute(0, 3, 2, 1, 4)
+    sf = sf.reshape(mp, kp)[:n, : k // 16].view(torch.float8_e4m3fn).to(torch.bfloat16)
+    return (vals * sf.unsqueeze(-1)).reshape(n, k)
+
+
+def _inputs(m, n, k, device, g):
+    from lowbit.testing.nvfp4_gemm import random_operand
+
+    a, sa = random_operand(m, k, device, g)
+    b, sb = random_operand(n, k, device, g)
+    return a, sa, b, sb
+
+
+def _time(fns, est_us: float) -> float:
+    from lowbit.testing.bench import time_cuda
+
+    # Keep each timing near half a second whatever the problem size.
+    reps = max(1, min(64, int(4000 / max(est_us, 1.0)) // len(fns)))
+    iters = max(5, min(30, int(400000 / max(est_us * reps * len(fns), 1.0))))
+    return time_cuda(fns, warmup=3, iters=iters, use_graph=True, replays_per_sample=reps)
+
+
+def run(device, *, models=None, quick: bool = False, progress: Callable[[str], None] | None = None,
+        impls=None, tokens=None) -> list[dict]:
+    from lowbit.testing.bench import copy_bandwidth, rotation_count, time_cpu
+
+    from . import scaled_fp4_mm
+
+    device = torch.device(device)
+    rows: list[dict] = []
+    g = torch.Generator().manual_seed(0)
+    say = progress or (lambda s: None)
+
+    def row(op, shape, m, impl, us, metric, name, **extra):
+        r = {"package": "lowbit-nvfp4-mm", "op": op, "shape": shape, "M": m, "impl": impl,
+             "us": float(us), "metric": float(metric), "metric_name": name}
+        r.update(extra)
+        rows.append(r)
+
+    if device.type != "cuda":
+        for m, n, k in [(1, 256, 512), (64, 512, 512)]:
+            a, sa, b, sb = _inputs(m, n, k, device, g)
+            alpha = torch.ones(1)
+            us = time_cpu(lambda: scaled_fp4_mm(a, b, sa, sb, alpha))
+            row("cutlass_scaled_fp4_mm", f"N={n} K={k}", m, "lowbit", us, 2 * m * n * k / us / 1e6, "TFLOP/s")
+        return rows
+
+    bw = copy_bandwidth(device=device)
+    say(f"copy bandwidth {bw / 1e12:.2f} TB/s")
+    want = impls or ["lowbit", "torch.mm bf16", "emulation (dequant+mm)", "torch._scaled_mm fp8", "copy floor"]
+    table = _e2m1_table(device)
+    names = models or list(MODELS)
+    for model in names:
+        for k, n in MODELS[model]:
+            shape = f"N={n} K={k}"
+            wbytes = n * k // 2 + n * k // 16
+            b_cache = {}
+            for m in tokens or (QUICK_TOKENS if quick else TOKENS):
+                flops = 2.0 * m * n * k
+                est = flops / 500e12 * 1e6 + (wbytes + 2 * m * (n + k)) / 2.5e12 * 1e6 + 3
+                tf = lambda us: flops / us / 1e6  # noqa: E731
+                extra = {"model": model}
+                if "copy floor" in want:
+                    floor_bytes = wbytes + m * k * 9 // 16 + 2 * m * n
+                    us = floor_bytes / bw * 1e6
+                    row("cutlass_scaled_fp4_mm", shape, m, "copy floor", us, floor_bytes / us / 1e6, "TB/s",
+                        weight_bytes=wbytes, **extra)
+                nrot = rotation_count(wbytes + m * k, device)
+                if "lowbit" in want:
+                    sets = [_inputs(m, n, k, device, g) for _ in range(nrot)]
+                    alpha = torch.ones(1, device=device)
+                    outs = [torch.empty(m, n, dtype=torch.bfloat16, device=device) for _ in sets]
+                    fns = [(lambda s=s, o=o: torch.ops.lowbit_nvfp4_mm.cutlass_scaled_fp4_mm(o, s[0], s[2], s[1], s[3], alpha))
+                           for s, o in zip(sets, outs)]
+                    us = _time(fns, est)
+                    row("cutlass_scaled_fp4_mm", shape, m, "lowbit", us, tf(us), "TFLOP/s",
+                        weight_tbps=wbytes / us / 1e6, **extra)
+                    say(f"{model} {shape} M={m} lowbit {us:.1f} us")
+                    del sets, outs, fns
+                nrot16 = rotation_count(2 * n * k + 2 * m * k, device)
+                if "torch.mm bf16" in want or "emulation (dequant+mm)" in want:
+                    xs = [torch.randn(m, k, device=device, dtype=torch.bfloat16) for _ in range(nrot16)]
+                if "torch.mm bf16" in want:
+                    ws = [torch.randn(n, k, device=device, dtype=torch.bfloat16) for _ in range(nrot16)]
+                    fns = [(lambda x=x, w=w: torch.mm(x, w.t())) for x, w in zip(xs, ws)]
+                    us = _time(fns, est)
+                    row("cutlass_scaled_fp4_mm", shape, m, "torch.mm bf16", us, tf(us), "TFLOP/s",
+                        weight_tbps=2 * n * k / us / 1e6, **extra)
+                    del ws, fns
+                if "emulation (dequant+mm)" in want:
+                    bq = [_inputs(1, n, k, device, g)[2:] for _ in range(rotation_count(wbytes, device, cap=4))]
+                    fns = [(lambda x=x, q=q: torch.mm(x, emulate_dequant_bf16(q[0], q[1], n, k, table).t()))
+                           for x, q in zip(xs * len(bq), bq)]
+                    us = _time(fns, est + 10 * n * k / 2.5e6)
+                    row("cutlass_scaled_fp4_mm", shape, m, "emulation (dequant+mm)", us, tf(us), "TFLOP/s", **extra)
+                    del bq, fns
+                if "torch._scaled_mm fp8" in want:
+                    nrot8 = rotation_count(n * k + m * k, device)
+                    one = torch.ones((), device=device)
+                    x8 = [torch.randn(m, k, device=device).to(torch.float8_e4m3fn) for _ in range(nrot8)]
+                    w8 = [torch.randn(n, k, device=device).to(torch.float8_e4m3fn) for _ in range(nrot8)]
+                    try:
+                        fns = [(lambda x=x, w=w: torch._scaled_mm(x, w.t(), scale_a=one, scale_b=one,
+                                                                   out_dtype=torch.bfloat16)) for x, w in zip(x8, w8)]
+                        us = _time(fns, est)
+                        row("cutlass_scaled_fp4_mm", shape, m, "torch._scaled_mm fp8", us, tf(us), "TFLOP/s",
+                            weight_tbps=n * k / us / 1e6, **extra)
+                    except RuntimeError as e:  # e.g. M not a multiple of 16 on some torch builds
+                        say(f"fp8 skipped at M={m}: {str(e).splitlines()[0]}")
+                    del x8, w8
+                if "torch.mm bf16" in want or "emulation (dequant+mm)" in want:
+                    del xs
+                torch.cuda.empty_cache()
+    return rows
+
+
+def sweep_configs(device, shapes, tokens, splits=(-1,), progress=None) -> list[dict]:
+    """Time every SM90 kernel config (and split count) on the given shapes:
+    used to tune the built-in heuristic. Rows like run()'s, impl = 'cfg<i>/s<j>'."""
+    from lowbit.testing.bench import rotation_count
+
+    from . import num_configs
+
+    device = torch.device(device)
+    g = torch.Generator().manual_seed(1)
+    rows = []
+    ncfg = num_configs()["SM90"]
+    for k, n in shapes:
+        wbytes = n * k // 2 + n * k // 16
+        for m in tokens:
+            sets = [_inputs(m, n, k, device, g) for _ in range(rotation_count(wbytes + m * k, device))]
+            alpha = torch.ones(1, device=device)
+            out = torch.empty(m, n, dtype=torch.bfloat16, device=device)
+            est = 2.0 * m * n * k / 400e12 * 1e6 + wbytes / 2e12 * 1e6 + 3
+            for cfg in [-1] + list(range(ncfg)):
+                for sp in splits:
+                    fns = [(lambda s=s, c=cfg, p=sp: torch.ops.lowbit_nvfp4_mm._cutlass_scaled_fp4_mm_ex(
+                        out, s[0], s[2], s[1], s[3], alpha, False, c, p)) for s in sets]
+                    try:
+                        us = _time(fns, est)
+                    except RuntimeError as e:
+                        if progress:
+                            progress(f"cfg {cfg} split {sp}: {str(e).splitlines()[0]}")
+                        continue
+                    rows.append({"shape": f"N={n} K={k}", "M": m, "impl": f"cfg{cfg}/s{sp}", "us": us,
+                                 "TFLOP/s": 2.0 * m * n * k / us / 1e6, "weight TB/s": wbytes / us / 1e6})
+                    if progress:
+                        progress(f"N={n} K={k} M={m} cfg{cfg}/s{sp}: {us:.1f} us")
+    return rows
+

@@ -1,0 +1,40 @@
+"""`lowbit check` protocol: run the GEMM on an embedded realistic problem and
+compare with the pure-torch reference (SPEC §3: relative error <= 1e-2)."""
+
+from __future__ import annotations
+
+import torch
+
+LIMIT = 1e-2
+
+
+def run(device: torch.device) -> list[dict]:
+    from lowbit.testing.nvfp4_gemm import nvfp4_gemm_ref, quantized_operand, relative_error
+
+    from . import scaled_fp4_mm
+
+    device = torch.device(device)
+    g = torch.Generator().manual_seed(0)
+    if device.type == "cuda":
+        # Llama-3-8B attention output projection (N = K = 4096) at 16 and 300 tokens.
+        problems = [(16, 4096, 4096), (300, 4096, 4096)]
+    else:
+        problems = [(7, 256, 512), (130, 96, 160)]
+    rows = []
+    for m, n, k in problems:
+        a, sa, gsa = quantized_operand(m, k, device, g)
+        b, sb, gsb = quantized_operand(n, k, device, g)
+        alpha = (1.0 / (gsa * gsb)).float()
+        ref = nvfp4_gemm_ref(a, b, sa, sb, alpha)
+        for dt in (torch.bfloat16, torch.float16):
+            out = scaled_fp4_mm(a, b, sa, sb, alpha, dt)
+            err = relative_error(out.float(), ref)
+            rows.append({
+                "op": "cutlass_scaled_fp4_mm",
+                "problem": f"M={m} N={n} K={k} out={str(dt).replace('torch.', '')}",
+                "passed": bool(err <= LIMIT),
+                "metric": "relative error",
+                "value": float(err),
+                "limit": LIMIT,
+            })
+    return rows

@@ -1,0 +1,350 @@
+"""lowbit-nvfp4-mm against the pure-torch reference (SPEC §1.4, §2.2, §3)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import lowbit.nvfp4_mm as mm
+from lowbit.testing.checks import cuda_sm, devices, poison_, raises_arg
+from lowbit.testing.nvfp4_gemm import (
+    nvfp4_gemm_ref,
+    quantized_operand,
+    random_operand,
+    relative_error,
+    swizzled_shape,
+)
+
+OPS = torch.ops.lowbit_nvfp4_mm
+LIMIT = 1e-2
+MS = [1, 7, 128, 150, 1000]
+# (N, K): K and N include 32-multiples that are not 64/128-multiples.
+NKS = [(32, 32), (96, 160), (256, 4096 + 32), (160, 224)]
+HAS_SM90 = cuda_sm() is not None and cuda_sm() // 10 == 9
+
+
+def _gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+def _problem(m, n, k, device, seed, quantized=True):
+    g = _gen(seed)
+    if quantized:
+        a, sa, gsa = quantized_operand(m, k, device, g)
+        b, sb, gsb = quantized_operand(n, k, device, g)
+        alpha = (1.0 / (gsa * gsb)).float().reshape(1)
+    else:
+        a, sa = random_operand(m, k, device, g)
+        b, sb = random_operand(n, k, device, g)
+        alpha = torch.tensor([0.37], device=device)
+    return a, b, sa, sb, alpha
+
+
+def _run(a, b, sa, sb, alpha, dtype, **ex):
+    out = poison_(torch.empty(a.shape[0], b.shape[0], dtype=dtype, device=a.device))
+    if ex:
+        OPS._cutlass_scaled_fp4_mm_ex(out, a, b, sa, sb, alpha, ex.get("bi", False), ex.get("config", -1),
+                                      ex.get("splits", -1))
+    else:
+        OPS.cutlass_scaled_fp4_mm(out, a, b, sa, sb, alpha)
+    return out
+
+
+# ------------------------------------------------------------------ numerics
+@pytest.mark.parametrize("device", devices())
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("m", MS)
+@pytest.mark.parametrize("n,k", NKS)
+def test_matches_reference(device, dtype, m, n, k):
+    if device == "cpu" and m == 1000 and k > 1000:
+        pytest.skip("large CPU case covered by smaller K")
+    a, b, sa, sb, alpha = _problem(m, n, k, device, seed=m * 1000 + n + k)
+    out = _run(a, b, sa, sb, alpha, dtype)
+    ref = nvfp4_gemm_ref(a, b, sa, sb, alpha)
+    err = relative_error(out.float(), ref)
+    assert err <= LIMIT, f"relative error {err:.3g} > {LIMIT} (M={m} N={n} K={k})"
+    # The output rounding bounds the error: far tighter than the limit.
+    assert err <= 4e-3
+
+
+@pytest.mark.parametrize("device", devices())
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_random_codes_and_scales(device, dtype):
+    """Every code and a wide scale range (not only what a quantizer emits);
+    fp16 output stays in range: |D| <= 6*64*6*64*K*0.37."""
+    a, b, sa, sb, alpha = _problem(37, 64, 96, device, seed=5, quantized=False)
+    alpha = alpha * 1e-4
+    out = _run(a, b, sa, sb, alpha, dtype)
+    ref = nvfp4_gemm_ref(a, b, sa, sb, alpha)
+    assert relative_error(out.float(), ref) <= 4e-3
+
+
+def test_cpu_exact_small():
+    """Hand-checkable: A = [1, 0.5, ...] with scale 2, B codes 6.0 with scale 1."""
+    k = 32
+    a = torch.full((1, k // 2), 0x12, dtype=torch.uint8)  # low nibble 2 (1.0), high 1 (0.5)
+    b = torch.full((32, k // 2), 0x77, dtype=torch.uint8)  # 6.0, 6.0
+    from lowbit.testing.nvfp4 import swizzle_scales
+
+    sa = swizzle_scales(torch.full((1, 2), 2.0).to(torch.float8_e4m3fn))
+    sb = swizzle_scales(torch.full((32, 2), 1.0).to(torch.float8_e4m3fn))
+    out = _run(a, b, sa, sb, torch.tensor([0.5]), torch.float32 if False else torch.bfloat16)
+    # sum_k = 16 * (1*2*6) + 16 * (0.5*2*6) = 192 + 96 = 288; * 0.5 = 144
+    assert torch.equal(out.float(), torch.full((1, 32), 144.0))
+
+
+@pytest.mark.parametrize("device", devices())
+def test_nan_scale_propagates(device):
+    a, b, sa, sb, alpha = _problem(3, 32, 64, device, seed=9)
+    from lowbit.testing.nvfp4 import swizzled_offset
+
+    sa = sa.clone()
+    sa.view(torch.uint8).reshape(-1)[swizzled_offset(1, 2, sa.shape[1])] = 0x7F  # NaN scale, row 1
+    out = _run(a, b, sa, sb, alpha, torch.bfloat16)
+    ref = nvfp4_gemm_ref(a, b, sa, sb, alpha)
+    assert torch.isnan(out[1]).all() and torch.isnan(ref[1]).all()
+    assert not torch.isnan(out[[0, 2]]).any()
+
+
+@pytest.mark.parametrize("device", devices())
+def test_padding_garbage_ignored(device):
+    """Stale (even NaN) bytes in the scale padding must not leak into D."""
+    m, n, k = 5, 32, 96  # K/16 = 6 -> 2 padded scale columns; rows padded to 128
+    a, b, sa, sb, alpha = _problem(m, n, k, device, seed=11)
+    ref = nvfp4_gemm_ref(a, b, sa, sb, alpha)
+    from lowbit.testing.nvfp4 import unswizzle_scales, swizzle_scales
+
+    def poison_pad(s, rows):
+        lin = unswizzle_scales(s, rows, k)
+        full = torch.full(s.shape, 0x7F, dtype=torch.uint8, device=s.device)
+        swz = swizzle_scales(lin).view(torch.uint8)
+        mask = swizzle_scales(torch.ones_like(lin.view(torch.uint8))).view(torch.uint8) == 1
+        return torch.where(mask, swz, full).view(torch.float8_e4m3fn)
+
+    out = _run(a, b, poison_pad(sa, m), poison_pad(sb, n), alpha, torch.bfloat16)
+    assert relative_error(out.float(), ref) <= 4e-3
+
+
+@pytest.mark.parametrize("device", devices())
+def test_empty_shapes(device):
+    # M = 0: nothing written, no error.
+    a, b, sa, sb, alpha = _problem(0, 32, 64, device, seed=1)
+    out = _run(a, b, sa, sb, alpha, torch.bfloat16)
+    assert out.shape == (0, 32)
+    # K = 0: D = 0 (empty reduction), every element written.
+    a = torch.empty(4, 0, dtype=torch.uint8, device=device)
+    b = torch.empty(32, 0, dtype=torch.uint8, device=device)
+    sa = torch.empty(128, 0, dtype=torch.float8_e4m3fn, device=device)
+    sb = torch.empty(128, 0, dtype=torch.float8_e4m3fn, device=device)
+    out = _run(a, b, sa, sb, torch.ones(1, device=device), torch.float16)
+    assert torch.equal(out, torch.zeros(4, 32, dtype=torch.float16, device=device))
+
+
+# ------------------------------------------------------------------ modes
+@pytest.mark.parametrize("device", devices())
+def test_batch_invariant(device):
+    n, k = 96, 4096 + 32
+    big = 300 if device == "cuda" else 40
+    a, b, sa, sb, alpha = _problem(big, n, k, device, seed=3, quantized=False)
+    full = mm.scaled_fp4_mm(a, b, sa, sb, alpha, torch.bfloat16, batch_invariant=True)
+    from lowbit.testing.nvfp4 import swizzle_scales, unswizzle_scales
+
+    lin = unswizzle_scales(sa, big, k)
+    for r in [0, 1, 17, big - 1]:
+        ar, sar = a[r : r + 1].contiguous(), swizzle_scales(lin[r : r + 1].contiguous())
+        one = mm.scaled_fp4_mm(ar, b, sar, sb, alpha, torch.bfloat16, batch_invariant=True)
+        assert torch.equal(one.view(torch.int16), full[r : r + 1].view(torch.int16)), f"row {r}"
+        # and of any sub-batch that contains the row
+        r0 = max(0, r - 5)
+        sub = swizzle_scales(lin[r0 : r + 1].contiguous())
+        part = mm.scaled_fp4_mm(a[r0 : r + 1].contiguous(), b, sub, sb, alpha, torch.bfloat16, batch_invariant=True)
+        assert torch.equal(part[-1].view(torch.int16), full[r].view(torch.int16))
+
+
+def test_wrapper_dtypes_and_errors():
+    a, b, sa, sb, alpha = _problem(3, 32, 64, "cpu", seed=2)
+    for dt in (torch.bfloat16, torch.float16):
+        out = mm.scaled_fp4_mm(a, b, sa, sb, alpha, dt)
+        assert out.dtype == dt and out.shape == (3, 32)
+    with raises_arg("out_dtype", "float32"):
+        mm.scaled_fp4_mm(a, b, sa, sb, alpha, torch.float32)
+
+
+def test_supports_fp4_and_protocol():
+    archs = mm.build_info().get("cuda_archs", [])
+    for cap, arch in ((90, "90a"), (100, "100a"), (120, "120a")):
+        assert mm.cutlass_scaled_mm_supports_fp4(cap) == (arch in archs)
+    assert not mm.cutlass_scaled_mm_supports_fp4(80)
+    assert not mm.cutlass_scaled_mm_supports_fp4(0)
+    assert "CPU" in mm.OPS["cutlass_scaled_fp4_mm"]
+    assert ("SM90" in mm.OPS["cutlass_scaled_fp4_mm"]) == ("90a" in archs)
+
+
+def test_selfcheck_cpu():
+    rows = mm.selfcheck.run(torch.device("cpu"))
+    assert rows and all(r["passed"] for r in rows), rows
+
+
+def test_bench_cpu():
+    rows = mm.bench.run(torch.device("cpu"), quick=True)
+    assert rows and all(r["us"] > 0 for r in rows)
+
+
+# ------------------------------------------------------------------ torch integration
+@pytest.mark.parametrize("device", devices())
+def test_opcheck(device):
+    a, b, sa, sb, alpha = _problem(7, 64, 96, device, seed=4)
+    out = torch.empty(7, 64, dtype=torch.bfloat16, device=device)
+    # Scales as uint8 bytes (accepted, same layout): opcheck's schema test
+    # runs torch arithmetic on every input, which fp8 tensors do not support.
+    sa, sb = sa.view(torch.uint8), sb.view(torch.uint8)
+    torch.library.opcheck(OPS.cutlass_scaled_fp4_mm, (out, a, b, sa, sb, alpha))
+    torch.library.opcheck(OPS._cutlass_scaled_fp4_mm_ex, (out, a, b, sa, sb, alpha, True, -1, -1))
+
+
+@pytest.mark.parametrize("device", devices())
+def test_torch_compile(device):
+    a, b, sa, sb, alpha = _problem(9, 64, 96, device, seed=6)
+
+    def f(a, b, sa, sb, alpha):
+        out = torch.empty(a.shape[0], b.shape[0], dtype=torch.float16, device=a.device)
+        OPS.cutlass_scaled_fp4_mm(out, a, b, sa, sb, alpha)
+        return out * 2
+
+    got = torch.compile(f, fullgraph=True)(a, b, sa, sb, alpha)
+    assert torch.equal(got, f(a, b, sa, sb, alpha))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_graph_and_device_alpha():
+    """Graph capture + replay; alpha read on the device at run time (changing
+    it between replays changes the result, no host sync)."""
+    a, b, sa, sb, alpha = _problem(16, 256, 512, "cuda", seed=8)
+    out = torch.empty(16, 256, dtype=torch.bfloat16, device="cuda")
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        OPS.cutlass_scaled_fp4_mm(out, a, b, sa, sb, alpha)
+    torch.cuda.current_stream().wait_stream(s)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        OPS.cutlass_scaled_fp4_mm(out, a, b, sa, sb, alpha)
+    poison_(out)
+    g.replay()
+    torch.cuda.synchronize()
+    ref = nvfp4_gemm_ref(a, b, sa, sb, alpha)
+    assert relative_error(out.float(), ref) <= 4e-3
+    alpha.mul_(2.0)
+    g.replay()
+    torch.cuda.synchronize()
+    assert relative_error(out.float(), 2 * ref) <= 4e-3
+
+
+@pytest.mark.skipif(not HAS_SM90, reason="needs an SM90 GPU")
+@pytest.mark.parametrize("m", [1, 16, 64, 150, 1000])
+def test_sm90_every_config_and_split(m):
+    """Every SM90 kernel config and split-K count computes the same function."""
+    n, k = 160, 1024 + 32 * 3
+    a, b, sa, sb, alpha = _problem(m, n, k, "cuda", seed=m)
+    ref = nvfp4_gemm_ref(a, b, sa, sb, alpha)
+    for cfg in range(mm.num_configs()["SM90"]):
+        for splits in (1, 3, 7):
+            out = _run(a, b, sa, sb, alpha, torch.float16, config=cfg, splits=splits)
+            err = relative_error(out.float(), ref)
+            assert err <= 4e-3, (cfg, splits, err)
+
+
+@pytest.mark.skipif(not HAS_SM90, reason="needs an SM90 GPU")
+def test_sm90_large():
+    m, n, k = 1000, 4096, 4096
+    a, b, sa, sb, alpha = _problem(m, n, k, "cuda", seed=21)
+    out = _run(a, b, sa, sb, alpha, torch.bfloat16)
+    assert relative_error(out.float(), nvfp4_gemm_ref(a, b, sa, sb, alpha)) <= 4e-3
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu_kernel():
+    a, b, sa, sb, alpha = _problem(33, 96, 224, "cpu", seed=12, quantized=False)
+    cpu = _run(a, b, sa, sb, alpha, torch.float16)
+    gpu = _run(a.cuda(), b.cuda(), sa.cuda(), sb.cuda(), alpha.cuda(), torch.float16)
+    assert relative_error(gpu.float().cpu(), cpu.float()) <= 2e-3
+
+
+# ------------------------------------------------------------------ bad inputs
+def _good(device="cpu", m=5, n=64, k=96):
+    a, b, sa, sb, alpha = _problem(m, n, k, device, seed=0)
+    out = torch.empty(m, n, dtype=torch.bfloat16, device=device)
+    return dict(out=out, a=a, b=b, block_scale_a=sa, block_scale_b=sb, alpha=alpha)
+
+
+def _call(args):
+    OPS.cutlass_scaled_fp4_mm(args["out"], args["a"], args["b"], args["block_scale_a"],
+                              args["block_scale_b"], args["alpha"])
+
+
+def _mod(**kw):
+    args = _good()
+    for key, f in kw.items():
+        args[key] = f(args)
+    return args
+
+
+BAD = {
+    "a dtype": (lambda: _mod(a=lambda x: x["a"].view(torch.int8)), ("a", "uint8", "int8")),
+    "a rank": (lambda: _mod(a=lambda x: x["a"].reshape(-1)), ("a", "2-D")),
+    "a non-contiguous": (lambda: _mod(a=lambda x: torch.cat([x["a"], x["a"]], 1)[:, ::2]), ("a", "contiguous")),
+    "k not /32": (lambda: _mod(a=lambda x: x["a"][:, :40].contiguous()), ("a", "divisible by 32", "k: 80")),
+    "b dtype": (lambda: _mod(b=lambda x: x["b"].float()), ("b", "uint8", "float32")),
+    "b rank": (lambda: _mod(b=lambda x: x["b"].unsqueeze(0)), ("b", "2-D")),
+    "b K mismatch": (lambda: _mod(b=lambda x: torch.cat([x["b"], x["b"]], 1)), ("b", "K/2 bytes")),
+    "b non-contiguous": (lambda: _mod(b=lambda x: x["b"].t().contiguous().t()), ("b", "contiguous")),
+    "n not /32": (lambda: _mod(b=lambda x: x["b"][:48].contiguous()), ("b", "divisible by 32", "N: 48")),
+    "scale_a dtype": (lambda: _mod(block_scale_a=lambda x: x["block_scale_a"].float()),
+                      ("block_scale_a", "float8_e4m3fn", "float32")),
+    "scale_a unpadded": (lambda: _mod(block_scale_a=lambda x: x["block_scale_a"][:5].contiguous()),
+                         ("block_scale_a", "padded and swizzled", "128x8", "[5, 8]")),
+    "scale_a rank": (lambda: _mod(block_scale_a=lambda x: x["block_scale_a"].reshape(-1)),
+                     ("block_scale_a", "padded and swizzled")),
+    "scale_b shape": (lambda: _mod(block_scale_b=lambda x: x["block_scale_b"][:, :4].contiguous()),
+                      ("block_scale_b", "scale_b", "128x8", "[128, 4]")),
+    "scale_b non-contiguous": (lambda: _mod(block_scale_b=lambda x: x["block_scale_b"].t().contiguous().t()),
+                               ("block_scale_b", "contiguous")),
+    "alpha dtype": (lambda: _mod(alpha=lambda x: x["alpha"].double()), ("alpha", "float32", "float64")),
+    "alpha numel": (lambda: _mod(alpha=lambda x: torch.ones(2)), ("alpha", "1 element", "2 element")),
+    "out dtype": (lambda: _mod(out=lambda x: x["out"].float()), ("out", "float16", "float32")),
+    "out shape": (lambda: _mod(out=lambda x: x["out"][:, :32].contiguous()), ("out", "[5, 64]", "[5, 32]")),
+    "out non-contiguous": (lambda: _mod(out=lambda x: x["out"].t().contiguous().t()), ("out", "contiguous")),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input(case):
+    make, (arg, *frags) = BAD[case]
+    with raises_arg(arg, *frags):
+        _call(make())
+
+
+def test_bad_ex_arguments():
+    x = _good()
+    args = (x["out"], x["a"], x["b"], x["block_scale_a"], x["block_scale_b"], x["alpha"])
+    with raises_arg("config", "-1"):
+        OPS._cutlass_scaled_fp4_mm_ex(*args, False, 99, -1)
+    with raises_arg("splits", "1 .. 64"):
+        OPS._cutlass_scaled_fp4_mm_ex(*args, False, -1, 0)
+    with raises_arg("splits", "batch_invariant"):
+        OPS._cutlass_scaled_fp4_mm_ex(*args, True, -1, 4)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("arg", ["out", "b", "block_scale_a", "block_scale_b", "alpha"])
+def test_bad_device_mix(arg):
+    x = _good("cuda")
+    x[arg] = x[arg].cpu()
+    with raises_arg(arg, "cuda:0", "cpu"):
+        _call(x)
+
+
+def test_cuda_tensor_on_cpu_only_build_or_missing_arch():
+    if torch.cuda.is_available():
+        pytest.skip("covered by the CUDA tests")
+    assert mm.build_info() is not None
