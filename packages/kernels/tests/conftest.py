@@ -1,0 +1,58 @@
+"""Fixtures for the `lowbit` command's tests: fake kernel families (tests/fakes)
+implementing the protocol of docs/DEVELOPING.md, and a runner that calls the
+command in-process or as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+FAKES = Path(__file__).resolve().parent / "fakes"
+SRC = Path(__file__).resolve().parents[1] / "src"
+MISSING = "missing=lowbit.definitely_not_installed_family"
+
+
+def specs(families) -> list[tuple[str, str]]:
+    """'fake_ok' -> ('fake_ok', 'fake_ok'); 'name=module' as given."""
+    out = []
+    for f in families:
+        name, _, module = f.partition("=")
+        out.append((name, module or name))
+    return out
+
+
+@pytest.fixture
+def lowbit(capsys, monkeypatch):
+    """run(*argv, families=[...]) -> (exit status, stdout, stderr), in-process."""
+    monkeypatch.syspath_prepend(str(FAKES))
+    import fake_ok
+
+    fake_ok.CALLS.clear()
+    from lowbit.kernels.cli import main
+
+    def run(*argv, families=("fake_ok",)):
+        rc = main(list(argv), families=specs(families))
+        out, err = capsys.readouterr()
+        return rc, out, err
+
+    run.calls = fake_ok.CALLS
+    return run
+
+
+@pytest.fixture
+def lowbit_subprocess():
+    """run(*argv, families=[...]) -> CompletedProcess of `python -m lowbit.kernels`."""
+
+    def run(*argv, families=("fake_ok",), cwd=None):
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(FAKES), str(SRC)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+        env["LOWBIT_FAMILIES"] = ",".join(f"{n}={m}" for n, m in specs(families))
+        return subprocess.run([sys.executable, "-m", "lowbit.kernels", *argv], env=env, cwd=cwd,
+                              capture_output=True, text=True, timeout=300)
+
+    return run
