@@ -67,28 +67,69 @@ def groups(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
     return out
 
 
+def main_unit(rows: list[dict]) -> str:
+    """The op's metric: lowbit's metric_name, else the most common one."""
+    lb = [r["metric_name"] for r in rows if r["impl"] == "lowbit"]
+    names = lb or [r["metric_name"] for r in rows]
+    return max(set(names), key=names.count)
+
+
+def harmonize(rows: list[dict]) -> tuple[list[dict], str, set[str]]:
+    """Rows of one (package, op) with every metric in the op's main unit.
+
+    A row measured in another unit (a copy floor in TB/s beside GEMMs in
+    TFLOP/s) solves the same problem as its neighbours at the same (shape, M),
+    so the work is the same and metric scales with 1/time:
+    metric = ref.metric * ref.us / row.us. Returns (rows, unit, converted impls);
+    rows with no reference to convert through are left out."""
+    unit = main_unit(rows)
+    ref = {}
+    for r in rows:
+        if r["metric_name"] == unit and r["us"] > 0 and r["metric"] == r["metric"]:
+            ref.setdefault(_case(r), r)
+    out, converted = [], set()
+    for r in rows:
+        if r["metric_name"] != unit:
+            base = ref.get(_case(r))
+            if base is None or not r["us"] > 0:
+                continue
+            r = dict(r, metric=base["metric"] * base["us"] / r["us"], metric_name=unit)
+            converted.add(r["impl"])
+        out.append(r)
+    return out, unit, converted
+
+
+def _case(r) -> tuple:
+    return (r.get("model") or "", r["shape"], r["M"])
+
+
+def label(r) -> str:
+    """The shape as a reader wants it: 'Llama-3-8B N=4096 K=4096' when the row names its model."""
+    return f"{r['model']} {r['shape']}" if r.get("model") else r["shape"]
+
+
 def pivot(rows: list[dict]) -> tuple[list[str], list[list]]:
-    """One (package, op)'s long rows -> table: shape, M, metric per impl,
-    lowbit µs, speed-up of lowbit over the fastest baseline."""
+    """One (package, op)'s long rows -> table: shape, M, metric per impl (in
+    the op's unit; converted impls marked *), lowbit µs, speed-up of lowbit
+    over the fastest baseline."""
+    rows, unit, converted = harmonize(rows)
     impls = list(dict.fromkeys(r["impl"] for r in rows))
-    names = set(r["metric_name"] for r in rows)
-    unit = names.pop() if len(names) == 1 else None
     has_lowbit = "lowbit" in impls
     baselines = [i for i in impls if i != "lowbit" and not is_floor(i)]
-    headers = ["shape", "M"] + [f"{i} {unit}" if unit else i for i in impls]
+    headers = ["shape", "M"] + [f"{i} {unit}" + ("*" if i in converted else "") for i in impls]
     if has_lowbit:
         headers.append("lowbit µs")
         if baselines:
             headers.append("vs best baseline")
     table: dict[tuple, dict] = {}
     for r in rows:
-        table.setdefault((r["shape"], r["M"]), {})[r["impl"]] = r
+        table.setdefault(_case(r), {"label": label(r)})[r["impl"]] = r
     out = []
-    for (shape, m), by_impl in table.items():
-        line = [shape, m]
+    for (_, _, m), by_impl in table.items():
+        line = [by_impl["label"], m]
         for i in impls:
             r = by_impl.get(i)
-            line.append("" if r is None else (r["metric"] if unit else f"{fmt_num(r['metric'])} {r['metric_name']}"))
+            line.append("" if r is None else r["metric"])
         if has_lowbit:
             lb = by_impl.get("lowbit")
             line.append(lb["us"] if lb else "")
@@ -101,7 +142,8 @@ def pivot(rows: list[dict]) -> tuple[list[str], list[list]]:
 
 def write_csv(path: Path, rows: list[dict]) -> None:
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=ROW_FIELDS, extrasaction="ignore", lineterminator="\n")
+    extra = sorted({k for r in rows for k in r} - set(ROW_FIELDS))  # e.g. model, weight_tbps
+    w = csv.DictWriter(buf, fieldnames=[*ROW_FIELDS, *extra], lineterminator="\n")
     w.writeheader()
     w.writerows(rows)
     path.write_text(buf.getvalue())
@@ -127,6 +169,8 @@ def plot(path: Path, package: str, op: str, rows: list[dict]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    rows, unit, converted = harmonize(rows)
+    rows = [dict(r, shape=label(r)) for r in rows]
     shapes = list(dict.fromkeys(r["shape"] for r in rows))
     impls = list(dict.fromkeys(r["impl"] for r in rows))
     colors = {i: f"C{k % 10}" for k, i in enumerate(impls)}
@@ -141,14 +185,14 @@ def plot(path: Path, package: str, op: str, rows: list[dict]) -> None:
             if not pts:
                 continue
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", markersize=3,
-                    color=colors[impl], linestyle="--" if is_floor(impl) else "-", label=impl)
+                    color=colors[impl], linestyle="--" if is_floor(impl) else "-",
+                    label=impl + (" *" if impl in converted else ""))
         ax.set_xscale("log", base=2)
         ax.set_xticks(ms, [str(m) for m in ms])
         ax.minorticks_off()
         ax.set_title(shape, fontsize=9)
         ax.set_xlabel("M (tokens)", fontsize=8)
-        names = sorted(set(r["metric_name"] for r in rows if r["shape"] == shape))
-        ax.set_ylabel(" / ".join(names), fontsize=8)
+        ax.set_ylabel(unit, fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(True, alpha=0.3)
         ax.set_ylim(bottom=0)

@@ -10,6 +10,7 @@
 
 #include <array>
 #include <atomic>
+#include <mutex>
 
 #include <torch/csrc/stable/accelerator.h>
 
@@ -70,38 +71,35 @@ class DeviceGuard {
   torch::stable::accelerator::DeviceGuard guard_;
 };
 
-// Compute capability (major*10+minor) of a device, cached per device.
-inline int device_sm(int device_index) {
-  static std::array<std::atomic<int>, 64> cache{};
-  LOWBIT_CHECK(device_index >= 0 && device_index < 64,
+// Per-device properties read once (the query is not free on the hot path).
+struct DeviceInfo {
+  int sm = 0;        // compute capability, major*10+minor (90, 100, 120, ...)
+  int sm_count = 0;  // multiprocessors, for grid sizing
+};
+
+inline const DeviceInfo& device_info(int device_index) {
+  constexpr int kMaxDevices = 64;
+  static std::array<std::once_flag, kMaxDevices> once;
+  static std::array<DeviceInfo, kMaxDevices> info;
+  LOWBIT_CHECK(device_index >= 0 && device_index < kMaxDevices,
                "lowbit: CUDA device index ", device_index, " out of range");
-  int sm = cache[device_index].load(std::memory_order_relaxed);
-  if (sm == 0) {
-    int major = 0, minor = 0;
+  std::call_once(once[device_index], [device_index] {
+    int major = 0, minor = 0, count = 0;
     LOWBIT_CUDA_CHECK(cudaDeviceGetAttribute(
         &major, cudaDevAttrComputeCapabilityMajor, device_index));
     LOWBIT_CUDA_CHECK(cudaDeviceGetAttribute(
         &minor, cudaDevAttrComputeCapabilityMinor, device_index));
-    sm = major * 10 + minor;
-    cache[device_index].store(sm, std::memory_order_relaxed);
-  }
-  return sm;
+    LOWBIT_CUDA_CHECK(cudaDeviceGetAttribute(
+        &count, cudaDevAttrMultiProcessorCount, device_index));
+    info[device_index] = DeviceInfo{major * 10 + minor, count};
+  });
+  return info[device_index];
 }
 
+inline int device_sm(int device_index) { return device_info(device_index).sm; }
 inline int device_sm(const Tensor& t) { return device_sm(t.get_device_index()); }
-
-// Number of SMs of a device (grid sizing), cached per device.
 inline int device_sm_count(int device_index) {
-  static std::array<std::atomic<int>, 64> cache{};
-  LOWBIT_CHECK(device_index >= 0 && device_index < 64,
-               "lowbit: CUDA device index ", device_index, " out of range");
-  int n = cache[device_index].load(std::memory_order_relaxed);
-  if (n == 0) {
-    LOWBIT_CUDA_CHECK(cudaDeviceGetAttribute(
-        &n, cudaDevAttrMultiProcessorCount, device_index));
-    cache[device_index].store(n, std::memory_order_relaxed);
-  }
-  return n;
+  return device_info(device_index).sm_count;
 }
 
 }  // namespace lowbit
