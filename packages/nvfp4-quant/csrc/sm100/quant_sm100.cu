@@ -1,0 +1,10 @@
+// Blackwell (sm_100 family): hardware cvt.rn.satfinite.e2m1x2.f32 rounding;
+// the scale math is the same exact-division formula as on Hopper.
+#include "hw_e2m1.cuh"
+#include "nvfp4_kernels.cuh"
+
+namespace lowbit::nvfp4 {
+void quant_sm100(const QuantProblem& p, void* stream, int sm_count) {
+  dev::launch_quant<dev::HardwareE2M1>(p, stream, sm_count);
+}
+}  // namespace lowbit::nvfp4

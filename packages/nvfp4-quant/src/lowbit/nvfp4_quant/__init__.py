@@ -1,0 +1,237 @@
+"""lowbit.nvfp4_quant: NVFP4 activation quantization (SPEC §1.1-1.3, §2.1).
+
+NVFP4 = e2m1 (fp4) values in blocks of 16 along the last dimension, one
+float8_e4m3fn scale per block, and an fp32 global scale ``gs`` (usually
+``448 * 6 / amax(|x|)``, see :func:`global_scale`). Dequantization is
+``e2m1(q) * float(scale) / gs``. Packed fp4 is uint8 ``[m, n/2]`` with element
+2j in the low nibble of byte j.
+
+Ops in ``torch.ops.lowbit_nvfp4_quant`` (schemas compatible with vLLM's ``_C``
+ops of the same names; kernels for CPU, SM90, SM100, SM120):
+
+* ``scaled_fp4_quant(input, input_scale, is_sf_swizzled_layout) -> (packed, scales)``
+  and ``scaled_fp4_quant.out(..., *, output, output_scale)``
+* ``silu_and_mul_nvfp4_quant(result, result_block_scale, input, input_global_scale)``
+* ``scaled_fp4_experts_quant(output, output_scale, input, input_global_scale,
+  input_offset_by_experts, output_scale_offset_by_experts)``
+* ``silu_and_mul_scaled_fp4_experts_quant(...)`` (same arguments, input ``[m, 2k]``)
+
+The Python functions below allocate the outputs the way inference engines do
+and return them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from lowbit.cutlass_ext import build_info as _build_info
+from lowbit.cutlass_ext import load_ops_library
+
+_HERE = Path(__file__).resolve().parent
+load_ops_library(_HERE)
+_ops = torch.ops.lowbit_nvfp4_quant
+
+BLOCK = 16
+E4M3_MAX = 448.0
+E2M1_MAX = 6.0
+
+__all__ = [
+    "OPS", "build_info", "scaled_fp4_quant", "scaled_fp4_quant_out", "silu_and_mul_nvfp4_quant",
+    "scaled_fp4_experts_quant", "silu_and_mul_scaled_fp4_experts_quant", "global_scale",
+    "swizzle_scales", "unswizzle_scales", "swizzled_scale_shape", "expert_offsets",
+]
+
+
+def build_info() -> dict:
+    """What this build contains (CUDA archs, torch it was built against)."""
+    return _build_info(_HERE)
+
+
+def _targets() -> tuple[str, ...]:
+    archs = [str(a) for a in build_info().get("cuda_archs", [])]
+    t = ["CPU"]
+    for prefix, name in (("9", "SM90"), ("10", "SM100"), ("12", "SM120")):
+        if any(a.startswith(prefix) and len(a.rstrip("af")) == len(prefix) + 1 for a in archs):
+            t.append(name)
+    return tuple(t)
+
+
+_T = _targets()
+OPS: dict[str, tuple[str, ...]] = {
+    "scaled_fp4_quant": _T,
+    "scaled_fp4_quant.out": _T,
+    "silu_and_mul_nvfp4_quant": _T,
+    "scaled_fp4_experts_quant": _T,
+    "silu_and_mul_scaled_fp4_experts_quant": _T,
+}
+
+
+def _round_up(a, b):
+    return (a + b - 1) // b * b
+
+
+# ----------------------------------------------------------------- fakes
+@torch.library.register_fake("lowbit_nvfp4_quant::scaled_fp4_quant")
+def _fake_quant(input, input_scale, is_sf_swizzled_layout):
+    n = input.shape[-1]
+    m = input.numel() // n
+    packed = input.new_empty((m, n // 2), dtype=torch.uint8)
+    if is_sf_swizzled_layout:
+        shape = (_round_up(m, 128), _round_up(n // BLOCK, 4))
+    else:
+        shape = (m, n // BLOCK)
+    return packed, input.new_empty(shape, dtype=torch.float8_e4m3fn)
+
+
+@torch.library.register_fake("lowbit_nvfp4_quant::scaled_fp4_quant.out")
+def _fake_quant_out(input, input_scale, is_sf_swizzled_layout, *, output, output_scale):
+    return None
+
+
+@torch.library.register_fake("lowbit_nvfp4_quant::silu_and_mul_nvfp4_quant")
+def _fake_silu(result, result_block_scale, input, input_global_scale):
+    return None
+
+
+@torch.library.register_fake("lowbit_nvfp4_quant::scaled_fp4_experts_quant")
+def _fake_experts(output, output_scale, input, input_global_scale, input_offset_by_experts,
+                  output_scale_offset_by_experts):
+    return None
+
+
+@torch.library.register_fake("lowbit_nvfp4_quant::silu_and_mul_scaled_fp4_experts_quant")
+def _fake_silu_experts(output, output_scale, input, input_global_scale, input_offset_by_experts,
+                       output_scale_offset_by_experts):
+    return None
+
+
+# ----------------------------------------------------------------- helpers
+def global_scale(x: torch.Tensor) -> torch.Tensor:
+    """The usual global scale ``448 * 6 / amax(|x|)`` as an fp32 one-element
+    tensor on x's device (computed on the device, no host sync)."""
+    return ((E4M3_MAX * E2M1_MAX) / x.abs().amax().float()).reshape(1)
+
+
+def swizzled_scale_shape(m: int, n: int) -> tuple[int, int]:
+    """``[round_up(m, 128), round_up(n/16, 4)]``: the swizzled scale buffer of an [m, n] input."""
+    return _round_up(m, 128), _round_up(n // BLOCK, 4)
+
+
+def swizzle_scales(scales: torch.Tensor) -> torch.Tensor:
+    """Linear block scales ``[m, n/16]`` -> the swizzled 128x4 layout
+    ``[round_up(m,128), round_up(n/16,4)]`` (SPEC §1.3), padding zero. Same dtype."""
+    m, k = scales.shape
+    mp, kp = _round_up(m, 128), _round_up(k, 4)
+    b = torch.zeros(mp, kp, dtype=torch.uint8, device=scales.device)
+    b[:m, :k] = scales.view(torch.uint8)
+    b = b.reshape(mp // 128, 4, 32, kp // 4, 4).permute(0, 3, 2, 1, 4).contiguous()
+    return b.reshape(mp, kp).view(scales.dtype)
+
+
+def unswizzle_scales(scales: torch.Tensor, m: int, n: int) -> torch.Tensor:
+    """Swizzled scales of an [m, n] input (float8/uint8 ``[Mp, Kp]`` or int32
+    ``[Mp, Kp/4]``) -> linear float8_e4m3fn ``[m, n/16]``."""
+    mp, kp = swizzled_scale_shape(m, n)
+    b = scales.contiguous().view(torch.uint8).reshape(mp // 128, kp // 4, 32, 4, 4)
+    b = b.permute(0, 3, 2, 1, 4).reshape(mp, kp)[:m, : n // BLOCK]
+    return b.contiguous().view(torch.float8_e4m3fn)
+
+
+def expert_offsets(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-expert row counts ``[E]`` -> (input_offset_by_experts,
+    output_scale_offset_by_experts), int32 ``[E+1]`` each, on counts' device
+    (cumsum of m_e and of round_up(m_e, 128)); no host sync."""
+    c = counts.to(torch.int64)
+    z = torch.zeros(1, dtype=torch.int64, device=c.device)
+    off = torch.cat([z, c.cumsum(0)]).to(torch.int32)
+    sf = torch.cat([z, ((c + 127) // 128 * 128).cumsum(0)]).to(torch.int32)
+    return off, sf
+
+
+def _as_2d(x: torch.Tensor) -> torch.Tensor:
+    return x.reshape(1, -1) if x.dim() == 1 else x
+
+
+# ----------------------------------------------------------------- wrappers
+def scaled_fp4_quant(input: torch.Tensor, global_scale: torch.Tensor,
+                     is_sf_swizzled_layout: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Quantize ``input`` (fp16/bf16 ``[..., n]``, n % 16 == 0, contiguous) to NVFP4.
+
+    ``global_scale``: fp32 one-element tensor on input's device (see
+    :func:`global_scale`). Returns ``(packed, scales)``: packed uint8
+    ``[m, n/2]`` (m = input.numel() // n) and float8_e4m3fn block scales,
+    swizzled 128x4 ``[round_up(m,128), round_up(n/16,4)]`` with zeroed padding
+    (what block-scaled GEMMs read) or linear ``[m, n/16]``.
+    Usage as in inference engines::
+
+        gs = global_scale(x)
+        x_fp4, x_sf = scaled_fp4_quant(x, gs)                  # GEMM input
+        x_fp4, x_sf = scaled_fp4_quant(x, gs, is_sf_swizzled_layout=False)
+    """
+    return _ops.scaled_fp4_quant(input, global_scale, is_sf_swizzled_layout)
+
+
+def scaled_fp4_quant_out(input: torch.Tensor, global_scale: torch.Tensor, output: torch.Tensor,
+                         output_scale: torch.Tensor, is_sf_swizzled_layout: bool = True) -> None:
+    """In-place form: writes ``output`` (uint8 ``[m, n/2]``) and ``output_scale``
+    (swizzled: float8/uint8 ``[Mp, Kp]`` or int32 ``[Mp, Kp/4]``; linear: ``[m, n/16]``).
+    Graph-capturable; allocates nothing."""
+    _ops.scaled_fp4_quant.out(input, global_scale, is_sf_swizzled_layout, output=output,
+                              output_scale=output_scale)
+
+
+def silu_and_mul_nvfp4_quant(input: torch.Tensor, global_scale: torch.Tensor,
+                             result: torch.Tensor | None = None,
+                             result_block_scale: torch.Tensor | None = None):
+    """Fused ``silu(gate) * up`` + NVFP4 quantization of ``input = gate || up``
+    (fp16/bf16 ``[m, 2d]``, d % 16 == 0), computed in fp32 and quantized once.
+    Returns ``(packed uint8 [m, d/2], swizzled float8_e4m3fn scales [Mp, Kp])``;
+    pass ``result`` / ``result_block_scale`` to write into existing buffers."""
+    m, d = input.shape[0], input.shape[-1] // 2
+    if result is None:
+        result = torch.empty(m, d // 2, dtype=torch.uint8, device=input.device)
+    if result_block_scale is None:
+        result_block_scale = torch.empty(swizzled_scale_shape(m, d), dtype=torch.float8_e4m3fn,
+                                         device=input.device)
+    _ops.silu_and_mul_nvfp4_quant(result, result_block_scale, input, global_scale)
+    return result, result_block_scale
+
+
+def _experts(op, input, global_scales, expert_offsets, blockscale_offsets, k, scale_rows):
+    m = input.shape[0]
+    E = global_scales.numel()
+    if scale_rows is None:
+        # upper bound of sum(round_up(m_e, 128)) known without reading the offsets
+        scale_rows = _round_up(m, 128) + 128 * E
+    out = torch.empty(m, k // 2, dtype=torch.uint8, device=input.device)
+    sf = torch.empty(scale_rows, _round_up(k // BLOCK, 4), dtype=torch.float8_e4m3fn,
+                     device=input.device)
+    op(out, sf, input, global_scales, expert_offsets, blockscale_offsets)
+    return out, sf
+
+
+def scaled_fp4_experts_quant(input: torch.Tensor, global_scales: torch.Tensor,
+                             expert_offsets: torch.Tensor, blockscale_offsets: torch.Tensor,
+                             scale_rows: int | None = None):
+    """MoE quantization: ``input [m_topk, k]`` with each expert's rows contiguous,
+    ``global_scales`` fp32 ``[E]``, ``expert_offsets`` int32 ``[E+1]`` (row starts
+    plus total), ``blockscale_offsets`` int32 ``[E+1]`` (cumsum of round_up(m_e, 128);
+    see :func:`expert_offsets`). Returns ``(packed [m_topk, k/2], scales
+    [scale_rows, Kp])``: expert e's swizzled scales start at row blockscale_offsets[e];
+    its padding is zeroed; rows past expert_offsets[E] are not written."""
+    return _experts(_ops.scaled_fp4_experts_quant, input, global_scales, expert_offsets,
+                    blockscale_offsets, input.shape[-1], scale_rows)
+
+
+def silu_and_mul_scaled_fp4_experts_quant(input: torch.Tensor, global_scales: torch.Tensor,
+                                          expert_offsets: torch.Tensor,
+                                          blockscale_offsets: torch.Tensor,
+                                          scale_rows: int | None = None):
+    """As :func:`scaled_fp4_experts_quant` on ``silu(gate) * up`` of ``input [m_topk, 2k]``."""
+    return _experts(_ops.silu_and_mul_scaled_fp4_experts_quant, input, global_scales,
+                    expert_offsets, blockscale_offsets, input.shape[-1] // 2, scale_rows)
+
+
+from . import bench, selfcheck  # noqa: E402  (protocol modules; need the ops above)
