@@ -79,10 +79,28 @@ def test_progress_lines_on_stderr(lowbit):
 def test_shapes_and_quick_reach_the_package(lowbit):
     rc, out, _ = lowbit("bench", "-q", "--json", "--device", "cpu", "--shapes", "llama3-8b", "--quick")
     assert rc == 0
-    assert lowbit.calls == [("bench", "cpu", ["Llama-3-8B"], True)]
+    assert lowbit.calls == [("bench", "cpu", ["llama3-8b"], True)]  # the package's spelling
     rows = json.loads(out)["rows"]
     assert {r["shape"] for r in rows} == {"N=64 K=128"}
     assert {r["M"] for r in rows} == {1, 16}
+
+
+def test_models_a_package_lacks_are_noted(lowbit, tmp_path):
+    rc, out, err = lowbit("bench", "-q", "--device", "cpu", "--out", str(tmp_path),
+                          "--shapes", "Qwen2.5-72B,LLAMA-3-70B")
+    assert rc == 0
+    assert lowbit.calls == [("bench", "cpu", ["llama3-70b"], False)]
+    assert "[1/1] fake_ok: no shapes for Qwen2.5-72B" in err
+    data = json.loads((tmp_path / "bench.json").read_text())
+    assert data["models"] == ["Qwen2.5-72B", "Llama-3-70B"]
+    assert {r["shape"] for r in data["rows"]} == {"N=128 K=64"}
+    assert "- fake_ok: no shapes for Qwen2.5-72B" in (tmp_path / "bench.md").read_text()
+
+
+def test_no_package_has_the_model(lowbit):
+    rc, out, _ = lowbit("bench", "-q", "--device", "cpu", "--shapes", "deepseek-r1")
+    assert rc == 1 and lowbit.calls == []
+    assert "skip  fake_ok: no shapes for DeepSeek-R1" in out
 
 
 def test_json_output_is_the_report(lowbit):
@@ -104,7 +122,7 @@ def test_broken_packages_are_reported_and_the_rest_still_runs(lowbit, tmp_path):
     data = json.loads((tmp_path / "bench.json").read_text())
     assert {r["package"] for r in data["rows"]} == {"fake_ok"} and len(data["rows"]) == 48
     md = (tmp_path / "bench.md").read_text()
-    assert "## Packages with problems" in md
+    assert "## Not benchmarked or incomplete" in md
     assert "- fake_broken: import failed: ImportError: lowbit: compiled extension _C.so" in md
     assert "- fake_raises: bench failed: RuntimeError: fake bench exploded" in md
     assert "- missing: not installed" in md
@@ -140,6 +158,18 @@ def test_pivot_speedup_is_against_the_fastest_real_baseline():
     assert headers == ["shape", "M", "lowbit TB/s", "A TB/s", "B TB/s", "copy floor TB/s",
                        "lowbit µs", "vs best baseline"]
     assert table == [["s", 1, 0.1, 0.05, 1 / 15, 0.2, 10.0, "1.50x"]]
+
+
+def test_other_units_are_converted_through_time():
+    from lowbit.kernels._report import pivot
+
+    rows = [{"package": "p", "op": "o", "shape": "s", "M": 4, "impl": "lowbit", "us": 10.0,
+             "metric": 50.0, "metric_name": "TFLOP/s", "model": "llama3-8b"},
+            {"package": "p", "op": "o", "shape": "s", "M": 4, "impl": "copy floor", "us": 4.0,
+             "metric": 3.0, "metric_name": "TB/s", "model": "llama3-8b"}]
+    headers, table = pivot(rows)
+    assert headers[2:4] == ["lowbit TFLOP/s", "copy floor TFLOP/s*"]
+    assert table == [["llama3-8b s", 4, 50.0, 125.0, 10.0]]  # 50 TFLOP/s * 10 us / 4 us
 
 
 @pytest.mark.parametrize("missing_impl", ["lowbit", "A"])

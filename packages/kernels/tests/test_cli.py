@@ -103,15 +103,16 @@ def test_default_device_is_cpu_without_gpu(lowbit):
 
 
 def test_models_are_canonicalised():
-    from lowbit.kernels._env import UserError, canonical_model
+    from lowbit.kernels._env import canonical_model, same_model
 
     assert canonical_model("llama3-8b") == "Llama-3-8B"
     assert canonical_model("LLAMA_3.1_405B") == "Llama-3.1-405B"
     assert canonical_model("llama3-405b") == "Llama-3.1-405B"
     assert canonical_model("qwen2.5-72b") == "Qwen2.5-72B"
     assert canonical_model("deepseek-r1") == "DeepSeek-R1"
-    with pytest.raises(UserError):
-        canonical_model("llama3")
+    assert canonical_model("llama3") is None
+    assert same_model("llama3-8b", "Llama-3-8B") and same_model("Llama-3.1-405B", "llama3-405b")
+    assert not same_model("llama3-8b", "llama3-70b") and same_model("mixtral", "MIXTRAL")
 
 
 def test_package_names_are_normalised():

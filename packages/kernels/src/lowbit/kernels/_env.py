@@ -20,13 +20,23 @@ def _key(s: str) -> str:
     return re.sub(r"[^a-z0-9]", "", s.lower())
 
 
-def canonical_model(name: str) -> str:
-    """'llama3-8b', 'LLAMA-3-8B', 'llama-3.1-405b' -> the SPEC spelling."""
+def canonical_model(name: str) -> str | None:
+    """'llama3-8b', 'LLAMA-3-8B', 'llama-3.1-405b' -> the SPEC spelling; None if unknown."""
     table = {_key(m): m for m in MODELS} | _ALIASES
-    try:
-        return table[_key(name)]
-    except KeyError:
-        raise UserError(f"unknown model '{name}' (known: {', '.join(MODELS)})") from None
+    return table.get(_key(str(name)))
+
+
+def same_model(a: str, b: str) -> bool:
+    ca = canonical_model(a)
+    return _key(a) == _key(b) or (ca is not None and ca == canonical_model(b))
+
+
+def package_models(bench_module) -> list[str] | None:
+    """The model names a package's bench knows (its MODELS dict/list), or None."""
+    models = getattr(bench_module, "MODELS", None)
+    if isinstance(models, (dict, list, tuple)) and models:
+        return [str(m) for m in models]
+    return None
 
 
 def parse_device(text: str | None):

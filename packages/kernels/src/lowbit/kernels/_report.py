@@ -204,7 +204,8 @@ def plot(path: Path, package: str, op: str, rows: list[dict]) -> None:
             if lab not in labels:
                 handles.append(h)
                 labels.append(lab)
-    fig.suptitle(f"{package} · {op}", fontsize=11)
+    note = f"  (* {', '.join(sorted(converted))}: time converted to {unit}, same work)" if converted else ""
+    fig.suptitle(f"{package} · {op}{note}", fontsize=11)
     try:
         fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 5), fontsize=8)
     except ValueError:  # matplotlib < 3.7 has no "outside" locations

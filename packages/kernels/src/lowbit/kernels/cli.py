@@ -13,7 +13,10 @@ import traceback
 from pathlib import Path
 
 from . import __version__
-from ._env import MODELS, UserError, canonical_model, capability, device_line, environment, parse_device
+from ._env import (
+    MODELS, UserError, canonical_model, capability, device_line, environment, package_models,
+    parse_device, same_model,
+)
 from ._families import (
     TARGETS, Family, ProtocolError, discover, family_specs, normalize_name, one_line, runs_here,
 )
@@ -396,22 +399,64 @@ def _copy_bandwidth(device) -> float | None:
         return None
 
 
+def _models_for(requested: list[str], bench) -> tuple[list[str] | None, list[str]]:
+    """(names to pass to this package's bench.run, requested models it lacks).
+    Packages spell model names their own way (bench.MODELS keys): pass theirs."""
+    if not requested:
+        return None, []
+    known = package_models(bench)
+    if known is None:
+        return [canonical_model(r) or r for r in requested], []
+    chosen, missing = [], []
+    for r in requested:
+        hit = next((k for k in known if same_model(r, k)), None)
+        if hit is None:
+            missing.append(canonical_model(r) or r)
+        elif hit not in chosen:
+            chosen.append(hit)
+    return chosen, missing
+
+
 def cmd_bench(args, specs) -> int:
     import torch
 
     device = parse_device(args.device)
     selected, explicit = _select(specs, args.package)
-    models = [canonical_model(m) for m in _split(args.shapes)] or None
+    requested = _split(args.shapes)
     out_dir = _out_dir(args.out)
     env = environment(device)
     progress_on = not args.quiet
+
+    # Import every bench module first: model names are validated against the
+    # packages' own lists before anything runs.
+    plan = []
+    for fam in discover(selected):
+        entry = _pkg_status(fam)
+        entry["rows"] = 0
+        bench = None
+        if fam.ok:
+            try:
+                entry["cuda_archs"] = _archs_text(fam.build_info())
+            except Exception:
+                entry["cuda_archs"] = "?"
+            try:
+                bench = fam.submodule("bench")
+            except Exception as e:
+                entry["error"] = _report_package_error(args, fam, "bench unavailable", e)
+        plan.append((fam, entry, bench))
+    extra_models = [k for _, _, b in plan if b is not None for k in package_models(b) or ()
+                    if canonical_model(k) is None]
+    for r in requested:
+        if canonical_model(r) is None and not any(same_model(r, k) for k in extra_models):
+            known = list(MODELS) + list(dict.fromkeys(extra_models))
+            raise UserError(f"unknown model '{r}' (known: {', '.join(known)})")
+    models = [canonical_model(r) or r for r in requested] or None
+
     rows, packages = [], []
     interrupted = False
     t_start = time.perf_counter()
-    n = len(selected)
-    for i, fam in enumerate(discover(selected), 1):
-        entry = _pkg_status(fam)
-        entry["rows"] = 0
+    n = len(plan)
+    for i, (fam, entry, bench) in enumerate(plan, 1):
         packages.append(entry)
         if not fam.installed:
             if fam.name in explicit:
@@ -422,10 +467,16 @@ def cmd_bench(args, specs) -> int:
             entry["error"] = _report_package_error(args, fam, f"import failed: {fam.error}")
             _err(f"[{i}/{n}] {fam.name}: {entry['error']}; skipped")
             continue
-        try:
-            entry["cuda_archs"] = _archs_text(fam.build_info())
-        except Exception:
-            entry["cuda_archs"] = "?"
+        if bench is None:
+            _err(f"[{i}/{n}] {fam.name}: {entry['error']}; skipped")
+            continue
+        pkg_models, lacking = _models_for(requested, bench)
+        if lacking:
+            entry["note"] = f"no shapes for {', '.join(lacking)}"
+            _err(f"[{i}/{n}] {fam.name}: {entry['note']}")
+        if requested and not pkg_models:
+            entry["status"] = "skipped"
+            continue
         count = [0]
         t0 = time.perf_counter()
 
@@ -436,11 +487,10 @@ def cmd_bench(args, specs) -> int:
 
         if progress_on:
             _err(f"[{i}/{n}] {fam.name}: benchmarking on {device}"
-                 + (f" ({', '.join(models)})" if models else ""))
+                 + (f" ({', '.join(pkg_models)})" if pkg_models else ""))
         try:
-            bench = fam.submodule("bench")
             torch.manual_seed(0)
-            got = list(bench.run(device, models=models, quick=args.quick, progress=progress))
+            got = list(bench.run(device, models=pkg_models, quick=args.quick, progress=progress))
         except KeyboardInterrupt:
             entry["error"] = "interrupted"
             interrupted = True
@@ -493,10 +543,10 @@ def cmd_bench(args, specs) -> int:
         for p in packages:
             if p["error"]:
                 print(f"FAIL  {p['package']}: {p['error']}")
-            elif p["status"] == "not installed":
-                print(f"skip  {p['package']}: not installed")
+            elif p["status"] in ("not installed", "skipped"):
+                print(f"skip  {p['package']}: {p.get('note') or p['status']}")
         print(f"{len(rows)} results from {sum(1 for p in packages if p['rows'])} package(s) "
-              f"in {meta['seconds']:.0f}s")
+              f"in {meta['seconds']:.1f}s")
         if written:
             print(f"wrote {', '.join(str(p) for p in written)}")
         elif not out_dir:
@@ -559,7 +609,8 @@ def _bench_md(report: dict, plots: dict) -> str:
         "All rows: [bench.json](bench.json), [bench.csv](bench.csv). Each table: the metric per "
         "implementation; *lowbit µs* is the median time of one lowbit call; *vs best baseline* is "
         "the fastest baseline's time divided by lowbit's (>1 = lowbit faster; floors such as "
-        "*copy floor* are bounds, not baselines).",
+        "*copy floor* are bounds, not baselines). Columns marked * were measured in another unit "
+        "and are shown in the op's unit through their time (same problem, same work).",
     ]
     current = None
     for (pkg, op), grp in rep.groups(report["rows"]).items():
@@ -570,10 +621,11 @@ def _bench_md(report: dict, plots: dict) -> str:
         lines += ["", f"### {op}", "", rep.md_table(headers, table).rstrip()]
         if (pkg, op) in plots:
             lines += ["", f"![{pkg} {op}]({plots[(pkg, op)]})"]
-    problems = [p for p in report["packages"] if p["error"] or p["status"] == "not installed"]
-    if problems:
-        lines += ["", "## Packages with problems", ""]
-        lines += [f"- {p['package']}: {p['error'] or 'not installed'}" for p in problems]
+    notes = [(p["package"], p["error"] or p.get("note") or p["status"]) for p in report["packages"]
+             if p["error"] or p.get("note") or p["status"] != "ok"]
+    if notes:
+        lines += ["", "## Not benchmarked or incomplete", ""]
+        lines += [f"- {name}: {why}" for name, why in notes]
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -1,12 +1,13 @@
 from . import CALLS
 
-SHAPES = {"Llama-3-8B": ["N=64 K=128"], "Llama-3-70B": ["N=128 K=64"]}
+# The package's own spelling of the model names (the command maps to it).
+MODELS = {"llama3-8b": ["N=64 K=128"], "llama3-70b": ["N=128 K=64"]}
 IMPLS = {"lowbit": 1.0, "torch.mm bf16": 1.5, "copy floor": 0.5}
 
 
 def run(device, *, models=None, quick=False, progress=None):
     CALLS.append(("bench", str(device), models, quick))
-    shapes = [s for m in (models or SHAPES) for s in SHAPES.get(m, [])]
+    shapes = [s for m in (models or MODELS) for s in MODELS[m]]  # KeyError on a foreign name
     rows = []
     for op, unit in (("fake_gemm", "TFLOP/s"), ("fake_quant", "TB/s")):
         for shape in shapes:
