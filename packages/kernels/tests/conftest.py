@@ -26,9 +26,11 @@ def specs(families) -> list[tuple[str, str]]:
 
 
 @pytest.fixture
-def lowbit(capsys, monkeypatch):
-    """run(*argv, families=[...]) -> (exit status, stdout, stderr), in-process."""
+def lowbit(capsys, monkeypatch, tmp_path):
+    """run(*argv, families=[...]) -> (exit status, stdout, stderr), in-process,
+    in an empty working directory (bench writes ./lowbit-bench by default)."""
     monkeypatch.syspath_prepend(str(FAKES))
+    monkeypatch.chdir(tmp_path)
     import fake_ok
 
     fake_ok.CALLS.clear()

@@ -59,20 +59,22 @@ def test_without_matplotlib_tables_are_still_written(lowbit, tmp_path, monkeypat
     assert (tmp_path / "bench.md").exists() and "![" not in (tmp_path / "bench.md").read_text()
 
 
-def test_without_out_nothing_is_written(lowbit, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+def test_default_out_dir_and_no_files(lowbit, tmp_path):
+    rc, out, _ = lowbit("bench", "-q", "--device", "cpu", "--no-files")
+    assert rc == 0 and list(tmp_path.iterdir()) == [] and "wrote" not in out
     rc, out, _ = lowbit("bench", "-q", "--device", "cpu")
-    assert rc == 0 and list(tmp_path.iterdir()) == []
-    assert "use --out DIR" in out
+    assert rc == 0
+    assert (tmp_path / "lowbit-bench" / "bench.md").exists()
+    assert "wrote lowbit-bench/bench.json" in out
 
 
 def test_progress_lines_on_stderr(lowbit):
-    rc, out, err = lowbit("bench", "--device", "cpu")
+    rc, out, err = lowbit("bench", "--device", "cpu", "--no-files")
     assert rc == 0
     cases = [ln for ln in err.splitlines() if ln.startswith("[1/1 fake_ok")]
     assert len(cases) == 16 and cases[0].endswith("fake_gemm N=64 K=128 M=1")
     assert "[1/1 fake_ok" not in out
-    rc, _, err = lowbit("bench", "--quiet", "--device", "cpu")
+    rc, _, err = lowbit("bench", "--quiet", "--device", "cpu", "--no-files")
     assert rc == 0 and err == ""
 
 

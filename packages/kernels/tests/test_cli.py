@@ -80,11 +80,12 @@ def test_cuda_device_without_gpu_is_a_usage_error(lowbit):
         assert rc == 2 and "CUDA is not available" in err and "--device cpu" in err
 
 
-def test_unknown_model_is_a_usage_error(lowbit):
+def test_unknown_model_is_a_usage_error(lowbit, tmp_path):
     rc, out, err = lowbit("bench", "--shapes", "gpt-5")
     assert rc == 2 and out == ""
     assert "unknown model 'gpt-5'" in err and "Llama-3-8B" in err
-    assert lowbit.calls == []  # nothing ran
+    assert "llama3-8b" not in err  # the package's spelling of a known model is not listed twice
+    assert lowbit.calls == [] and list(tmp_path.iterdir()) == []  # nothing ran, nothing written
 
 
 def test_out_that_is_a_file_is_a_usage_error(lowbit, tmp_path):

@@ -24,6 +24,7 @@ from . import _report as rep
 
 # Exit statuses: 0 ok, 1 a check/benchmark failed, 2 a mistake on the command line.
 EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+DEFAULT_BENCH_OUT = "lowbit-bench"
 
 MAIN_HELP = """\
 lowbit: what your lowbit installation contains and how fast it is.
@@ -77,15 +78,17 @@ def _build_parser() -> argparse.ArgumentParser:
         "bench", parents=[common, pkg], help="benchmark every op with its baselines",
         description="Benchmark every op of the installed packages against their baselines "
                     "(CUDA-graph replay timed with CUDA events, warm-up, median, rotating inputs "
-                    "larger than L2). Prints tables; with --out writes bench.md, bench.json, "
-                    "bench.csv and one PNG plot per op. On CPU it runs the CPU kernels on small "
+                    "larger than L2). Prints tables and writes bench.md, bench.json, "
+                    "bench.csv and one PNG plot per op into --out. On CPU it runs the CPU kernels on small "
                     "shapes.")
     bench.add_argument("--shapes", "--models", action="append", metavar="MODEL", dest="shapes",
                        help=f"only the layer shapes of these models ({', '.join(MODELS)}; "
                             "case and punctuation do not matter); repeat or comma-separate")
     bench.add_argument("--quick", action="store_true", help="fewer token counts M per shape")
-    bench.add_argument("--out", metavar="DIR", type=Path,
-                       help="write bench.md, bench.json, bench.csv and PNG plots into DIR")
+    bench.add_argument("--out", metavar="DIR", type=Path, default=Path(DEFAULT_BENCH_OUT),
+                       help="write bench.md, bench.json, bench.csv and PNG plots into DIR "
+                            f"(default: ./{DEFAULT_BENCH_OUT})")
+    bench.add_argument("--no-files", action="store_true", help="print only; write no files")
     bench.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     p.subcommands = sub.choices  # name -> parser, for errors worded per command
     return p
@@ -423,7 +426,6 @@ def cmd_bench(args, specs) -> int:
     device = parse_device(args.device)
     selected, explicit = _select(specs, args.package)
     requested = _split(args.shapes)
-    out_dir = _out_dir(args.out)
     env = environment(device)
     progress_on = not args.quiet
 
@@ -451,6 +453,7 @@ def cmd_bench(args, specs) -> int:
             known = list(MODELS) + list(dict.fromkeys(extra_models))
             raise UserError(f"unknown model '{r}' (known: {', '.join(known)})")
     models = [canonical_model(r) or r for r in requested] or None
+    out_dir = None if args.no_files else _out_dir(args.out)  # only once the arguments are valid
 
     rows, packages = [], []
     interrupted = False
@@ -549,8 +552,6 @@ def cmd_bench(args, specs) -> int:
               f"in {meta['seconds']:.1f}s")
         if written:
             print(f"wrote {', '.join(str(p) for p in written)}")
-        elif not out_dir:
-            print("(use --out DIR to write bench.md, bench.json, bench.csv and plots)")
     if interrupted:
         _err("lowbit: interrupted; partial results" + (" written" if written else ""))
         return EXIT_INTERRUPTED
