@@ -67,9 +67,14 @@ def groups(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
     return out
 
 
+def is_lowbit(impl: str) -> bool:
+    """'lowbit', or a variant such as 'lowbit (16 threads)'."""
+    return impl == "lowbit" or impl.startswith("lowbit ")
+
+
 def main_unit(rows: list[dict]) -> str:
     """The op's metric: lowbit's metric_name, else the most common one."""
-    lb = [r["metric_name"] for r in rows if r["impl"] == "lowbit"]
+    lb = [r["metric_name"] for r in rows if is_lowbit(r["impl"])]
     names = lb or [r["metric_name"] for r in rows]
     return max(set(names), key=names.count)
 
@@ -114,8 +119,9 @@ def pivot(rows: list[dict]) -> tuple[list[str], list[list]]:
     over the fastest baseline."""
     rows, unit, converted = harmonize(rows)
     impls = list(dict.fromkeys(r["impl"] for r in rows))
-    has_lowbit = "lowbit" in impls
-    baselines = [i for i in impls if i != "lowbit" and not is_floor(i)]
+    ours = next((i for i in impls if is_lowbit(i)), None)
+    has_lowbit = ours is not None
+    baselines = [i for i in impls if not is_lowbit(i) and not is_floor(i)]
     headers = ["shape", "M"] + [f"{i} {unit}" + ("*" if i in converted else "") for i in impls]
     if has_lowbit:
         headers.append("lowbit µs")
@@ -131,7 +137,7 @@ def pivot(rows: list[dict]) -> tuple[list[str], list[list]]:
             r = by_impl.get(i)
             line.append("" if r is None else r["metric"])
         if has_lowbit:
-            lb = by_impl.get("lowbit")
+            lb = by_impl.get(ours)
             line.append(lb["us"] if lb else "")
             if baselines:
                 base = [by_impl[b]["us"] for b in baselines if b in by_impl and by_impl[b]["us"] > 0]

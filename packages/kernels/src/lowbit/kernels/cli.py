@@ -116,6 +116,11 @@ def main(argv: list[str] | None = None, *, families: list[tuple[str, str]] | Non
     except KeyboardInterrupt:
         print("lowbit: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `lowbit info | head`: stop quietly, as shell tools do
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAIL
 
 
 # ------------------------------------------------------------------ helpers
@@ -237,13 +242,20 @@ def cmd_info(args, specs) -> int:
                if d != "lowbit-kernels"]
     print("support: " + ", ".join(support))
     print()
-    rows = []
+    rows, problems = [], []
     for e in packages:
         bi = e.get("build_info")
-        status = e["status"] if not e.get("error") else f"{e['status']}: {e['error']}"
-        rows.append([e["distribution"], e["version"] or "-", _archs_text(bi) if e["status"] == "ok" else "",
-                     (bi or {}).get("torch_built_against", "") if e["status"] == "ok" else "", status])
-    print(rep.text_table(["package", "version", "built for", "torch built", "status"], rows))
+        status = e["status"]
+        if e.get("error"):
+            status += " (below)" if e["status"] != "ok" else ", with errors (below)"
+            problems.append(f"{e['distribution']}: {e['error']}")
+        ok = e["status"] == "ok"
+        rows.append([e["distribution"], e["version"] or "-", _archs_text(bi) if ok else "",
+                     (bi or {}).get("torch_built_against", "") if ok else "", status])
+    print(rep.text_table(["package", "version", "built for", "torch built", "status"], rows), end="")
+    for line in problems:
+        print(f"  {line}")
+    print()
 
     here = f"runs on {env['device'].get('sm', 'cpu')}"
     op_rows = []
