@@ -6,8 +6,10 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
+import re
 import shlex
 import sys
+import textwrap
 import time
 import traceback
 from pathlib import Path
@@ -76,11 +78,16 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="also write check.md and check.json into DIR")
     bench = sub.add_parser(
         "bench", parents=[common, pkg], help="benchmark every op with its baselines",
-        description="Benchmark every op of the installed packages against their baselines "
+        description=textwrap.fill("Benchmark every op of the installed packages against their baselines "
                     "(CUDA-graph replay timed with CUDA events, warm-up, median, rotating inputs "
                     "larger than L2). Prints tables and writes bench.md, bench.json, "
                     "bench.csv and one PNG plot per op into --out. On CPU it runs the CPU kernels on small "
-                    "shapes.")
+                    "shapes.", 79),
+        epilog="examples:\n"
+               "  lowbit bench --quick                         a first look (fewer token counts)\n"
+               "  lowbit bench --shapes llama3-8b -p nvfp4_mm  one model, one package\n"
+               "  lowbit bench --out docs/benchmarks           the committed results",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     bench.add_argument("--shapes", "--models", action="append", metavar="MODEL", dest="shapes",
                        help=f"only the layer shapes of these models ({', '.join(MODELS)}; "
                             "case and punctuation do not matter); repeat or comma-separate")
@@ -176,13 +183,12 @@ def _archs_text(info: dict | None) -> str:
         return "?"
     if info.get("missing"):
         return "unknown (no build info)"
-    archs = info.get("cuda_archs") or []
-    return ",".join(map(str, archs)) if archs else "CPU only"
+    archs = sorted(map(str, info.get("cuda_archs") or []),
+                   key=lambda a: (int(re.match(r"\d*", a).group() or 0), a))
+    return ",".join(archs) if archs else "CPU only"
 
 
 def _target_built(target: str, archs) -> bool:
-    import re
-
     major = {"SM90": 9, "SM100": 10, "SM120": 12}[target]
     for a in archs or ():
         m = re.match(r"\d+", str(a))
