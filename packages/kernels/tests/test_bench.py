@@ -174,6 +174,37 @@ def test_other_units_are_converted_through_time():
     assert table == [["llama3-8b s", 4, 50.0, 125.0, 10.0]]  # 50 TFLOP/s * 10 us / 4 us
 
 
+def _mixed_rows():
+    # Like w4a8-mm: TB/s at small M, TFLOP/s at large M, the floor always TB/s.
+    rows = []
+    for m, unit in ((16, "TB/s"), (256, "TFLOP/s")):
+        for impl, us, metric in (("lowbit", 10.0, 2.0), ("torch.mm bf16", 20.0, 1.5)):
+            rows.append({"package": "p", "op": "o", "shape": "N=8 K=8", "M": m, "impl": impl,
+                         "us": us, "metric": metric, "metric_name": unit})
+        rows.append({"package": "p", "op": "o", "shape": "N=8 K=8", "M": m, "impl": "copy floor",
+                     "us": 5.0, "metric": 3.0, "metric_name": "TB/s"})
+    return rows
+
+
+def test_units_changing_with_m_are_kept_per_row():
+    from lowbit.kernels._report import pivot
+
+    headers, table = pivot(_mixed_rows())
+    assert headers == ["shape", "M", "lowbit", "torch.mm bf16", "copy floor*", "lowbit µs",
+                       "vs best baseline"]
+    assert table[0] == ["N=8 K=8", 16, "2 TB/s", "1.5 TB/s", "3 TB/s", 10.0, "2.00x"]
+    # at M=256 the floor is converted into lowbit's TFLOP/s through its time: 2 * 10 / 5
+    assert table[1] == ["N=8 K=8", 256, "2 TFLOP/s", "1.5 TFLOP/s", "4 TFLOP/s", 10.0, "2.00x"]
+
+
+def test_plot_of_mixed_units_is_written(tmp_path):
+    pytest.importorskip("matplotlib")
+    from lowbit.kernels._report import plot
+
+    plot(tmp_path / "x.png", "p", "o", _mixed_rows())
+    assert (tmp_path / "x.png").read_bytes()[:8] == PNG_MAGIC
+
+
 @pytest.mark.parametrize("missing_impl", ["lowbit", "A"])
 def test_pivot_with_missing_cells(missing_impl):
     from lowbit.kernels._report import pivot

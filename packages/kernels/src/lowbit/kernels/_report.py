@@ -72,36 +72,38 @@ def is_lowbit(impl: str) -> bool:
     return impl == "lowbit" or impl.startswith("lowbit ")
 
 
-def main_unit(rows: list[dict]) -> str:
-    """The op's metric: lowbit's metric_name, else the most common one."""
+def _unit_of(rows: list[dict]) -> str:
+    """lowbit's metric_name among `rows`, else the most common one."""
     lb = [r["metric_name"] for r in rows if is_lowbit(r["impl"])]
     names = lb or [r["metric_name"] for r in rows]
-    return max(set(names), key=names.count)
+    return max(dict.fromkeys(names), key=names.count)
 
 
-def harmonize(rows: list[dict]) -> tuple[list[dict], str, set[str]]:
-    """Rows of one (package, op) with every metric in the op's main unit.
+def harmonize(rows: list[dict]) -> tuple[list[dict], list[str], set[str]]:
+    """Rows of one (package, op) with one unit per case (model, shape, M):
+    lowbit's unit there.
 
     A row measured in another unit (a copy floor in TB/s beside GEMMs in
-    TFLOP/s) solves the same problem as its neighbours at the same (shape, M),
-    so the work is the same and metric scales with 1/time:
-    metric = ref.metric * ref.us / row.us. Returns (rows, unit, converted impls);
-    rows with no reference to convert through are left out."""
-    unit = main_unit(rows)
-    ref = {}
+    TFLOP/s) solves the same problem as its neighbours of the same case, so the
+    work is the same and the metric scales with 1/time:
+    metric = ref.metric * ref.us / row.us. Returns (rows, units in first-seen
+    order, converted impls); a row with no reference to convert through keeps
+    its own unit."""
+    cases: dict[tuple, list[dict]] = {}
     for r in rows:
-        if r["metric_name"] == unit and r["us"] > 0 and r["metric"] == r["metric"]:
-            ref.setdefault(_case(r), r)
-    out, converted = [], set()
-    for r in rows:
-        if r["metric_name"] != unit:
-            base = ref.get(_case(r))
-            if base is None or not r["us"] > 0:
-                continue
-            r = dict(r, metric=base["metric"] * base["us"] / r["us"], metric_name=unit)
-            converted.add(r["impl"])
-        out.append(r)
-    return out, unit, converted
+        cases.setdefault(_case(r), []).append(r)
+    out, units, converted = [], {}, set()
+    for case_rows in cases.values():
+        unit = _unit_of(case_rows)
+        refs = [r for r in case_rows if r["metric_name"] == unit and r["us"] > 0 and r["metric"] == r["metric"]]
+        ref = next((r for r in refs if is_lowbit(r["impl"])), refs[0] if refs else None)
+        for r in case_rows:
+            if r["metric_name"] != unit and ref is not None and r["us"] > 0:
+                r = dict(r, metric=ref["metric"] * ref["us"] / r["us"], metric_name=unit)
+                converted.add(r["impl"])
+            units[r["metric_name"]] = None
+            out.append(r)
+    return out, list(units), converted
 
 
 def _case(r) -> tuple:
@@ -117,12 +119,14 @@ def pivot(rows: list[dict]) -> tuple[list[str], list[list]]:
     """One (package, op)'s long rows -> table: shape, M, metric per impl (in
     the op's unit; converted impls marked *), lowbit µs, speed-up of lowbit
     over the fastest baseline."""
-    rows, unit, converted = harmonize(rows)
+    rows, units, converted = harmonize(rows)
+    unit = units[0] if len(units) == 1 else None  # else every cell carries its unit
     impls = list(dict.fromkeys(r["impl"] for r in rows))
     ours = next((i for i in impls if is_lowbit(i)), None)
     has_lowbit = ours is not None
     baselines = [i for i in impls if not is_lowbit(i) and not is_floor(i)]
-    headers = ["shape", "M"] + [f"{i} {unit}" + ("*" if i in converted else "") for i in impls]
+    headers = ["shape", "M"] + [(f"{i} {unit}" if unit else i) + ("*" if i in converted else "")
+                                for i in impls]
     if has_lowbit:
         headers.append("lowbit µs")
         if baselines:
@@ -135,7 +139,10 @@ def pivot(rows: list[dict]) -> tuple[list[str], list[list]]:
         line = [by_impl["label"], m]
         for i in impls:
             r = by_impl.get(i)
-            line.append("" if r is None else r["metric"])
+            if r is None:
+                line.append("")
+            else:
+                line.append(r["metric"] if unit else f"{fmt_num(r['metric'])} {r['metric_name']}")
         if has_lowbit:
             lb = by_impl.get(ours)
             line.append(lb["us"] if lb else "")
@@ -175,8 +182,12 @@ def plot(path: Path, package: str, op: str, rows: list[dict]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows, unit, converted = harmonize(rows)
-    rows = [dict(r, shape=label(r)) for r in rows]
+    rows, units, converted = harmonize(rows)
+    # One unit: plot it (higher is better). Units changing with M (bandwidth
+    # at small M, FLOP/s at large M): plot the time, the one common measure.
+    by_time = len(units) != 1
+    rows = [dict(r, shape=label(r), metric=r["us"] if by_time else r["metric"]) for r in rows]
+    unit = "µs per call (lower is better)" if by_time else units[0]
     shapes = list(dict.fromkeys(r["shape"] for r in rows))
     impls = list(dict.fromkeys(r["impl"] for r in rows))
     colors = {i: f"C{k % 10}" for k, i in enumerate(impls)}
@@ -192,8 +203,10 @@ def plot(path: Path, package: str, op: str, rows: list[dict]) -> None:
                 continue
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", markersize=3,
                     color=colors[impl], linestyle="--" if is_floor(impl) else "-",
-                    label=impl + (" *" if impl in converted else ""))
+                    label=impl + (" *" if impl in converted and not by_time else ""))
         ax.set_xscale("log", base=2)
+        if by_time:
+            ax.set_yscale("log")
         ax.set_xticks(ms, [str(m) for m in ms])
         ax.minorticks_off()
         ax.set_title(shape, fontsize=9)
@@ -201,7 +214,12 @@ def plot(path: Path, package: str, op: str, rows: list[dict]) -> None:
         ax.set_ylabel(unit, fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(True, alpha=0.3)
-        ax.set_ylim(bottom=0)
+        if not by_time:
+            # A bound (copy floor) far above every implementation, e.g. a
+            # weight-bytes floor at large M, must not flatten the real curves.
+            real = [r["metric"] for r in rows if r["shape"] == shape and not is_floor(r["impl"])
+                    and r["metric"] == r["metric"]]
+            ax.set_ylim(bottom=0, top=1.15 * max(real) if real else None)
     for ax in list(axes.flat)[len(shapes):]:
         ax.axis("off")
     handles, labels = [], []
@@ -210,7 +228,8 @@ def plot(path: Path, package: str, op: str, rows: list[dict]) -> None:
             if lab not in labels:
                 handles.append(h)
                 labels.append(lab)
-    note = f"  (* {', '.join(sorted(converted))}: time converted to {unit}, same work)" if converted else ""
+    note = (f"  (* {', '.join(sorted(converted))}: time converted to {unit}, same work)"
+            if converted and not by_time else "")
     fig.suptitle(f"{package} · {op}{note}", fontsize=11)
     try:
         fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 5), fontsize=8)
