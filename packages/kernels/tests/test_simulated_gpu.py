@@ -21,6 +21,9 @@ def h100(monkeypatch):
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda d=None: props)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d=None: (9, 0))
     monkeypatch.setattr(torch, "manual_seed", lambda s: None)  # would touch the CUDA RNG
+    synced = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda d=None: synced.append(str(d)))
+    return synced
 
 
 def test_info_on_an_h100(lowbit, h100):
@@ -47,6 +50,7 @@ def test_bench_on_an_h100_passes_the_device_and_writes(lowbit, h100, tmp_path):
     rc, out, err = lowbit("bench", "-q", "--out", str(tmp_path))
     assert rc == 0, err
     assert lowbit.calls == [("bench", "cuda:0", None, False)]
+    assert h100 == ["cuda:0"]  # async CUDA errors surface as this package's
     data = json.loads((tmp_path / "bench.json").read_text())
     assert data["environment"]["device"]["name"] == "NVIDIA H100 80GB HBM3"
     assert data["copy_bandwidth_TBps"] is None  # no real GPU to measure: left out, not a crash

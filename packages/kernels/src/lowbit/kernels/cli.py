@@ -197,6 +197,14 @@ def _target_built(target: str, archs) -> bool:
     return False
 
 
+def _sync(device) -> None:
+    """Surface a package's asynchronous CUDA error as its own failure, not the next one's."""
+    if device.type == "cuda":
+        import torch
+
+        torch.cuda.synchronize(device)
+
+
 def _float(v):
     try:
         return float(v)
@@ -316,8 +324,8 @@ def cmd_check(args, specs) -> int:
         try:
             selfcheck = fam.submodule("selfcheck")
             torch.manual_seed(0)  # reproducible random problems
-            got = selfcheck.run(device)
-            got = list(got)
+            got = list(selfcheck.run(device))
+            _sync(device)
         except KeyboardInterrupt:
             raise
         except Exception as e:
@@ -512,6 +520,7 @@ def cmd_bench(args, specs) -> int:
         try:
             torch.manual_seed(0)
             got = list(bench.run(device, models=pkg_models, quick=args.quick, progress=progress))
+            _sync(device)
         except KeyboardInterrupt:
             entry["error"] = "interrupted"
             interrupted = True
