@@ -3,6 +3,11 @@
 // the whole row (convert, block amax, block scales, e2m1 codes, pack) that the
 // compiler vectorises; on x86-64 the row worker is also cloned for AVX2 and
 // picked at load time. Rows are spread over torch's intra-op threads.
+// Only IEEE results matter here, never FP exception flags: without this GCC
+// will not if-convert (and so not vectorise) loops that select between float
+// computations. Results are unchanged.
+#pragma GCC optimize("no-trapping-math")
+
 #include "nvfp4_quant.h"
 
 #include <torch/csrc/stable/ops.h>
@@ -10,6 +15,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 namespace lowbit::nvfp4 {
@@ -39,44 +45,39 @@ inline float half_to_float(uint16_t h) {
 }
 
 // float -> e4m3 byte, round to nearest even, saturating to +-448 (SPEC §1.2
-// step 3; NaN -> 0x7F). Same two-range trick as the e2m1 rounding.
-inline uint8_t float_to_e4m3(float s) {
-  if (s != s) return 0x7F;
-  const uint32_t sign = (f2u(s) >> 24) & 0x80u;
-  const float a = std::min(std::fabs(s), 448.0f);
-  uint32_t code;
-  if (a < 0x1p-6f) {
-    // subnormal e4m3: multiples of 2^-9; 2^23 magic add rounds a * 2^9 (exact).
-    code = f2u(a * 512.0f + 8388608.0f) - 0x4B000000u;
-  } else {
-    const uint32_t u = f2u(a);
-    code = ((u + 0x7FFFFu + ((u >> 20) & 1u)) >> 20) - 960u;  // 960 = (127 - 7) << 3
-  }
-  return static_cast<uint8_t>(code | sign);
+// step 3). Branch-free: below 2^-6 (e4m3 subnormals, multiples of 2^-9) the
+// 2^14 magic add rounds; above, the fp32 mantissa is rounded to 3 bits with
+// ties to even. NaN is handled by the caller.
+inline uint32_t float_to_e4m3(float s) {
+  const uint32_t us = f2u(s);
+  const uint32_t sign = (us >> 24) & 0x80u;
+  const uint32_t a0 = us & 0x7FFFFFFFu;
+  const uint32_t a = a0 < 0x43E00000u ? a0 : 0x43E00000u;  // min(|s|, 448)
+  const uint32_t sub = f2u(u2f(a) + 16384.0f) - 0x46800000u;
+  const uint32_t nrm = ((a + 0x7FFFFu + ((a >> 20) & 1u)) >> 20) - 960u;  // (127-7) << 3
+  return (a < 0x3C800000u ? sub : nrm) | sign;
 }
 
-struct E4M3Table {
-  float v[256];
-  E4M3Table() {
-    for (int b = 0; b < 256; ++b) {
-      const int s = b >> 7, e = (b >> 3) & 15, m = b & 7;
-      float x = e == 0 ? std::ldexp(float(m), -9) : std::ldexp(1.0f + m / 8.0f, e - 7);
-      if (e == 15 && m == 7) x = NAN;
-      v[b] = s ? -x : x;
-    }
-  }
-};
-const E4M3Table kE4M3;
+// e4m3 byte -> float (NaN bytes never get here: such blocks are zero-flagged).
+inline float e4m3_to_float(uint32_t b) {
+  const uint32_t e = (b >> 3) & 15u, m = b & 7u;
+  const float sub = float(int32_t(m)) * 0x1p-9f;
+  const float nrm = u2f(((e + 120u) << 23) | (m << 20));
+  return u2f(f2u(e == 0 ? sub : nrm) | ((b & 0x80u) << 24));
+}
 
 // Software e2m1 code of y (SPEC §1.1), same arithmetic as the SM90 kernel.
 inline uint32_t e2m1_code(float y) {
   const uint32_t u = f2u(y);
   const uint32_t a = u & 0x7FFFFFFFu;
   const uint32_t rn = a + 0x1FFFFFu + ((a >> 22) & 1u);
-  const int32_t cn = std::min(int32_t(rn >> 22) - 252, 7);
-  const float ay = u2f(a);
-  const int32_t cs = int32_t(f2u(ay * 2.0f + 8388608.0f)) - 0x4B000000;
-  const uint32_t c = uint32_t(ay < 1.0f ? cs : cn);
+  const int32_t cn0 = int32_t(rn >> 22) - 252;
+  const int32_t cn = cn0 < 7 ? cn0 : 7;
+  // |y| < 1: RNE(2|y|) in {0, 1, 2}: above 0.25 (tie 0.25 -> 0) and from 0.75
+  // (tie -> 1.0). Integer compares only: float compares or adds would keep the
+  // loop from vectorising under -ftrapping-math.
+  const int32_t cs = int32_t(a > 0x3E800000u) + int32_t(a >= 0x3F400000u);
+  const uint32_t c = uint32_t(a < 0x3F800000u ? cs : cn);
   return c | ((u >> 28) & 8u);
 }
 
@@ -87,64 +88,75 @@ inline uint32_t swz_offset(int64_t r, int64_t c, int64_t kp) {
 // One row: n outputs from `src` (gate || up when silu), codes to `dst`,
 // scale bytes to sf_row[c * sf_step] positions given by `sf_pos(c)`.
 struct RowBuffers {
-  std::vector<float> v, os;
-  std::vector<uint8_t> sf, zero;
+  std::vector<float> v, os, amax;
+  std::vector<uint8_t> sf;
+  std::vector<uint32_t> codes, keep;
 };
 
+// Every stage is a flat loop without control flow so it vectorises; the row
+// worker is always inlined into the (AVX2 / default) clones below.
 template <typename T, bool SILU>
-inline void quant_row_impl(const T* src, int64_t n, float gs, uint8_t* dst, uint8_t* sf_out,
-                           RowBuffers& b) {
+__attribute__((always_inline)) inline void quant_row_impl(const T* src, int64_t n, float gs,
+                                                          uint8_t* dst, uint8_t* sf_out,
+                                                          RowBuffers& b) {
+  constexpr bool kBF16 = std::is_same_v<T, uint16_t>;  // uint16_t = bf16, int16_t = fp16
   const int64_t nb = n / 16;
   float* v = b.v.data();
-  for (int64_t i = 0; i < n; ++i) {
-    const uint16_t raw = reinterpret_cast<const uint16_t*>(src)[i];
-    v[i] = std::is_same_v<T, uint16_t> ? bf16_to_float(raw) : half_to_float(raw);
-  }
+  const uint16_t* raw = reinterpret_cast<const uint16_t*>(src);
+  for (int64_t i = 0; i < n; ++i) v[i] = kBF16 ? bf16_to_float(raw[i]) : half_to_float(raw[i]);
   if constexpr (SILU) {
     for (int64_t i = 0; i < n; ++i) {
-      const uint16_t raw = reinterpret_cast<const uint16_t*>(src)[n + i];
-      const float u = std::is_same_v<T, uint16_t> ? bf16_to_float(raw) : half_to_float(raw);
+      const float u = kBF16 ? bf16_to_float(raw[n + i]) : half_to_float(raw[n + i]);
       v[i] = v[i] / (1.0f + std::exp(-v[i])) * u;
     }
   }
+  float* amax = b.amax.data();
   for (int64_t c = 0; c < nb; ++c) {
-    const float* x = v + c * 16;
-    float amax = 0.0f;
-    bool nan = false;
+    float m = 0.0f, nan = 0.0f;
     for (int i = 0; i < 16; ++i) {
-      const float a = std::fabs(x[i]);
-      amax = a > amax ? a : amax;
-      nan |= a != a;
+      const float a = std::fabs(v[c * 16 + i]);
+      m = a > m ? a : m;
+      nan = a != a ? 1.0f : nan;
     }
-    const float s = (gs * amax) / 6.0f;
-    const uint8_t sfb = float_to_e4m3(s);
-    const float sf_f = kE4M3.v[sfb];
-    const bool zero = nan || !(std::fabs(sf_f) > 0.0f);
-    b.os[c] = zero ? 0.0f : 1.0f / (sf_f / gs);
-    b.zero[c] = zero;
-    sf_out[c] = nan ? uint8_t{0x7F} : sfb;
+    amax[c] = nan != 0.0f ? NAN : m;
+  }
+  for (int64_t c = 0; c < nb; ++c) {
+    const float s = (gs * amax[c]) / 6.0f;
+    const bool nan = (f2u(s) & 0x7FFFFFFFu) > 0x7F800000u;  // NaN block (or NaN gs)
+    const uint32_t sfb = nan ? 0x7Fu : float_to_e4m3(s);
+    const float sf_f = e4m3_to_float(sfb);
+    const bool zero = nan || (f2u(sf_f) & 0x7FFFFFFFu) == 0;
+    const float os = 1.0f / (sf_f / gs);
+    b.os[c] = zero ? 0.0f : os;
+    b.keep[c] = zero ? 0u : 0xFu;
+    sf_out[c] = static_cast<uint8_t>(sfb);
   }
   for (int64_t c = 0; c < nb; ++c) {
     const float os = b.os[c];
-    const uint32_t keep = b.zero[c] ? 0u : 0xFFu;
-    const float* x = v + c * 16;
-    uint8_t* d = dst + c * 8;
-    for (int j = 0; j < 8; ++j) {
-      const uint32_t lo = e2m1_code(x[2 * j] * os), hi = e2m1_code(x[2 * j + 1] * os);
-      d[j] = static_cast<uint8_t>((lo | (hi << 4)) & keep);
-    }
+    for (int i = 0; i < 16; ++i) v[c * 16 + i] *= os;
+  }
+  uint32_t* codes = b.codes.data();
+  for (int64_t i = 0; i < n; ++i) codes[i] = e2m1_code(v[i]);
+  for (int64_t c = 0; c < nb; ++c) {
+    const uint32_t keep = b.keep[c];
+    for (int i = 0; i < 16; ++i) codes[c * 16 + i] &= keep;
+  }
+  for (int64_t j = 0; j < n / 2; ++j) {
+    dst[j] = static_cast<uint8_t>(codes[2 * j] | (codes[2 * j + 1] << 4));
   }
 }
 
 // Rows [r0, r1) of a dense problem, or of expert rows (gs per row via `row_gs`).
 template <typename T, bool SILU>
-void quant_rows(const QuantProblem& p, int64_t r0, int64_t r1) {
+__attribute__((always_inline)) inline void quant_rows(const QuantProblem& p, int64_t r0, int64_t r1) {
   RowBuffers b;
   const int64_t n = p.n, nb = n / 16, in_stride = SILU ? 2 * n : n;
   b.v.resize(n);
+  b.codes.resize(n);
   b.os.resize(nb);
   b.sf.resize(nb);
-  b.zero.resize(nb);
+  b.keep.resize(nb);
+  b.amax.resize(nb);
   const T* in = static_cast<const T*>(p.in);
   const int64_t E = p.num_experts;
   for (int64_t r = r0; r < r1; ++r) {
