@@ -49,12 +49,20 @@ def lowbit(capsys, monkeypatch, tmp_path):
 def lowbit_subprocess():
     """run(*argv, families=[...]) -> CompletedProcess of `python -m lowbit.kernels`."""
 
-    def run(*argv, families=("fake_ok",), cwd=None):
+    def environ(families):
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             [str(FAKES), str(SRC)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
         env["LOWBIT_FAMILIES"] = ",".join(f"{n}={m}" for n, m in specs(families))
-        return subprocess.run([sys.executable, "-m", "lowbit.kernels", *argv], env=env, cwd=cwd,
-                              capture_output=True, text=True, timeout=300)
+        return env
 
+    def run(*argv, families=("fake_ok",), cwd=None):
+        return subprocess.run([sys.executable, "-m", "lowbit.kernels", *argv], env=environ(families),
+                              cwd=cwd, capture_output=True, text=True, timeout=300)
+
+    def popen(*argv, families=("fake_ok",)):
+        return subprocess.Popen([sys.executable, "-m", "lowbit.kernels", *argv], env=environ(families),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    run.popen = popen
     return run

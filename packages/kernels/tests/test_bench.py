@@ -150,6 +150,60 @@ def test_subprocess_entry_point(lowbit_subprocess, tmp_path):
     assert len(json.loads((tmp_path / "bench.json").read_text())["rows"]) == 2 * 2 * 2 * 3
 
 
+def test_merge_keeps_other_packages_results(lowbit, tmp_path):
+    rc, _, _ = lowbit("bench", "-q", "--device", "cpu", "--out", str(tmp_path), families=["fake_fail"])
+    assert rc == 1  # its malformed row
+    rc, _, err = lowbit("bench", "-q", "--device", "cpu", "--out", str(tmp_path), "--merge",
+                        "-p", "fake_ok", families=["fake_ok", "fake_fail"])
+    assert rc == 0, err
+    data = json.loads((tmp_path / "bench.json").read_text())
+    assert [p["package"] for p in data["packages"]] == ["fake_fail", "fake_ok"]
+    assert sum(r["package"] == "fake_fail" for r in data["rows"]) == 1
+    assert sum(r["package"] == "fake_ok" for r in data["rows"]) == 48
+    assert data["merged"][0]["packages"] == ["fake_fail"]
+    md = (tmp_path / "bench.md").read_text()
+    assert "## fake_fail" in md and "## fake_ok" in md
+    assert "; fake_fail from `lowbit bench -q --device cpu --out" in md
+    # the same package again replaces its rows rather than adding to them
+    rc, _, _ = lowbit("bench", "-q", "--device", "cpu", "--out", str(tmp_path), "--merge", "--quick",
+                      "-p", "fake_ok", families=["fake_ok", "fake_fail"])
+    data = json.loads((tmp_path / "bench.json").read_text())
+    assert sum(r["package"] == "fake_ok" for r in data["rows"]) == 2 * 2 * 2 * 3
+    assert sum(r["package"] == "fake_fail" for r in data["rows"]) == 1
+
+
+def test_without_merge_the_folder_is_rewritten(lowbit, tmp_path):
+    lowbit("bench", "-q", "--device", "cpu", "--out", str(tmp_path), families=["fake_fail"])
+    lowbit("bench", "-q", "--device", "cpu", "--out", str(tmp_path), families=["fake_ok"])
+    data = json.loads((tmp_path / "bench.json").read_text())
+    assert {r["package"] for r in data["rows"]} == {"fake_ok"}
+
+
+def test_sigterm_writes_partial_results(lowbit_subprocess, tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    proc = lowbit_subprocess.popen("bench", "--device", "cpu", "--out", str(tmp_path),
+                                   families=["fake_ok", "fake_slow"])
+    deadline = time.time() + 60
+    line = ""
+    while "fake_slow case 1" not in line and time.time() < deadline:
+        line = proc.stderr.readline()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        rc = proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    err = proc.stderr.read()
+    assert rc == 130, err
+    assert "lowbit: interrupted; partial results written" in err and "Traceback" not in err
+    data = json.loads((tmp_path / "bench.json").read_text())
+    assert {r["package"] for r in data["rows"]} == {"fake_ok"}
+    assert data["packages"][1]["error"] == "interrupted"
+
+
 def test_pivot_speedup_is_against_the_fastest_real_baseline():
     from lowbit.kernels._report import pivot
 

@@ -8,6 +8,7 @@ import datetime as _dt
 import json
 import re
 import shlex
+import signal
 import sys
 import textwrap
 import time
@@ -96,6 +97,9 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="write bench.md, bench.json, bench.csv and PNG plots into DIR "
                             f"(default: ./{DEFAULT_BENCH_OUT})")
     bench.add_argument("--no-files", action="store_true", help="print only; write no files")
+    bench.add_argument("--merge", action="store_true",
+                       help="keep the other packages' results already in DIR/bench.json "
+                            "(benchmark one package per command, same --out)")
     bench.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     p.subcommands = sub.choices  # name -> parser, for errors worded per command
     return p
@@ -115,6 +119,11 @@ def main(argv: list[str] | None = None, *, families: list[tuple[str, str]] | Non
         return 0
     args.argv = argv
     specs = families if families is not None else family_specs()
+    # A time limit's SIGTERM ends the run like Ctrl-C: bench still writes what it measured.
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    except ValueError:  # not the main thread
+        previous = None
     try:
         return {"info": cmd_info, "check": cmd_check, "bench": cmd_bench}[args.command](args, specs)
     except UserError as e:
@@ -128,6 +137,13 @@ def main(argv: list[str] | None = None, *, families: list[tuple[str, str]] | Non
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAIL
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 # ------------------------------------------------------------------ helpers
@@ -559,6 +575,8 @@ def cmd_bench(args, specs) -> int:
     bw = None if interrupted else _copy_bandwidth(device)
     meta["copy_bandwidth_TBps"] = None if bw is None else round(bw / 1e12, 3)
     report = {**meta, "packages": packages, "rows": rows}
+    if args.merge and out_dir:
+        report = _merge_earlier(out_dir / "bench.json", report)
 
     written = _write_bench(out_dir, report) if out_dir else []
     if args.json:
@@ -584,6 +602,36 @@ def cmd_bench(args, specs) -> int:
         return EXIT_INTERRUPTED
     ok = rows and not any(p["error"] for p in packages)
     return 0 if ok else EXIT_FAIL
+
+
+def _merge_earlier(path: Path, report: dict) -> dict:
+    """`--merge`: keep the rows of packages this run did not select from an
+    earlier bench.json in the same folder (one package per command when a
+    time limit forbids running them all at once)."""
+    if not path.exists():
+        return report
+    try:
+        old = json.loads(path.read_text())
+        old_rows, old_pkgs = list(old["rows"]), list(old["packages"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        _err(f"--merge: cannot read {path} ({one_line(e)}); not merged")
+        return report
+    now = {p["package"] for p in report["packages"]}
+    kept_pkgs = [p for p in old_pkgs if p.get("package") not in now]
+    if not kept_pkgs:
+        return report
+    kept = {p["package"] for p in kept_pkgs}
+    old_dev = ((old.get("environment") or {}).get("device") or {}).get("name")
+    new_dev = report["environment"]["device"].get("name")
+    if old_dev != new_dev:
+        _err(f"--merge: {path} was measured on {old_dev}, this run on {new_dev}")
+    merged = dict(report)
+    merged["packages"] = kept_pkgs + report["packages"]
+    merged["rows"] = [r for r in old_rows if r.get("package") in kept] + report["rows"]
+    merged["merged"] = list(old.get("merged") or []) + [
+        {"packages": sorted(kept), "date": old.get("date"), "command": old.get("command"),
+         "device": old_dev}]
+    return merged
 
 
 def _write_bench(out: Path, report: dict) -> list[Path]:
@@ -621,7 +669,9 @@ def _bench_md(report: dict, plots: dict) -> str:
     lines = [
         "# lowbit bench",
         "",
-        f"Produced by `{report['command']}` on {report['date']} ({report['seconds']:.0f} s).",
+        f"Produced by `{report['command']}` on {report['date']} ({report['seconds']:.0f} s)"
+        + "".join(f"; {', '.join(m['packages'])} from `{m['command']}` on {m['date']}"
+                  for m in report.get("merged", [])) + ".",
         "",
         "| | |",
         "|---|---|",
