@@ -37,7 +37,8 @@ def test_bench_writes_every_file(lowbit, tmp_path):
     assert float(csv_rows[0]["us"]) == rows[0]["us"]
     md = (out_dir / "bench.md").read_text()
     assert "### fake_gemm" in md and "### fake_quant" in md
-    assert "| shape | M | lowbit TFLOP/s | torch.mm bf16 TFLOP/s | copy floor TFLOP/s | lowbit µs | vs best baseline |" in md
+    assert ("| shape | M | lowbit TFLOP/s | torch.mm bf16 TFLOP/s | copy floor TFLOP/s | lowbit µs "
+            "| vs best baseline |") in md
     # lowbit 1.0x the time, torch 1.5x, the floor (faster) is not a baseline
     assert "| N=64 K=128 | 16 | 61.5 | 41 | 123 | 26 | 1.50x |" in md
     pngs = sorted(p.name for p in out_dir.glob("*.png"))

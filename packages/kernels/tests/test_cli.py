@@ -62,7 +62,8 @@ def test_unknown_command_is_one_line_exit_2(lowbit_subprocess):
     assert "invalid choice: 'benchmark'" in p.stderr
 
 
-@pytest.mark.parametrize("device, fragment", [("meta", "not supported"), ("tpu", "invalid device"), ("cuda:x", "invalid device")])
+@pytest.mark.parametrize("device, fragment", [
+    ("meta", "not supported"), ("tpu", "invalid device"), ("cuda:x", "invalid device")])
 def test_bad_device_is_a_usage_error(device, fragment, lowbit):
     rc, out, err = lowbit("check", "--device", device)
     assert rc == 2 and out == ""

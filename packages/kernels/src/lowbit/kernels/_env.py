@@ -44,7 +44,9 @@ def parse_device(text: str | None):
     import torch
 
     if text is None:
-        return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda", torch.cuda.current_device())
+        return torch.device("cpu")
     try:
         dev = torch.device(text)
     except (RuntimeError, ValueError):

@@ -95,7 +95,8 @@ def harmonize(rows: list[dict]) -> tuple[list[dict], list[str], set[str]]:
     out, units, converted = [], {}, set()
     for case_rows in cases.values():
         unit = _unit_of(case_rows)
-        refs = [r for r in case_rows if r["metric_name"] == unit and r["us"] > 0 and r["metric"] == r["metric"]]
+        refs = [r for r in case_rows
+                if r["metric_name"] == unit and r["us"] > 0 and r["metric"] == r["metric"]]
         ref = next((r for r in refs if is_lowbit(r["impl"])), refs[0] if refs else None)
         for r in case_rows:
             if r["metric_name"] != unit and ref is not None and r["us"] > 0:

@@ -422,7 +422,8 @@ def _check_md(report: dict, summary: str) -> str:
 def _bench_row(fam: Family, r) -> dict:
     need = ("op", "shape", "M", "impl", "us", "metric", "metric_name")
     if not isinstance(r, dict) or any(k not in r for k in need):
-        raise ProtocolError(f"bench row without {', '.join(k for k in need if k not in (r or {}))}: {r!r}"[:200])
+        lacking = ", ".join(k for k in need if k not in (r or {}))
+        raise ProtocolError(f"bench row without {lacking}: {r!r}"[:200])
     row = {k: r[k] for k in r}
     row.update(package=fam.name, op=str(r["op"]), shape=str(r["shape"]), M=int(r["M"]),
                impl=str(r["impl"]), us=_float(r["us"]), metric=_float(r["metric"]),
