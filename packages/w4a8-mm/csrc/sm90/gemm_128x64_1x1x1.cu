@@ -1,0 +1,6 @@
+// Schedule 128x64_1x1x1: 128 weight rows x 64 tokens per CTA tile, cluster 1x1x1,
+// stream-K tile scheduler.
+// One schedule per translation unit keeps each nvcc run near 5 GB (BUILD-NOTES).
+#include "sm90/w4a8_gemm.cuh"
+
+LOWBIT_W4A8_DEFINE_SCHEDULE(128x64_1x1x1, 128, 64, 1, 1, 1)

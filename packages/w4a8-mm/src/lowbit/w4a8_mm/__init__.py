@@ -1,0 +1,193 @@
+"""lowbit.w4a8_mm: int4-weight x fp8-activation GEMM for Hopper (SPEC §1.5, §2.3).
+
+Ops (``torch.ops.lowbit_w4a8_mm``), schema-compatible with the CUTLASS W4A8
+ops of vLLM's stable-ABI extension:
+
+* ``cutlass_w4a8_mm(A, B, group_scales, group_size, channel_scales,
+  token_scales, out_type=None, maybe_schedule=None) -> Tensor``
+* ``cutlass_pack_scale_fp8(scales) -> Tensor``
+* ``cutlass_encode_and_reorder_int4b(B) -> Tensor``
+
+Each has a CPU reference kernel (same bytes / same function), prepack ops run
+on any built CUDA architecture, the GEMM on SM90 (sm_90a). From a dense weight
+to a prepacked one in one call: :func:`quantize_weight`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+
+from lowbit.cutlass_ext import build_info as _build_info
+from lowbit.cutlass_ext import load_ops_library
+
+_HERE = Path(__file__).resolve().parent
+load_ops_library(_HERE)
+
+_ops = torch.ops.lowbit_w4a8_mm
+
+# Schedule names "{weight rows}x{tokens}_{cluster}" (csrc/schedules.def); the op
+# lists the same names when given an unknown one.
+SCHEDULES = (
+    "128x16_1x1x1", "128x32_1x1x1", "128x64_1x1x1", "128x128_1x1x1",
+    "128x128_2x1x1", "128x256_1x1x1", "128x256_2x1x1", "256x128_2x1x1",
+)
+GROUP_SIZE = 128
+E4M3_MAX = 448.0
+
+
+def build_info() -> dict:
+    """What the extension was built with (cuda_archs, torch built against)."""
+    return _build_info(_HERE)
+
+
+def _families() -> tuple[str, ...]:
+    fams = []
+    for a in build_info().get("cuda_archs", []):
+        fam = {"9": "SM90", "10": "SM100", "12": "SM120"}.get(str(a)[:-1][:-1])
+        if fam and fam not in fams:
+            fams.append(fam)
+    return tuple(fams)
+
+
+def _ops_table() -> dict[str, tuple[str, ...]]:
+    fams = _families()
+    gemm = ("CPU",) + (("SM90",) if "SM90" in fams else ())
+    return {
+        "cutlass_w4a8_mm": gemm,
+        "cutlass_pack_scale_fp8": ("CPU",) + fams,
+        "cutlass_encode_and_reorder_int4b": ("CPU",) + fams,
+    }
+
+
+OPS: dict[str, tuple[str, ...]] = _ops_table()
+
+
+# ---------------------------------------------------------------- fakes
+@torch.library.register_fake("lowbit_w4a8_mm::cutlass_w4a8_mm")
+def _mm_fake(A, B, group_scales, group_size, channel_scales, token_scales,
+             out_type=None, maybe_schedule=None):
+    return A.new_empty((A.shape[0], B.shape[1]), dtype=out_type or torch.bfloat16)
+
+
+@torch.library.register_fake("lowbit_w4a8_mm::cutlass_pack_scale_fp8")
+def _pack_fake(scales):
+    return scales.new_empty((scales.numel() * 8,), dtype=torch.float8_e4m3fn)
+
+
+@torch.library.register_fake("lowbit_w4a8_mm::cutlass_encode_and_reorder_int4b")
+def _reorder_fake(B):
+    return torch.empty_strided(B.shape, B.stride(), dtype=B.dtype, device=B.device)
+
+
+# ---------------------------------------------------------------- op wrappers
+def cutlass_w4a8_mm(A, B, group_scales, group_size, channel_scales, token_scales,
+                    out_type=None, maybe_schedule=None) -> torch.Tensor:
+    """D[m, n] = out_type(ch[n] * (tok[m] * sum_k A[m, k] * w[n, k])).
+
+    A: float8_e4m3fn [M, K] row-major. B: int32 [K/8, N] from
+    :func:`cutlass_encode_and_reorder_int4b`. group_scales: output of
+    :func:`cutlass_pack_scale_fp8` for fp8 [K/group_size, N]. group_size: 128
+    or K. channel_scales: fp32 [N] or one element; token_scales: fp32 [M],
+    [M, 1] or one element. out_type: torch.bfloat16 (default) or
+    torch.float16. maybe_schedule: one of :data:`SCHEDULES`, None = heuristic.
+    K % 128 == 0 and N % 128 == 0.
+    """
+    return _ops.cutlass_w4a8_mm(A, B, group_scales, group_size, channel_scales,
+                                token_scales, out_type, maybe_schedule)
+
+
+def cutlass_pack_scale_fp8(scales: torch.Tensor) -> torch.Tensor:
+    """fp8 scales (any shape, contiguous) -> fp8 1-D of numel*8: per scale s
+    the lookup table [e4m3(-8s), ..., e4m3(-2s), -s]. Runs on the scales'
+    device, on the current stream, no synchronisation."""
+    return _ops.cutlass_pack_scale_fp8(scales)
+
+
+def cutlass_encode_and_reorder_int4b(B: torch.Tensor) -> torch.Tensor:
+    """int32 [K/8, N] column-major (nibble i of word (j, n) = q[n, 8j+i]) ->
+    unified-encoded, Hopper-reordered copy with B's shape and strides
+    (SPEC §1.5). N % 16 == 0, K % 32 == 0. On B's device, current stream."""
+    return _ops.cutlass_encode_and_reorder_int4b(B)
+
+
+# ---------------------------------------------------------------- quantization
+class PackedWeight(NamedTuple):
+    """A prepacked W4A8 linear weight: the B, group_scales, group_size and
+    channel_scales arguments of cutlass_w4a8_mm."""
+
+    B: torch.Tensor  # int32 [K/8, N], encoded + reordered
+    group_scales: torch.Tensor  # fp8 [(K/group_size) * N * 8], packed tables
+    group_size: int
+    channel_scales: torch.Tensor  # fp32 [N]
+
+
+def quantize_int4(w: torch.Tensor, group_size: int = GROUP_SIZE):
+    """Dense w [N, K] (nn.Linear.weight layout, any float dtype) -> (q int8
+    [N, K] in [-8, 7], s float8_e4m3fn [K/group_size, N], ch float32 [N]).
+
+    Symmetric per-group int4 (group scale amax/7), the group scale split into a
+    per-channel fp32 factor and an fp8 group scale no larger than 448/8 = 56
+    so the kernel's table entries e4m3(-8s) never saturate; the factor 8 is
+    moved into the channel scale (the ÷8/×8 convention). w ≈ e4m3(q*s) * ch.
+    """
+    if w.dim() != 2:
+        raise ValueError(f"quantize_int4: argument 'w': expected a 2-D [N, K] weight, got shape {tuple(w.shape)}")
+    N, K = w.shape
+    if group_size not in (GROUP_SIZE, K) or K % group_size:
+        raise ValueError(f"quantize_int4: argument 'group_size': expected 128 or K (= {K}) "
+                         f"with K % 128 == 0, got {group_size}")
+    wf = w.float().view(N, K // group_size, group_size)
+    s_f = wf.abs().amax(-1) / 7.0  # [N, G]
+    c = (s_f.amax(-1) / E4M3_MAX).clamp_min(1e-12)
+    s8 = s_f / c.unsqueeze(-1) / 8.0
+    s = torch.where(torch.isnan(s8), s8, s8.clamp(-E4M3_MAX, E4M3_MAX)).to(torch.float8_e4m3fn)
+    ch = c * 8.0
+    step = (s.float() * ch.unsqueeze(-1)).unsqueeze(-1)
+    q = torch.where(step > 0, torch.round(wf / step), torch.zeros_like(wf)).clamp(-8, 7)
+    return q.reshape(N, K).to(torch.int8), s.t().contiguous(), ch.contiguous()
+
+
+def pack_int4(q: torch.Tensor) -> torch.Tensor:
+    """int4 values q [N, K] in [-8, 7] -> the unpacked prepack input int32
+    [K/8, N] column-major (nibble i of word (j, n) = q[n, 8j+i])."""
+    N, K = q.shape
+    nib = (q.to(torch.int32) & 0xF).view(N, K // 8, 8)
+    words = torch.zeros((N, K // 8), dtype=torch.int32, device=q.device)
+    for i in range(8):  # int32 shifts wrap like two's complement
+        words |= nib[..., i] << (4 * i)
+    return words.t()
+
+
+def quantize_weight(w: torch.Tensor, group_size: int = GROUP_SIZE) -> PackedWeight:
+    """Dense [N, K] weight -> prepacked :class:`PackedWeight` in one call
+    (quantize, pack nibbles, encode + reorder, pack scale tables), on w's device."""
+    q, s, ch = quantize_int4(w, group_size)
+    B = cutlass_encode_and_reorder_int4b(pack_int4(q))
+    return PackedWeight(B, cutlass_pack_scale_fp8(s), group_size, ch)
+
+
+def quantize_activation(x: torch.Tensor):
+    """Per-token fp8: x [M, K] -> (A float8_e4m3fn [M, K], token_scales fp32 [M])."""
+    xf = x.float()
+    tok = (xf.abs().amax(-1) / E4M3_MAX).clamp_min(1e-12)
+    return (xf / tok.unsqueeze(-1)).clamp(-E4M3_MAX, E4M3_MAX).to(torch.float8_e4m3fn), tok
+
+
+def linear(x: torch.Tensor, w: PackedWeight, out_type=None, schedule=None) -> torch.Tensor:
+    """y = x @ W^T for a bf16/fp16 x [M, K]: per-token fp8 quantization of x,
+    then cutlass_w4a8_mm. Output dtype defaults to x's dtype."""
+    A, tok = quantize_activation(x)
+    return cutlass_w4a8_mm(A, w.B, w.group_scales, w.group_size, w.channel_scales, tok,
+                           out_type or x.dtype, schedule)
+
+
+from . import bench, selfcheck  # noqa: E402  (CLI protocol)
+
+__all__ = [
+    "OPS", "SCHEDULES", "PackedWeight", "build_info", "cutlass_w4a8_mm",
+    "cutlass_pack_scale_fp8", "cutlass_encode_and_reorder_int4b", "quantize_int4",
+    "pack_int4", "quantize_weight", "quantize_activation", "linear", "bench", "selfcheck",
+]
