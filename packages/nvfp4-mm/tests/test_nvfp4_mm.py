@@ -265,6 +265,7 @@ def test_sm90_large():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_matches_cpu_kernel():
     a, b, sa, sb, alpha = _problem(33, 96, 224, "cpu", seed=12, quantized=False)
+    alpha = alpha * 1e-3  # keep |D| inside fp16 range with these random scales
     cpu = _run(a, b, sa, sb, alpha, torch.float16)
     gpu = _run(a.cuda(), b.cuda(), sa.cuda(), sb.cuda(), alpha.cuda(), torch.float16)
     assert relative_error(gpu.float().cpu(), cpu.float()) <= 2e-3

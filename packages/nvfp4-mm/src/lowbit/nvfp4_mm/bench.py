@@ -31,8 +31,8 @@ def _e2m1_table(device):
 def emulate_dequant_bf16(b: torch.Tensor, sb: torch.Tensor, n: int, k: int, table) -> torch.Tensor:
     """What a user without an NVFP4 kernel writes: unpack nibbles, look up
     e2m1 values, un-swizzle the block scales, multiply, all with torch ops."""
-    lo = table[(b & 0xF).long()]
-    hi = table[(b >> 4).long()]
+    lo = table[(b & 0xF).int()]
+    hi = table[(b >> 4).int()]
     vals = torch.stack([lo, hi], dim=-1).reshape(n, k // 16, 16)
     mp, kp = sb.shape
     sf = sb.view(torch.uint8).reshape(mp // 128, kp // 4, 32, 4, 4).permute(0, 3, 2, 1, 4)
@@ -169,8 +169,16 @@ def sweep_configs(device, shapes, tokens, splits=(-1,), progress=None) -> list[d
             alpha = torch.ones(1, device=device)
             out = torch.empty(m, n, dtype=torch.bfloat16, device=device)
             est = 2.0 * m * n * k / 400e12 * 1e6 + wbytes / 2e12 * 1e6 + 3
-            for cfg in [-1] + list(range(ncfg)):
-                for sp in splits:
+            half = ncfg // 2  # configs c and c + half: same tile, two B-dequant variants
+            cands = [(-1, -1)]
+            if m <= 16:
+                cands += [(c, sp) for c in (0, 1, 2) for sp in (-1, 2, 4, 8, 16)]
+            elif m <= 128:
+                cands += [(c, -1) for c in (1, 3, 4, 7)] + [(4 + half, -1)]
+            else:
+                cands += [(c, -1) for c in range(4, half)] + [(7 + half, -1)]
+            for cfg, sp in cands:
+                if True:
                     fns = [(lambda s=s, c=cfg, p=sp: torch.ops.lowbit_nvfp4_mm._cutlass_scaled_fp4_mm_ex(
                         out, s[0], s[2], s[1], s[3], alpha, False, c, p)) for s in sets]
                     try:

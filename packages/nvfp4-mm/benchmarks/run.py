@@ -1,0 +1,128 @@
+"""Benchmark lowbit-nvfp4-mm and write the committed results.
+
+  python benchmarks/run.py [--quick] [--models llama3-8b,llama3-70b] [--out DIR]
+  python benchmarks/run.py --sweep [--out DIR]     # SM90 config sweep (tuning)
+
+Writes DIR/nvfp4_mm_<gpu>.{md,json,png} (default DIR: benchmarks/results).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import lowbit.nvfp4_mm as mm
+from lowbit.testing.bench import copy_bandwidth, write_table
+
+
+def _slug(name: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in name).strip("_").lower()
+
+
+def summarize(rows: list[dict], bw: float) -> list[dict]:
+    """One line per (shape, M): time of each impl and lowbit's ratios."""
+    by = {}
+    for r in rows:
+        by.setdefault((r.get("model", ""), r["shape"], r["M"]), {})[r["impl"]] = r
+    out = []
+    for (model, shape, m), d in by.items():
+        lb = d.get("lowbit")
+        if lb is None:
+            continue
+        line = {"model": model, "shape": shape, "M": m, "lowbit us": lb["us"]}
+        for name, key in (("torch.mm bf16", "bf16 us"), ("emulation (dequant+mm)", "emul us"),
+                          ("torch._scaled_mm fp8", "fp8 us"), ("copy floor", "floor us")):
+            if name in d:
+                line[key] = d[name]["us"]
+        line["TFLOP/s"] = lb["metric"]
+        line["weight TB/s"] = lb.get("weight_tbps", 0.0)
+        line["% copy bw"] = 100 * lb.get("weight_tbps", 0.0) * 1e12 / bw
+        if "bf16 us" in line:
+            line["x bf16"] = line["bf16 us"] / lb["us"]
+        if "emul us" in line:
+            line["x emul"] = line["emul us"] / lb["us"]
+        out.append(line)
+    return out
+
+
+def plot(summary: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shapes = sorted({(s["model"], s["shape"]) for s in summary})
+    cols = 4
+    rows = (len(shapes) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
+    for ax, (model, shape) in zip(axes.flat, shapes):
+        pts = sorted((s for s in summary if (s["model"], s["shape"]) == (model, shape)), key=lambda s: s["M"])
+        ms = [p["M"] for p in pts]
+        for key, label in (("lowbit us", "lowbit nvfp4"), ("bf16 us", "cuBLAS bf16"),
+                           ("emul us", "emulation"), ("fp8 us", "cuBLASLt fp8"), ("floor us", "memory floor")):
+            if all(key in p for p in pts):
+                ax.plot(ms, [p[key] for p in pts], marker="o", label=label,
+                        linestyle="--" if key == "floor us" else "-")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_title(f"{model} {shape}", fontsize=9)
+        ax.set_xlabel("M (tokens)")
+        ax.set_ylabel("us")
+        ax.grid(True, which="both", alpha=0.3)
+    axes.flat[0].legend(fontsize=7)
+    for ax in list(axes.flat)[len(shapes):]:
+        ax.axis("off")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--models", default=None)
+    ap.add_argument("--sweep", action="store_true")
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
+    say = lambda s: print(s, flush=True)  # noqa: E731
+    t0 = time.time()
+    if args.sweep:
+        rows = mm.bench.sweep_configs(dev, [(8192, 8192)], [1, 16, 64, 128, 512, 2048, 8192], progress=say)
+        (out / "sweep.json").write_text(json.dumps(rows, indent=1))
+        (out / "sweep.md").write_text(write_table(rows))
+        print(write_table(rows))
+        return 0
+    models = args.models.split(",") if args.models else None
+    rows = mm.bench.run(dev, models=models, quick=args.quick, progress=say)
+    bw = copy_bandwidth(device=dev) if dev.type == "cuda" else 1.0
+    summary = summarize(rows, bw)
+    meta = {"device": name, "torch": torch.__version__, "copy_bandwidth_TBps": bw / 1e12,
+            "build": mm.build_info(), "seconds": time.time() - t0,
+            "command": "python packages/nvfp4-mm/benchmarks/run.py " + " ".join(sys.argv[1:])}
+    stem = out / f"nvfp4_mm_{_slug(name)}"
+    Path(f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows, "summary": summary}, indent=1))
+    md = [f"# nvfp4-mm benchmark on {name}", "",
+          f"torch {torch.__version__}; measured copy bandwidth {bw / 1e12:.2f} TB/s (read+write); "
+          f"times are medians of CUDA-graph replays over rotating inputs (lowbit.testing.bench).", "",
+          "`x bf16` / `x emul`: speed-up of lowbit over cuBLAS bf16 (bf16 weights) and over the "
+          "dequantize-then-mm emulation; `weight TB/s`: NVFP4 weight+scale bytes / time; "
+          "`% copy bw`: that over the measured copy bandwidth.", "",
+          write_table(summary)]
+    Path(f"{stem}.md").write_text("\n".join(md))
+    if dev.type == "cuda":
+        plot(summary, Path(f"{stem}.png"), f"nvfp4-mm on {name}")
+    print("\n".join(md))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+// Blackwell (SM100 / SM120) NVFP4 x NVFP4 GEMM through CUTLASS 3.x block-scaled
+// tensor-core collectives: nv_float4_t<float_e2m1_t> operands (e2m1 data +
+// ue4m3 scale per 16 elements), fp32 accumulation, D = alpha * acc with alpha
+// read from device memory. The scale-factor layout CUTLASS expects
+// (Sm1xxBlkScaledConfig) is the 128x4 swizzled layout of SPEC §1.3, so the
+// op's tensors are passed through unchanged.
+//
+// Included by the per-(arch, output dtype) translation units in sm100/ and
+// sm120/ (one instantiation set per TU keeps each nvcc run near 1 minute).
+#pragma once
+
+#include "nvfp4_mm.h"
+
+#include <lowbit/cuda_utils.h>
+#include <lowbit/cutlass_utils.h>
+
+#include <cute/tensor.hpp>
+#include <optional>
+#include <cutlass/arch/config.h>
+#include <cutlass/cutlass.h>
+#include <cutlass/detail/sm100_blockscaled_layout.hpp>
+#include <cutlass/epilogue/collective/collective_builder.hpp>
+#include <cutlass/gemm/collective/collective_builder.hpp>
+#include <cutlass/gemm/device/gemm_universal_adapter.h>
+#include <cutlass/gemm/dispatch_policy.hpp>
+#include <cutlass/gemm/kernel/gemm_universal.hpp>
+#include <cutlass/util/packed_stride.hpp>
+
+namespace nvfp4_mm::blackwell {
+
+using namespace cute;
+
+template <class ArchTag, class TileShape, class ClusterShape, class ElementD>
+struct Fp4Gemm {
+  using ElementA = cutlass::nv_float4_t<cutlass::float_e2m1_t>;
+  using ElementB = cutlass::nv_float4_t<cutlass::float_e2m1_t>;
+  using LayoutA = cutlass::layout::RowMajor;     // A [M, K], K contiguous
+  using LayoutB = cutlass::layout::ColumnMajor;  // B [N, K], K contiguous
+  using LayoutD = cutlass::layout::RowMajor;
+  static constexpr int kAlignAB = 32;  // 16 bytes of e2m1: K % 32 == 0
+  static constexpr int kAlignD = 128 / cutlass::sizeof_bits<ElementD>::value;
+  using OpClass = cutlass::arch::OpClassBlockScaledTensorOp;
+
+  using Epilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
+      ArchTag, OpClass, TileShape, ClusterShape, cutlass::epilogue::collective::EpilogueTileAuto,
+      float, float, void, LayoutD, kAlignD, ElementD, LayoutD, kAlignD,
+      cutlass::epilogue::collective::EpilogueScheduleAuto>::CollectiveOp;
+
+  using Mainloop = typename cutlass::gemm::collective::CollectiveBuilder<
+      ArchTag, OpClass, ElementA, LayoutA, kAlignAB, ElementB, LayoutB, kAlignAB, float, TileShape,
+      ClusterShape,
+      cutlass::gemm::collective::StageCountAutoCarveout<static_cast<int>(
+          sizeof(typename Epilogue::SharedStorage))>,
+      cutlass::gemm::collective::KernelScheduleAuto>::CollectiveOp;
+
+  using Kernel = cutlass::gemm::kernel::GemmUniversal<Shape<int, int, int, int>, Mainloop, Epilogue, void>;
+  using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
+
+  static void run(const Problem& p, const char* arch_name) {
+    using StrideA = typename Gemm::GemmKernel::StrideA;
+    using StrideB = typename Gemm::GemmKernel::StrideB;
+    using StrideD = typename Gemm::GemmKernel::StrideD;
+    using SfConfig = typename Gemm::GemmKernel::CollectiveMainloop::Sm1xxBlkScaledConfig;
+    const int M = static_cast<int>(p.M), N = static_cast<int>(p.N), K = static_cast<int>(p.K);
+
+    auto stride_a = cutlass::make_cute_packed_stride(StrideA{}, {M, K, 1});
+    auto stride_b = cutlass::make_cute_packed_stride(StrideB{}, {N, K, 1});
+    auto stride_d = cutlass::make_cute_packed_stride(StrideD{}, {M, N, 1});
+    auto layout_sfa = SfConfig::tile_atom_to_shape_SFA(make_shape(M, N, K, 1));
+    auto layout_sfb = SfConfig::tile_atom_to_shape_SFB(make_shape(M, N, K, 1));
+
+    using DataA = typename ElementA::DataType;
+    using SfA = typename ElementA::ScaleFactorType;
+    typename Gemm::Arguments args{
+        cutlass::gemm::GemmUniversalMode::kGemm,
+        {M, N, K, 1},
+        {reinterpret_cast<const DataA*>(p.a.data_ptr()), stride_a,
+         reinterpret_cast<const DataA*>(p.b.data_ptr()), stride_b,
+         reinterpret_cast<const SfA*>(p.sa.data_ptr()), layout_sfa,
+         reinterpret_cast<const SfA*>(p.sb.data_ptr()), layout_sfb},
+        {{}, nullptr, stride_d, reinterpret_cast<ElementD*>(p.out.data_ptr()), stride_d}};
+    args.epilogue.thread.alpha_ptr = p.alpha.const_data_ptr<float>();
+    args.epilogue.thread.beta = 0.f;
+    args.hw_info.device_id = p.a.get_device_index();
+    args.hw_info.sm_count = lowbit::device_sm_count(p.a.get_device_index());
+
+    Gemm gemm;
+    LOWBIT_CHECK(gemm.can_implement(args) == cutlass::Status::kSuccess,
+                 "cutlass_scaled_fp4_mm: the ", arch_name, " CUTLASS kernel cannot implement M=", M,
+                 " N=", N, " K=", K);
+    const size_t ws_bytes = Gemm::get_workspace_size(args);
+    std::optional<Tensor> ws;
+    void* ws_ptr = nullptr;
+    if (ws_bytes > 0) {
+      ws = lowbit::empty_on(p.a, {static_cast<int64_t>(ws_bytes)}, lowbit::ScalarType::Byte);
+      ws_ptr = ws->data_ptr();
+    }
+    cudaStream_t stream = lowbit::current_stream(p.a);
+    LOWBIT_CUTLASS_CHECK(gemm.initialize(args, ws_ptr, stream), "cutlass_scaled_fp4_mm");
+    LOWBIT_CUTLASS_CHECK(gemm.run(stream), "cutlass_scaled_fp4_mm");
+    LOWBIT_CHECK_LAUNCH();
+  }
+};
+
+}  // namespace nvfp4_mm::blackwell
