@@ -24,6 +24,8 @@ def test_failed_comparison_exits_1_and_shows_the_error(lowbit):
     bad = [ln.split() for ln in out.splitlines() if ln.startswith("fake_fail ") and "FAIL" in ln]
     assert len(bad) == 1 and bad[0][-3:] == ["rel_err", "0.5", "0.01"]
     assert out.strip().splitlines()[-1] == "FAILED: 3 of 4 checks passed"
+    # an op that runs here without a check is named (the SM90-only one does not run on CPU)
+    assert "note  fake_fail: no check for fake_unchecked\n" in out
 
 
 def test_installed_package_that_does_not_import_fails(lowbit):
@@ -78,6 +80,7 @@ def test_json_output(lowbit):
     assert data["results"][2] == {"package": "fake_fail", "op": "fake_bad", "problem": "M=8 N=16",
                                   "passed": False, "metric": "rel_err", "value": 0.5, "limit": 0.01}
     pk = {p["package"]: p for p in data["packages"]}
+    assert pk["fake_ok"]["unchecked"] == [] and pk["fake_fail"]["unchecked"] == ["fake_unchecked"]
     assert pk["fake_broken"]["error"].startswith("import failed: ImportError")
     assert pk["missing"]["status"] == "not installed" and pk["missing"]["error"] is None
 
@@ -92,3 +95,4 @@ def test_out_writes_markdown_and_json(lowbit, tmp_path):
     assert md.startswith("# lowbit check")
     assert "| fake_fail | fake_bad | M=8 N=16 | **FAIL** | rel_err | 0.5 | 0.01 |" in md
     assert "FAILED: 3 of 4 checks passed" in md
+    assert "- fake_fail: no check for fake_unchecked" in md
