@@ -679,7 +679,8 @@ def _bench_md(report: dict, plots: dict) -> str:
     pk = []
     for p in report["packages"]:
         if p["status"] == "ok":
-            pk.append(f"{p['distribution']} {p['version'] or '?'} (built for {p.get('cuda_archs', '?')})")
+            name = f"{p['distribution']} {p['version']}" if p["version"] else p["distribution"]
+            pk.append(f"{name} (built for {p.get('cuda_archs', '?')})")
     bw = report.get("copy_bandwidth_TBps")
     lines = [
         "# lowbit bench",
