@@ -14,5 +14,11 @@ LOG=$OUT/log.txt
   echo "== ncu"; timeout 300 ncu --metrics gpu__time_duration.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed,dram__bytes.sum,smsp__issue_active.avg.pct_of_peak_sustained_active,sm__warps_active.avg.pct_of_peak_sustained_active,smsp__inst_executed.sum -k regex:"dense|experts" python3 $PKG/benchmarks/profile_one.py 2>&1 | grep -E "kernel|gpu__|dram__|smsp__|sm__" | sed 's/  */ /g' | head -80
   echo "== bench gpu"; python3 $PKG/benchmarks/run.py --out $OUT/results 2>/dev/null
   echo "== bench cpu"; python3 $PKG/benchmarks/run.py --device cpu --out $OUT/results 2>/dev/null
+  for v in "$CARRY"/variants/*/; do
+    [ -f "$v/_C.so" ] || continue
+    cp "$v/_C.so" $PKG/src/lowbit/nvfp4_quant/_C.so
+    echo "== variant $(basename $v)"; python3 $PKG/benchmarks/variants.py "$(basename $v)" 2>/dev/null
+  done
+  cp "$CARRY"/_C.so $PKG/src/lowbit/nvfp4_quant/
   echo "== selfcheck"; python3 -c "import torch, lowbit.nvfp4_quant as q; [print(r) for r in q.selfcheck.run(torch.device('cuda'))]"
 } 2>&1 | tee $LOG

@@ -6,8 +6,9 @@
 //
 // Work unit: one 16-element block per thread (two 16-byte loads, one 8-byte
 // store, one scale byte); consecutive threads take consecutive blocks of a row
-// so loads and stores are coalesced. Persistent grid-stride loop, no shared
-// state between threads, no allocation or synchronisation: graph-capturable.
+// so loads and stores are coalesced. Persistent grid, each block walking its
+// own contiguous chunk with the next unit's loads in flight; no shared state
+// between threads, no allocation or synchronisation: graph-capturable.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -22,6 +23,17 @@
 #include <type_traits>
 
 #include "nvfp4_quant.h"
+
+// Build-time tuning knobs (the defaults are the shipped configuration; the
+// benchmarks compare variants by rebuilding with -D...):
+//   LOWBIT_NVFP4_MIN_BLOCKS  min. resident 256-thread blocks per SM (register cap)
+//   LOWBIT_NVFP4_PREFETCH    load the next unit before quantizing the current one
+#ifndef LOWBIT_NVFP4_MIN_BLOCKS
+#define LOWBIT_NVFP4_MIN_BLOCKS 1
+#endif
+#ifndef LOWBIT_NVFP4_PREFETCH
+#define LOWBIT_NVFP4_PREFETCH 1
+#endif
 
 namespace lowbit::nvfp4::dev {
 
@@ -99,26 +111,37 @@ __device__ __forceinline__ uint4 load16B(const void* p) {
   return __ldg(reinterpret_cast<const uint4*>(p));
 }
 
-// 16 consecutive input elements as fp32; with SILU, silu(gate) * up where
-// `up` starts `up_offset` elements after `gate`.
+// The raw input of one block (16 elements; with SILU also the 16 `up`
+// elements), loaded one loop iteration ahead of its use (see the kernels).
+template <bool SILU> struct Raw { uint4 g0, g1; };
+template <> struct Raw<true> { uint4 g0, g1, u0, u1; };
+
 template <typename T, bool SILU>
-__device__ __forceinline__ void load_block(const T* p, int64_t up_offset, float* v) {
-  const uint4 a = load16B(p), b = load16B(p + 8);
+__device__ __forceinline__ Raw<SILU> load_raw(const T* p, int64_t up_offset) {
+  Raw<SILU> r;
+  r.g0 = load16B(p);
+  r.g1 = load16B(p + 8);
   if constexpr (SILU) {
-    const uint4 c = load16B(p + up_offset), d = load16B(p + up_offset + 8);
+    r.u0 = load16B(p + up_offset);
+    r.u1 = load16B(p + up_offset + 8);
+  }
+  return r;
+}
+
+// Raw block -> 16 fp32 values; with SILU, silu(gate) * up in fp32 (SPEC §2.1:
+// silu(g) = g / (1 + exp(-g)), IEEE division).
+template <typename T, bool SILU>
+__device__ __forceinline__ void to_values(const Raw<SILU>& r, float* v) {
+  InputTraits<T>::to_float(r.g0, v);
+  InputTraits<T>::to_float(r.g1, v + 8);
+  if constexpr (SILU) {
     float u[16];
-    InputTraits<T>::to_float(a, v);
-    InputTraits<T>::to_float(b, v + 8);
-    InputTraits<T>::to_float(c, u);
-    InputTraits<T>::to_float(d, u + 8);
+    InputTraits<T>::to_float(r.u0, u);
+    InputTraits<T>::to_float(r.u1, u + 8);
 #pragma unroll
     for (int i = 0; i < 16; ++i) {
-      // silu(g) = g / (1 + exp(-g)) in fp32 (SPEC §2.1), then * up.
       v[i] = __fmul_rn(__fdiv_rn(v[i], __fadd_rn(1.0f, expf(-v[i]))), u[i]);
     }
-  } else {
-    InputTraits<T>::to_float(a, v);
-    InputTraits<T>::to_float(b, v + 8);
   }
 }
 
@@ -149,59 +172,116 @@ __device__ __forceinline__ uint32_t swz_offset(uint32_t r, uint32_t c, uint32_t 
   return ((r >> 7) * kp4 + (c >> 2)) * 512u + (r & 31u) * 16u + ((r >> 5) & 3u) * 4u + (c & 3u);
 }
 
+// Zero the padded scale columns nb..Kp-1 of row r (same 4-column group as the
+// row's last block, so the thread of that block does it).
+__device__ __forceinline__ void zero_pad_cols(uint8_t* sf, uint32_t r, uint32_t nb, uint32_t kp4) {
+  for (uint32_t cc = nb; cc < kp4 * 4; ++cc) sf[swz_offset(r, cc, kp4)] = 0;
+}
+
+// Padding unit: 16 bytes of one 128x4 tile = rows i, i+32, i+64, i+96 of the
+// tile x its 4 columns. `is_pad(row)` says which of them are padding; all four
+// -> one 16-byte store, else one 4-byte store per padded row (a real row's
+// bytes belong to another thread).
+template <class IsPad>
+__device__ __forceinline__ void zero_pad_chunk(uint8_t* sf, uint32_t tile, uint32_t g,
+                                               uint32_t i, uint32_t kp4, IsPad is_pad) {
+  uint8_t* base = sf + (size_t(tile) * kp4 + g) * 512u + i * 16u;
+  bool pad[4];
+  bool all = true;
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    pad[j] = is_pad(tile * 128u + i + 32u * j);
+    all = all && pad[j];
+  }
+  if (all) {
+    *reinterpret_cast<uint4*>(base) = make_uint4(0u, 0u, 0u, 0u);
+  } else {
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+      if (pad[j]) *reinterpret_cast<uint32_t*>(base + 4 * j) = 0u;
+  }
+}
+
 // --------------------------------------------------------------- dense ops
-// Phase A: units u < m * nb are blocks (r, c); the thread of the last block
-// of a row also zeroes its padded scale columns. Phase B (swizzled only): the
-// rows m..Mp-1, one zero word (4 scale columns) per unit.
+// Phase A: units u < m * nb are blocks (r, c). Each CTA takes a contiguous
+// chunk of units; a thread loads its next unit before it quantizes the
+// current one, so a load is always in flight. The thread of a row's last
+// block also zeroes that row's padded scale columns. Phase B (swizzled only):
+// the padded rows m..Mp-1, all in the last 128-row tile, in 16-byte chunks.
 struct DenseArgs {
   const void* in;
   uint8_t* out;
   uint8_t* sf;
   const float* gs;
-  uint32_t m, n, nb, kp4, units_a, units_b;
+  uint32_t m, n, nb, kp4, units_a, chunk_a, units_b;
   int64_t in_stride;  // elements per input row
-  FastDiv div_nb, div_kp4;
+  FastDiv div_nb;
 };
 
 template <class Round, typename T, bool SILU, bool SWZ>
-__global__ void __launch_bounds__(256) dense_kernel(const DenseArgs a) {
+__global__ void __launch_bounds__(256, LOWBIT_NVFP4_MIN_BLOCKS) dense_kernel(const DenseArgs a) {
   const float gs = __ldg(a.gs);
-  const uint32_t stride = gridDim.x * blockDim.x;
-  uint32_t u = blockIdx.x * blockDim.x + threadIdx.x;
-  for (; u < a.units_a; u += stride) {
-    const uint32_t r = a.div_nb.div(u);
-    const uint32_t c = u - r * a.nb;
-    const T* src = static_cast<const T*>(a.in) + int64_t(r) * a.in_stride + int64_t(c) * 16;
-    float v[16];
-    load_block<T, SILU>(src, a.n, v);
-    uint2 packed;
-    const uint8_t sf = quant_block<Round>(v, gs, packed);
-    *reinterpret_cast<uint2*>(a.out + int64_t(r) * (a.n / 2) + int64_t(c) * 8) = packed;
-    if constexpr (SWZ) {
-      a.sf[swz_offset(r, c, a.kp4)] = sf;
-      if (c == a.nb - 1) {
-        for (uint32_t cc = c + 1; cc < a.kp4 * 4; ++cc) a.sf[swz_offset(r, cc, a.kp4)] = 0;
+  const uint32_t first = blockIdx.x * a.chunk_a;
+  const uint32_t end = min(first + a.chunk_a, a.units_a);
+  uint32_t u = first + threadIdx.x;
+  auto src = [&](uint32_t r, uint32_t c) {
+    return static_cast<const T*>(a.in) + int64_t(r) * a.in_stride + int64_t(c) * 16;
+  };
+  if (u < end) {
+    uint32_t r = a.div_nb.div(u), c = u - r * a.nb;
+    Raw<SILU> cur = load_raw<T, SILU>(src(r, c), a.n);
+    while (true) {
+      const uint32_t un = u + blockDim.x;
+      const bool more = un < end;
+      uint32_t rn = 0, cn = 0;
+      Raw<SILU> nxt;
+      if (LOWBIT_NVFP4_PREFETCH && more) {
+        rn = a.div_nb.div(un);
+        cn = un - rn * a.nb;
+        nxt = load_raw<T, SILU>(src(rn, cn), a.n);
       }
-    } else {
-      a.sf[int64_t(r) * a.nb + c] = sf;
+      float v[16];
+      to_values<T, SILU>(cur, v);
+      uint2 packed;
+      const uint8_t sf = quant_block<Round>(v, gs, packed);
+      *reinterpret_cast<uint2*>(a.out + int64_t(r) * (a.n / 2) + int64_t(c) * 8) = packed;
+      if constexpr (SWZ) {
+        a.sf[swz_offset(r, c, a.kp4)] = sf;
+        if (c == a.nb - 1) zero_pad_cols(a.sf, r, a.nb, a.kp4);
+      } else {
+        a.sf[int64_t(r) * a.nb + c] = sf;
+      }
+      if (!more) break;
+      u = un;
+      if (LOWBIT_NVFP4_PREFETCH) {
+        r = rn;
+        c = cn;
+        cur = nxt;
+      } else {
+        r = a.div_nb.div(u);
+        c = u - r * a.nb;
+        cur = load_raw<T, SILU>(src(r, c), a.n);
+      }
     }
   }
   if constexpr (SWZ) {
-    for (u -= a.units_a; u < a.units_b; u += stride) {
-      const uint32_t w = u;
-      const uint32_t pr = a.m + a.div_kp4.div(w);
-      const uint32_t g = w - (pr - a.m) * a.kp4;
-      *reinterpret_cast<uint32_t*>(a.sf + swz_offset(pr, g * 4, a.kp4)) = 0u;
+    const uint32_t tile = a.m >> 7;  // the last tile holds every padded row
+    for (uint32_t w = blockIdx.x * blockDim.x + threadIdx.x; w < a.units_b;
+         w += gridDim.x * blockDim.x) {
+      zero_pad_chunk(a.sf, tile, w >> 5, w & 31u, a.kp4,
+                     [&](uint32_t row) { return row >= a.m; });
     }
   }
 }
 
 // --------------------------------------------------------------- experts
-// Phase A: blocks of input rows (r, c); the row's expert is found by binary
-// search over `off` (on the device, no host sync); rows outside
-// [off[0], off[E]) are orphans and write nothing. Scales go to
-// sf_off[e] * Kp + swizzle(local row, c). Phase B: for each padded scale row p
-// < sf_off[E], the rows of its expert's region past m_e get zero words.
+// Phase A: blocks of input rows (r, c) in CTA chunks as above; the row's
+// expert comes from a binary search over `off` (on the device, no host sync),
+// cached per thread since a chunk walks rows in order. Rows outside
+// [off[0], off[E]) are orphans and write nothing. Scales go to row
+// sf_off[e] + (r - off[e]) of the swizzled buffer. Phase B: 16-byte chunks
+// of the 128-row tiles below sf_off[E]; a row is padding when it lies in an
+// expert's region past that expert's m_e rows.
 struct ExpertArgs {
   const void* in;
   uint8_t* out;
@@ -209,10 +289,10 @@ struct ExpertArgs {
   const float* gs;
   const int32_t* off;
   const int32_t* sf_off;
-  uint32_t m, n, nb, kp4, units_a, units_b, sf_rows;
+  uint32_t m, n, nb, kp4, units_a, chunk_a, units_b, sf_rows;
   int32_t num_experts;
   int64_t in_stride;
-  FastDiv div_nb, div_kp4;
+  FastDiv div_nb;
 };
 
 // Largest e in [0, E] with a[e] <= x (a non-decreasing); -1 if none.
@@ -226,10 +306,28 @@ __device__ __forceinline__ int32_t upper_index(const int32_t* a, int32_t E, int3
   return lo;
 }
 
+// The segment [a[e], a[e+1]) holding x, remembered between calls.
+struct SegmentCache {
+  int32_t e = -1, lo = 0, hi = 0;
+  __device__ __forceinline__ int32_t find(const int32_t* a, int32_t E, int32_t x) {
+    if (x < lo || x >= hi) {
+      e = upper_index(a, E, x);
+      if (e >= 0 && e < E) {
+        lo = a[e];
+        hi = a[e + 1];
+      } else {
+        e = -1;
+        lo = hi = 0;
+      }
+    }
+    return e;
+  }
+};
+
 constexpr int kMaxSmemOffsets = 1024;  // E + 1 staged in shared memory up to this
 
 template <class Round, typename T, bool SILU, bool SMEM>
-__global__ void __launch_bounds__(256) experts_kernel(const ExpertArgs a) {
+__global__ void __launch_bounds__(256, LOWBIT_NVFP4_MIN_BLOCKS) experts_kernel(const ExpertArgs a) {
   __shared__ int32_t s_off[SMEM ? kMaxSmemOffsets : 1];
   __shared__ int32_t s_sfo[SMEM ? kMaxSmemOffsets : 1];
   const int32_t E = a.num_experts;
@@ -244,46 +342,68 @@ __global__ void __launch_bounds__(256) experts_kernel(const ExpertArgs a) {
     off = s_off;
     sfo = s_sfo;
   }
-  const int64_t sf_bytes = int64_t(a.sf_rows) * a.kp4 * 4;
-  const uint32_t stride = gridDim.x * blockDim.x;
-  uint32_t u = blockIdx.x * blockDim.x + threadIdx.x;
-  for (; u < a.units_a; u += stride) {
-    const uint32_t r = a.div_nb.div(u);
-    const uint32_t c = u - r * a.nb;
-    const int32_t e = upper_index(off, E, int32_t(r));
-    if (e < 0 || e >= E) continue;  // orphan row (before off[0] or past off[E])
-    const int32_t lr = int32_t(r) - off[e];
-    const T* src = static_cast<const T*>(a.in) + int64_t(r) * a.in_stride + int64_t(c) * 16;
-    float v[16];
-    load_block<T, SILU>(src, a.n, v);
-    uint2 packed;
-    const uint8_t sf = quant_block<Round>(v, __ldg(a.gs + e), packed);
-    *reinterpret_cast<uint2*>(a.out + int64_t(r) * (a.n / 2) + int64_t(c) * 8) = packed;
-    // Scales only inside this expert's region of the buffer (bad offsets can
-    // make a row fall outside: then it writes no scale rather than out of bounds).
-    const int32_t region_rows = sfo[e + 1] - sfo[e];
-    if (lr >= region_rows || sfo[e] < 0) continue;
-    const int64_t base = int64_t(sfo[e]) * a.kp4 * 4;
-    const int64_t o = base + swz_offset(lr, c, a.kp4);
-    if (o < sf_bytes) a.sf[o] = sf;
-    if (c == a.nb - 1) {
-      for (uint32_t cc = c + 1; cc < a.kp4 * 4; ++cc) {
-        const int64_t oc = base + swz_offset(lr, cc, a.kp4);
-        if (oc < sf_bytes) a.sf[oc] = 0;
+  const uint32_t first = blockIdx.x * a.chunk_a;
+  const uint32_t end = min(first + a.chunk_a, a.units_a);
+  uint32_t u = first + threadIdx.x;
+  auto src = [&](uint32_t r, uint32_t c) {
+    return static_cast<const T*>(a.in) + int64_t(r) * a.in_stride + int64_t(c) * 16;
+  };
+  SegmentCache rows;
+  if (u < end) {
+    uint32_t r = a.div_nb.div(u), c = u - r * a.nb;
+    Raw<SILU> cur = load_raw<T, SILU>(src(r, c), a.n);
+    while (true) {
+      const uint32_t un = u + blockDim.x;
+      const bool more = un < end;
+      uint32_t rn = 0, cn = 0;
+      Raw<SILU> nxt;
+      if (LOWBIT_NVFP4_PREFETCH && more) {
+        rn = a.div_nb.div(un);
+        cn = un - rn * a.nb;
+        nxt = load_raw<T, SILU>(src(rn, cn), a.n);
+      }
+      const int32_t e = rows.find(off, E, int32_t(r));
+      if (e >= 0) {  // else an orphan row: nothing is written
+        float v[16];
+        to_values<T, SILU>(cur, v);
+        uint2 packed;
+        const uint8_t sf = quant_block<Round>(v, __ldg(a.gs + e), packed);
+        *reinterpret_cast<uint2*>(a.out + int64_t(r) * (a.n / 2) + int64_t(c) * 8) = packed;
+        // The row's scales only inside its expert's region of the buffer (bad
+        // offsets can put it outside: then no scale rather than out of bounds).
+        const int32_t lr = int32_t(r) - rows.lo;
+        const int32_t p = sfo[e] + lr;
+        if (lr < sfo[e + 1] - sfo[e] && p >= 0 && uint32_t(p) < a.sf_rows) {
+          a.sf[swz_offset(p, c, a.kp4)] = sf;
+          if (c == a.nb - 1) zero_pad_cols(a.sf, p, a.nb, a.kp4);
+        }
+      }
+      if (!more) break;
+      u = un;
+      if (LOWBIT_NVFP4_PREFETCH) {
+        r = rn;
+        c = cn;
+        cur = nxt;
+      } else {
+        r = a.div_nb.div(u);
+        c = u - r * a.nb;
+        cur = load_raw<T, SILU>(src(r, c), a.n);
       }
     }
   }
   const int32_t end_row = min(max(sfo[E], 0), int32_t(a.sf_rows));
-  for (u -= a.units_a; u < a.units_b; u += stride) {
-    const uint32_t p = a.div_kp4.div(u);
-    if (int32_t(p) >= end_row) break;  // p only grows along the loop
-    const uint32_t g = u - p * a.kp4;
-    const int32_t e = upper_index(sfo, E, int32_t(p));
-    if (e < 0 || e >= E) continue;
-    const int32_t lp = int32_t(p) - sfo[e];
-    if (lp < off[e + 1] - off[e]) continue;  // a real row: phase A wrote it
-    const int64_t o = int64_t(sfo[e]) * a.kp4 * 4 + swz_offset(lp, g * 4, a.kp4);
-    if (o + 4 <= sf_bytes) *reinterpret_cast<uint32_t*>(a.sf + o) = 0u;
+  const uint32_t per_tile = a.kp4 * 32u;
+  SegmentCache regions;
+  for (uint32_t w = blockIdx.x * blockDim.x + threadIdx.x; w < a.units_b;
+       w += gridDim.x * blockDim.x) {
+    const uint32_t tile = w / per_tile;  // grows along the loop
+    if (int32_t(tile * 128u) >= end_row) break;
+    const uint32_t rest = w - tile * per_tile;
+    zero_pad_chunk(a.sf, tile, rest >> 5, rest & 31u, a.kp4, [&](uint32_t row) {
+      if (int32_t(row) >= end_row) return false;
+      const int32_t e = regions.find(sfo, E, int32_t(row));
+      return e >= 0 && int32_t(row) - regions.lo >= off[e + 1] - off[e];
+    });
   }
 }
 
@@ -301,26 +421,35 @@ inline int grid_for(int64_t units, int sm_count) {
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(want, int64_t(per_sm) * sm_count)));
 }
 
+// Phase-A units per CTA: an even share, a multiple of the block size.
+inline uint32_t chunk_for(int64_t units, int grid) {
+  const int64_t per = (units + grid - 1) / grid;
+  return static_cast<uint32_t>(std::max<int64_t>(256, (per + 255) / 256 * 256));
+}
+
 template <class Round, typename T>
 inline void launch_typed(const QuantProblem& p, cudaStream_t stream, int sm_count) {
   const uint32_t nb = static_cast<uint32_t>(p.n / 16);
   const uint32_t kp4 = static_cast<uint32_t>(p.kp / 4);
   const int64_t in_stride = p.silu ? 2 * p.n : p.n;
+  using std::integral_constant;
+#define LOWBIT_K(...) integral_constant<decltype(&__VA_ARGS__), &__VA_ARGS__>{}
   if (!p.experts) {
-    DenseArgs a{p.in, p.out, p.sf, p.gs, uint32_t(p.m), uint32_t(p.n), nb, kp4,
-                uint32_t(p.m * nb), 0, in_stride, FastDiv(nb), FastDiv(std::max(kp4, 1u))};
-    if (p.swizzled) a.units_b = uint32_t((p.sf_rows - p.m) * kp4);
-    const int64_t units = int64_t(a.units_a) + a.units_b;
+    const int64_t units_a = p.m * int64_t(nb);
+    const int64_t units_b = (p.swizzled && p.m % 128 != 0) ? int64_t(kp4) * 32 : 0;
+    const int64_t units = units_a + units_b;
     if (units == 0) return;
     LOWBIT_CHECK(units < (int64_t(1) << 31), "lowbit_nvfp4_quant: problem too large (",
                  units, " blocks; at most 2^31 per call)");
+    DenseArgs a{p.in, p.out, p.sf, p.gs, uint32_t(p.m), uint32_t(p.n), nb, kp4,
+                uint32_t(units_a), 0, uint32_t(units_b), in_stride, FastDiv(nb)};
     auto launch = [&](auto tag) {
       constexpr auto kernel = decltype(tag)::value;
-      kernel<<<grid_for<kernel>(units, sm_count), 256, 0, stream>>>(a);
+      const int grid = grid_for<kernel>(units, sm_count);
+      a.chunk_a = chunk_for(units_a, grid);
+      kernel<<<grid, 256, 0, stream>>>(a);
       LOWBIT_CHECK_LAUNCH();
     };
-    using std::integral_constant;
-#define LOWBIT_K(...) integral_constant<decltype(&__VA_ARGS__), &__VA_ARGS__>{}
     if (p.silu) {
       if (p.swizzled) launch(LOWBIT_K(dense_kernel<Round, T, true, true>));
       else launch(LOWBIT_K(dense_kernel<Round, T, true, false>));
@@ -330,22 +459,26 @@ inline void launch_typed(const QuantProblem& p, cudaStream_t stream, int sm_coun
     }
     return;
   }
-  ExpertArgs a{p.in, p.out, p.sf, p.gs, p.off, p.sf_off, uint32_t(p.m), uint32_t(p.n), nb, kp4,
-               uint32_t(p.m * nb), uint32_t(p.sf_rows * kp4), uint32_t(p.sf_rows),
-               p.num_experts, in_stride, FastDiv(nb), FastDiv(kp4)};
-  // Phase B covers at most the rows the experts can use, sum round_up(m_e, 128)
-  // <= m + 127 E (tighter than the buffer, which callers often over-allocate).
+  const int64_t units_a = p.m * int64_t(nb);
+  // Phase B covers the tiles of the whole buffer (the loop stops at sf_off[E]);
+  // the grid is sized for the rows the experts can use, sum round_up(m_e, 128)
+  // <= m + 127 E, tighter than the buffer that callers often over-allocate.
+  const int64_t units_b = (p.sf_rows + 127) / 128 * int64_t(kp4) * 32;
   const int64_t used_rows = std::min<int64_t>(p.sf_rows, p.m + 127 * int64_t(p.num_experts));
-  const int64_t units = int64_t(a.units_a) + used_rows * kp4;
+  const int64_t units = units_a + (used_rows + 127) / 128 * int64_t(kp4) * 32;
   if (units == 0) return;
-  LOWBIT_CHECK(int64_t(a.units_a) + int64_t(a.units_b) < (int64_t(1) << 31),
+  LOWBIT_CHECK(units_a + units_b < (int64_t(1) << 31),
                "lowbit_nvfp4_quant: problem too large (at most 2^31 blocks per call)");
+  ExpertArgs a{p.in, p.out, p.sf, p.gs, p.off, p.sf_off, uint32_t(p.m), uint32_t(p.n), nb, kp4,
+               uint32_t(units_a), 0, uint32_t(units_b), uint32_t(p.sf_rows), p.num_experts,
+               in_stride, FastDiv(nb)};
   auto launch = [&](auto tag) {
     constexpr auto kernel = decltype(tag)::value;
-    kernel<<<grid_for<kernel>(units, sm_count), 256, 0, stream>>>(a);
+    const int grid = grid_for<kernel>(units, sm_count);
+    a.chunk_a = chunk_for(units_a, grid);
+    kernel<<<grid, 256, 0, stream>>>(a);
     LOWBIT_CHECK_LAUNCH();
   };
-  using std::integral_constant;
   const bool smem = p.num_experts + 1 <= kMaxSmemOffsets;
   if (p.silu) {
     if (smem) launch(LOWBIT_K(experts_kernel<Round, T, true, true>));

@@ -207,6 +207,10 @@ void experts_impl(const char* op, bool silu, const Tensor& output, const Tensor&
   const int64_t nb = n / 16, kp = lowbit::round_up<int64_t>(nb, 4);
   check_scale_buffer(op, "output_scale", output_scale, input, -1, kp);
   const int64_t rows = output_scale.numel() * output_scale.element_size() / kp;
+  // The swizzled layout is made of whole 128-row tiles (SPEC §1.3).
+  LOWBIT_CHECK_ARG(rows % 128 == 0, op, "output_scale",
+                   "a number of rows that is a multiple of 128 (whole 128x4 tiles)",
+                   lowbit::str(rows, " rows (shape ", lowbit::shape_str(output_scale), ")"));
 
   QuantProblem p;
   p.in = input.data_ptr();

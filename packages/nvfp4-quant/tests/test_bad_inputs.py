@@ -142,6 +142,8 @@ def _cases():
     add("experts-scale-cols", "output_scale", ("[*, 4]", "[256, 8]"),
         lambda d: experts(d, sf=torch.empty(256, 8, dtype=torch.float8_e4m3fn, device=d)))
     add("experts-silu-odd-d", "input", ("2d",), lambda d: experts(d, k=8, silu=True))
+    add("experts-scale-rows-not-whole-tiles", "output_scale", ("multiple of 128", "200 rows"),
+        lambda d: experts(d, sf=torch.empty(200, 4, dtype=torch.float8_e4m3fn, device=d)))
     return c
 
 

@@ -112,6 +112,8 @@ def _gpu_cases(device, ms, ks, progress):
 
 
 def _cpu_cases(ms, ks, progress):
+    """GB/s of input per core: lowbit on one thread, and on all threads (total
+    over the thread count), against the pure-torch reference on all threads."""
     from lowbit.testing import nvfp4 as ref
     from lowbit.testing.bench import time_cpu
 
@@ -126,8 +128,15 @@ def _cpu_cases(ms, ks, progress):
             x = torch.randn(m, k, dtype=torch.bfloat16)
             gs = ref.global_scale_for(x)
             nbytes = m * k * 2
-            us = time_cpu(lambda: scaled_fp4_quant(x, gs, True), iters=7)
             rus = time_cpu(lambda: ref.quantize_nvfp4(x, gs, swizzled=True), iters=3)
+            us = time_cpu(lambda: scaled_fp4_quant(x, gs, True), iters=7)
+            torch.set_num_threads(1)
+            try:
+                us1 = time_cpu(lambda: scaled_fp4_quant(x, gs, True), iters=7)
+            finally:
+                torch.set_num_threads(threads)
+            rows.append(_row("scaled_fp4_quant", k, m, "lowbit (1 thread)", us1, nbytes,
+                             "GB/s per core", 1e-9))
             rows.append(_row("scaled_fp4_quant", k, m, f"lowbit ({threads} threads)", us,
                              nbytes / threads, "GB/s per core", 1e-9))
             rows.append(_row("scaled_fp4_quant", k, m, f"torch reference ({threads} threads)", rus,
