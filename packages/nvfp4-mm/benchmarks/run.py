@@ -82,17 +82,36 @@ def plot(summary: list[dict], path: Path, title: str) -> None:
     fig.savefig(path, dpi=110)
 
 
+def write_outputs(rows, bw, meta, name, stem):
+    summary = summarize(rows, bw)
+    Path(f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows, "summary": summary}, indent=1))
+    md = [f"# nvfp4-mm benchmark on {name}", "",
+          f"torch {meta.get('torch', torch.__version__)}; measured copy bandwidth {bw / 1e12:.2f} TB/s (read+write); "
+          f"times are medians of CUDA-graph replays over rotating inputs (lowbit.testing.bench).", "",
+          "`x bf16` / `x emul`: speed-up of lowbit over cuBLAS bf16 (bf16 weights) and over the "
+          "dequantize-then-mm emulation; `weight TB/s`: NVFP4 weight+scale bytes / time; "
+          "`% copy bw`: that over the measured copy bandwidth.", "",
+          write_table(summary)]
+    Path(f"{stem}.md").write_text("\n".join(md))
+    if name != "cpu":
+        plot(summary, Path(f"{stem}.png"), f"nvfp4-mm on {name}")
+    print("\n".join(md))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--models", default=None)
     ap.add_argument("--sweep", action="store_true")
+    ap.add_argument("--from-json", default=None)
+    ap.add_argument("--override", default=None)
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
+    stem = None
     say = lambda s: print(s, flush=True)  # noqa: E731
     t0 = time.time()
     if args.sweep:
@@ -101,26 +120,43 @@ def main() -> int:
         (out / "sweep.md").write_text(write_table(rows))
         print(write_table(rows))
         return 0
-    models = args.models.split(",") if args.models else None
-    rows = mm.bench.run(dev, models=models, quick=args.quick, progress=say)
-    bw = copy_bandwidth(device=dev) if dev.type == "cuda" else 1.0
-    summary = summarize(rows, bw)
-    meta = {"device": name, "torch": torch.__version__, "copy_bandwidth_TBps": bw / 1e12,
-            "build": mm.build_info(), "seconds": time.time() - t0,
-            "command": "python packages/nvfp4-mm/benchmarks/run.py " + " ".join(sys.argv[1:])}
     stem = out / f"nvfp4_mm_{_slug(name)}"
-    Path(f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows, "summary": summary}, indent=1))
-    md = [f"# nvfp4-mm benchmark on {name}", "",
-          f"torch {torch.__version__}; measured copy bandwidth {bw / 1e12:.2f} TB/s (read+write); "
-          f"times are medians of CUDA-graph replays over rotating inputs (lowbit.testing.bench).", "",
-          "`x bf16` / `x emul`: speed-up of lowbit over cuBLAS bf16 (bf16 weights) and over the "
-          "dequantize-then-mm emulation; `weight TB/s`: NVFP4 weight+scale bytes / time; "
-          "`% copy bw`: that over the measured copy bandwidth.", "",
-          write_table(summary)]
-    Path(f"{stem}.md").write_text("\n".join(md))
-    if dev.type == "cuda":
-        plot(summary, Path(f"{stem}.png"), f"nvfp4-mm on {name}")
-    print("\n".join(md))
+    if args.from_json:
+        # Re-summarize a stored run, optionally taking another measured config
+        # as "lowbit" for an M range ("lo-hi:cfg,..."), e.g. after a heuristic
+        # change judged on that same run's alternative rows.
+        data = json.loads(Path(args.from_json).read_text())
+        rows, meta = data["rows"], data["meta"]
+        bw = meta["copy_bandwidth_TBps"] * 1e12
+        for spec in filter(None, (args.override or "").split(",")):
+            rng, cfg = spec.split(":")
+            lo, hi = (int(x) for x in rng.split("-"))
+            alt = {(r.get("model"), r["shape"], r["M"]): r for r in rows if r["impl"] == f"lowbit cfg{cfg}"}
+            for r in rows:
+                key = (r.get("model"), r["shape"], r["M"])
+                if r["impl"] == "lowbit" and lo <= r["M"] <= hi and key in alt:
+                    r.update({k: alt[key][k] for k in ("us", "metric", "weight_tbps")})
+                    r["config"] = f"cfg{cfg}"
+        meta["override"] = args.override
+        name = meta["device"]
+        stem = out / f"nvfp4_mm_{_slug(name)}"
+    else:
+        models = args.models.split(",") if args.models else None
+        alts = None
+        if dev.type == "cuda" and torch.cuda.get_device_capability(dev)[0] == 9:
+            alts = mm.bench.SM90_ALTERNATIVES
+        bw = copy_bandwidth(device=dev) if dev.type == "cuda" else 1.0
+        rows = []
+        for model in models or list(mm.bench.MODELS):  # outputs rewritten after each model
+            rows += mm.bench.run(dev, models=[model], quick=args.quick, progress=say, alternatives=alts)
+            meta = {"device": name, "torch": torch.__version__, "copy_bandwidth_TBps": bw / 1e12,
+                    "build": mm.build_info(), "seconds": time.time() - t0,
+                    "command": "python packages/nvfp4-mm/benchmarks/run.py " + " ".join(sys.argv[1:])}
+            write_outputs(rows, bw, meta, name, stem)
+            if dev.type != "cuda":
+                break  # the CPU run has one small set of shapes
+        return 0
+    write_outputs(rows, bw, meta, name, stem)
     return 0
 
 

@@ -57,8 +57,14 @@ def _time(fns, est_us: float) -> float:
     return time_cuda(fns, warmup=3, iters=iters, use_graph=True, replays_per_sample=reps)
 
 
+# SM90 configs timed beside the heuristic's choice (impl "lowbit cfg<i>"), so
+# a heuristic change can be judged on the same run: small-M tiles with 2 or 4
+# K-chunks per pipeline stage, and the mma.sync large-M tile vs wgmma.
+SM90_ALTERNATIVES = {(0, 16): [10, 12], (17, 256): [13], (257, 1 << 30): [5, 28]}
+
+
 def run(device, *, models=None, quick: bool = False, progress: Callable[[str], None] | None = None,
-        impls=None, tokens=None) -> list[dict]:
+        impls=None, tokens=None, alternatives: dict | None = None) -> list[dict]:
     from lowbit.testing.bench import copy_bandwidth, rotation_count, time_cpu
 
     from . import scaled_fp4_mm
@@ -113,6 +119,15 @@ def run(device, *, models=None, quick: bool = False, progress: Callable[[str], N
                     row("cutlass_scaled_fp4_mm", shape, m, "lowbit", us, tf(us), "TFLOP/s",
                         weight_tbps=wbytes / us / 1e6, **extra)
                     say(f"{model} {shape} M={m} lowbit {us:.1f} us")
+                    for (lo, hi), cfgs in (alternatives or {}).items():
+                        if not lo <= m <= hi:
+                            continue
+                        for cfg in cfgs:
+                            fns = [(lambda s=s, o=o, c=cfg: torch.ops.lowbit_nvfp4_mm._cutlass_scaled_fp4_mm_ex(
+                                o, s[0], s[2], s[1], s[3], alpha, False, c, -1)) for s, o in zip(sets, outs)]
+                            us = _time(fns, est)
+                            row("cutlass_scaled_fp4_mm", shape, m, f"lowbit cfg{cfg}", us, tf(us), "TFLOP/s",
+                                weight_tbps=wbytes / us / 1e6, **extra)
                     del sets, outs, fns
                 nrot16 = rotation_count(2 * n * k + 2 * m * k, device)
                 if "torch.mm bf16" in want or "emulation (dequant+mm)" in want:
