@@ -22,7 +22,7 @@ struct Schedule {
   int tile_m;     // tokens per tile (TN in the name)
   int cluster_n;  // CTAs per cluster along weight rows
   int cluster_m;  // CTAs per cluster along tokens
-  bool stream_k;  // stream-K tile scheduler (else persistent data-parallel)
+  int kind;  // 0 cooperative, 1 cooperative + stream-K, 2 ping-pong (schedules.def)
 };
 
 // Every schedule this package knows (compiled into SM90 builds).

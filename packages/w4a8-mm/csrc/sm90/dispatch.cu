@@ -5,7 +5,7 @@
 #include <lowbit/torch_utils.h>
 
 namespace lowbit::w4a8::sm90 {
-#define X(NAME, TN, TM, CN, CM, SK)                   \
+#define X(NAME, TN, TM, CN, CM, KIND)                   \
   size_t workspace_##NAME(const MmProblem& p);      \
   void run_##NAME(const MmProblem& p, void* ws);
 #include "schedules.def"
@@ -19,7 +19,7 @@ struct Entry {
   void (*run)(const MmProblem&, void*);
 };
 const Entry kEntries[] = {
-#define X(NAME, TN, TM, CN, CM, SK) {&sm90::workspace_##NAME, &sm90::run_##NAME},
+#define X(NAME, TN, TM, CN, CM, KIND) {&sm90::workspace_##NAME, &sm90::run_##NAME},
 #include "schedules.def"
 #undef X
 };

@@ -1,5 +1,5 @@
 // Schedule 128x256_2x1x1: 128 weight rows x 256 tokens per CTA tile, cluster 2x1x1,
-// persistent data-parallel tile scheduler.
+// cooperative kernel, persistent data-parallel tile scheduler.
 // One schedule per translation unit keeps each nvcc run near 5 GB (BUILD-NOTES).
 #include "sm90/w4a8_gemm.cuh"
 

@@ -1,5 +1,5 @@
 // Schedule 128x64_1x1x1: 128 weight rows x 64 tokens per CTA tile, cluster 1x1x1,
-// stream-K tile scheduler.
+// cooperative kernel, stream-K tile scheduler.
 // One schedule per translation unit keeps each nvcc run near 5 GB (BUILD-NOTES).
 #include "sm90/w4a8_gemm.cuh"
 

@@ -14,6 +14,9 @@
 #include <lowbit/cuda_utils.h>
 #include <lowbit/cutlass_utils.h>
 
+#include <cstdlib>
+#include <string>
+
 #include <cute/tensor.hpp>
 #include <cutlass/cutlass.h>
 #include <cutlass/epilogue/collective/collective_builder.hpp>
@@ -45,11 +48,19 @@ using StrideW = Stride<int64_t, _1, int64_t>;  // (N, K, L), K contiguous
 using LayoutW = decltype(tile_to_shape(ReorderAtom{},
                                        Layout<Shape<int, int, int>, StrideW>{}));
 
-template <int TileN, int TileM, int ClusterN, int ClusterM, class ElementD,
-          class Scheduler = cutlass::gemm::StreamKScheduler>
+// Kind (schedules.def): 0 cooperative + persistent data-parallel scheduler,
+// 1 cooperative + stream-K scheduler, 2 ping-pong + persistent scheduler.
+template <int TileN, int TileM, int ClusterN, int ClusterM, int Kind, class ElementD>
 struct Gemm {
   using TileShape = Shape<Int<TileN>, Int<TileM>, _128>;  // K tile = one 128 group
   using ClusterShape = Shape<Int<ClusterN>, Int<ClusterM>, _1>;
+  static constexpr bool kStreamK = Kind == 1;
+  using MainloopSchedule = cute::conditional_t<Kind == 2, cutlass::gemm::KernelTmaWarpSpecializedPingpong,
+                                               cutlass::gemm::KernelTmaWarpSpecializedCooperative>;
+  using EpilogueSchedule = cute::conditional_t<Kind == 2, cutlass::epilogue::TmaWarpSpecialized,
+                                               cutlass::epilogue::TmaWarpSpecializedCooperative>;
+  using Scheduler = cute::conditional_t<kStreamK, cutlass::gemm::StreamKScheduler,
+                                        cutlass::gemm::PersistentScheduler>;
 
   // Epilogue: ch[n] is a column vector of D' (varies along CUTLASS M = N),
   // tok[m] a row vector (along CUTLASS N = M). Alignment 1: any M, N.
@@ -72,7 +83,7 @@ struct Gemm {
       cutlass::epilogue::collective::EpilogueTileAuto, float, float,
       void, cutlass::layout::ColumnMajor, AlignD,  // no C operand
       ElementD, cutlass::layout::ColumnMajor, AlignD,
-      cutlass::epilogue::TmaWarpSpecializedCooperative, Fusion>::CollectiveOp;
+      EpilogueSchedule, Fusion>::CollectiveOp;
 
   using CollectiveMainloop = typename cutlass::gemm::collective::CollectiveBuilder<
       cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp,
@@ -81,7 +92,7 @@ struct Gemm {
       float, TileShape, ClusterShape,
       cutlass::gemm::collective::StageCountAutoCarveout<
           static_cast<int>(sizeof(typename CollectiveEpilogue::SharedStorage))>,
-      cutlass::gemm::KernelTmaWarpSpecializedCooperative>::CollectiveOp;
+      MainloopSchedule>::CollectiveOp;
 
   using Kernel = cutlass::gemm::kernel::GemmUniversal<
       Shape<int, int, int, int>, CollectiveMainloop, CollectiveEpilogue,
@@ -117,9 +128,21 @@ struct Gemm {
     args.epilogue.dD = stride_d;
     args.hw_info.device_id = p.device;
     args.hw_info.sm_count = p.sm_count;
-    if constexpr (std::is_same_v<Scheduler, cutlass::gemm::StreamKScheduler>) {
+    if constexpr (kStreamK) {
+      // CUTLASS's heuristic picks data-parallel / split-K / stream-K. The
+      // LOWBIT_W4A8_DECOMP environment variable (dp, streamk, splitk2,
+      // splitk4, splitk8) overrides it for tuning sweeps only.
       using Decomp = typename Kernel::TileScheduler::DecompositionMode;
       args.scheduler.decomposition_mode = Decomp::Heuristic;
+      if (const char* e = std::getenv("LOWBIT_W4A8_DECOMP")) {
+        const std::string d(e);
+        if (d == "dp") args.scheduler.decomposition_mode = Decomp::DataParallel;
+        if (d == "streamk") args.scheduler.decomposition_mode = Decomp::StreamK;
+        if (d.rfind("splitk", 0) == 0 && d.size() > 6) {
+          args.scheduler.decomposition_mode = Decomp::SplitK;
+          args.scheduler.splits = std::atoi(d.c_str() + 6);
+        }
+      }
     }
     return args;
   }
@@ -143,12 +166,10 @@ struct Gemm {
 }  // namespace lowbit::w4a8::sm90
 
 // One schedule's entry points (bf16 and fp16 outputs).
-#define LOWBIT_W4A8_DEFINE_SCHEDULE(NAME, TN, TM, CN, CM, SK)                         \
+#define LOWBIT_W4A8_DEFINE_SCHEDULE(NAME, TN, TM, CN, CM, KIND)                       \
   namespace lowbit::w4a8::sm90 {                                                      \
-  using Sched_##NAME = cute::conditional_t<SK != 0, cutlass::gemm::StreamKScheduler,  \
-                                           cutlass::gemm::PersistentScheduler>;       \
-  using Bf16_##NAME = Gemm<TN, TM, CN, CM, cutlass::bfloat16_t, Sched_##NAME>;         \
-  using Fp16_##NAME = Gemm<TN, TM, CN, CM, cutlass::half_t, Sched_##NAME>;             \
+  using Bf16_##NAME = Gemm<TN, TM, CN, CM, KIND, cutlass::bfloat16_t>;                 \
+  using Fp16_##NAME = Gemm<TN, TM, CN, CM, KIND, cutlass::half_t>;                     \
   size_t workspace_##NAME(const MmProblem& p) {                                       \
     return p.out_bf16 ? Bf16_##NAME::workspace(p) : Fp16_##NAME::workspace(p);        \
   }                                                                                   \

@@ -33,6 +33,7 @@ _ops = torch.ops.lowbit_w4a8_mm
 SCHEDULES = (
     "128x16_1x1x1", "128x32_1x1x1", "128x64_1x1x1", "128x128_1x1x1",
     "128x128_2x1x1", "128x256_1x1x1", "128x256_2x1x1", "256x128_2x1x1",
+    "64x256_2x1x1",
 )
 GROUP_SIZE = 128
 E4M3_MAX = 448.0

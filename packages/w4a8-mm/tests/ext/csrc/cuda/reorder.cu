@@ -13,22 +13,20 @@ namespace cutlass { using ::int8_t; using ::uint8_t; }
 
 #include "sm90/w4a8_gemm.cuh"  // ReorderAtom (package's literal form)
 
-using lowbit::Tensor;
-
 using CutlassAtom = decltype(cutlass::compute_memory_reordering_atom<cutlass::float_e4m3_t>());
 static_assert(std::is_same_v<CutlassAtom, lowbit::w4a8::sm90::ReorderAtom>,
               "package reorder atom differs from CUTLASS's");
 
 bool atom_matches_cutlass() { return std::is_same_v<CutlassAtom, lowbit::w4a8::sm90::ReorderAtom>; }
 
-Tensor cutlass_reorder_cuda(Tensor B) {
-  using namespace cute;
+lowbit::Tensor cutlass_reorder_cuda(lowbit::Tensor B) {
   lowbit::DeviceGuard guard(B);
   const int N = static_cast<int>(B.size(1)), K = static_cast<int>(B.size(0) * 8);
-  Tensor out = torch::stable::empty_like(B);
-  using StrideB = Stride<int64_t, _1, int64_t>;  // (N, K, L), K contiguous
-  auto layout_src = make_layout(make_shape(N, K, 1), StrideB{int64_t(K), _1{}, int64_t(N) * K});
-  auto layout_dst = tile_to_shape(CutlassAtom{}, make_shape(N, K, 1));
+  lowbit::Tensor out = torch::stable::empty_like(B);
+  using StrideB = cute::Stride<int64_t, cute::_1, int64_t>;  // (N, K, L), K contiguous
+  auto layout_src = cute::make_layout(cute::make_shape(N, K, 1),
+                                      StrideB{int64_t(K), cute::_1{}, int64_t(N) * K});
+  auto layout_dst = cute::tile_to_shape(CutlassAtom{}, cute::make_shape(N, K, 1));
   cutlass::reorder_tensor(reinterpret_cast<const cutlass::int4b_t*>(B.data_ptr()), layout_src,
                           reinterpret_cast<cutlass::int4b_t*>(out.data_ptr()), layout_dst);
   LOWBIT_CUDA_CHECK(cudaGetLastError());
