@@ -7,7 +7,7 @@ tensors' device (CPU or CUDA); slow but obviously right.
 
 Conventions fixed here (SPEC §1.2 plus what it leaves implicit):
 * S = (gs * amax) / 6 and out_scale = 1 / (sf_f / gs), each step one IEEE fp32
-  operation (exact division).
+  operation (exact division; written as tensor / tensor, see _quantize_blocks).
 * The sign bit of a code is the sign bit of x * out_scale (IEEE: -0.1 -> -0,
   code 0b1000), what the hardware cvt.rn.satfinite.e2m1x2.f32 produces.
 * A block whose scale is 0 (all-zero or underflowing block) or NaN gets every
@@ -116,10 +116,13 @@ def _quantize_blocks(y: torch.Tensor, gs: torch.Tensor):
     has_nan = torch.isnan(b).any(dim=-1)
     amax = torch.where(torch.isnan(b), torch.zeros_like(b), b.abs()).amax(dim=-1)
     gs = gs.float().reshape(-1, 1) if gs.numel() > 1 else gs.float().reshape(())
-    s = (gs * amax) / 6.0
+    # Tensor / tensor only: torch on CUDA turns "tensor / python scalar" into a
+    # multiplication by the reciprocal, which is not the exact division.
+    s = (gs * amax) / torch.full_like(amax, 6.0)
     sf = s.clamp(-E4M3_MAX, E4M3_MAX).to(torch.float8_e4m3fn)
     sf_f = sf.float()
-    out_scale = torch.where(sf_f != 0, 1.0 / (sf_f / gs), torch.zeros_like(sf_f))
+    q = sf_f / (gs * torch.ones_like(sf_f))
+    out_scale = torch.where(sf_f != 0, torch.ones_like(q) / q, torch.zeros_like(sf_f))
     codes = round_to_e2m1_codes(b * out_scale.unsqueeze(-1))
     zero_codes = has_nan | (sf_f == 0) | torch.isnan(sf_f)
     codes = torch.where(zero_codes.unsqueeze(-1), torch.zeros_like(codes), codes)
