@@ -26,14 +26,24 @@
 
 // Build-time tuning knobs (the defaults are the shipped configuration; the
 // benchmarks compare variants by rebuilding with -D...):
-//   LOWBIT_NVFP4_MIN_BLOCKS  min. resident 256-thread blocks per SM (register cap)
+//   LOWBIT_NVFP4_MIN_BLOCKS  min. resident 256-thread blocks per SM (register
+//                            cap); 0 = 5 for plain quant (48 registers, no
+//                            spills), 4 for the fused SiLU (64 registers)
 //   LOWBIT_NVFP4_PREFETCH    load the next unit before quantizing the current one
+//   LOWBIT_NVFP4_SEGMENT     phase-A units a block takes at a time, in 256s; the
+//                            blocks interleave segments so the grid streams one
+//                            contiguous front; 0 = one contiguous chunk per block
 #ifndef LOWBIT_NVFP4_MIN_BLOCKS
-#define LOWBIT_NVFP4_MIN_BLOCKS 1
+#define LOWBIT_NVFP4_MIN_BLOCKS 0
 #endif
 #ifndef LOWBIT_NVFP4_PREFETCH
 #define LOWBIT_NVFP4_PREFETCH 1
 #endif
+#ifndef LOWBIT_NVFP4_SEGMENT
+#define LOWBIT_NVFP4_SEGMENT 4
+#endif
+#define LOWBIT_NVFP4_BLOCKS(silu) \
+  (LOWBIT_NVFP4_MIN_BLOCKS ? LOWBIT_NVFP4_MIN_BLOCKS : ((silu) ? 4 : 5))
 
 namespace lowbit::nvfp4::dev {
 
@@ -203,9 +213,9 @@ __device__ __forceinline__ void zero_pad_chunk(uint8_t* sf, uint32_t tile, uint3
 }
 
 // --------------------------------------------------------------- dense ops
-// Phase A: units u < m * nb are blocks (r, c). Each CTA takes a contiguous
-// chunk of units; a thread loads its next unit before it quantizes the
-// current one, so a load is always in flight. The thread of a row's last
+// Phase A: units u < m * nb are blocks (r, c). The blocks take segments of
+// consecutive units in turn (LOWBIT_NVFP4_SEGMENT); a thread loads its next
+// unit before it quantizes the current one, so a load is always in flight. The thread of a row's last
 // block also zeroes that row's padded scale columns. Phase B (swizzled only):
 // the padded rows m..Mp-1, all in the last 128-row tile, in 16-byte chunks.
 struct DenseArgs {
@@ -213,17 +223,21 @@ struct DenseArgs {
   uint8_t* out;
   uint8_t* sf;
   const float* gs;
-  uint32_t m, n, nb, kp4, units_a, chunk_a, units_b;
+  uint32_t m, n, nb, kp4, units_a, seg_len, units_b;
   int64_t in_stride;  // elements per input row
   FastDiv div_nb;
 };
 
 template <class Round, typename T, bool SILU, bool SWZ>
-__global__ void __launch_bounds__(256, LOWBIT_NVFP4_MIN_BLOCKS) dense_kernel(const DenseArgs a) {
+__global__ void __launch_bounds__(256, LOWBIT_NVFP4_BLOCKS(SILU)) dense_kernel(const DenseArgs a) {
   const float gs = __ldg(a.gs);
-  const uint32_t first = blockIdx.x * a.chunk_a;
-  const uint32_t end = min(first + a.chunk_a, a.units_a);
-  uint32_t u = first + threadIdx.x;
+  // Phase-A units of this thread: segment seg (of seg_len units, a multiple of
+  // 256) at offset i * 256 + tid; after the last i, segment seg + gridDim.x.
+  // The sequence only grows, so the first unit past units_a ends it.
+  uint32_t seg = blockIdx.x, i = 0;
+  const uint32_t steps = a.seg_len / 256u;
+  uint32_t u = seg * a.seg_len + threadIdx.x;
+  const uint32_t end = a.units_a;
   auto src = [&](uint32_t r, uint32_t c) {
     return static_cast<const T*>(a.in) + int64_t(r) * a.in_stride + int64_t(c) * 16;
   };
@@ -231,7 +245,11 @@ __global__ void __launch_bounds__(256, LOWBIT_NVFP4_MIN_BLOCKS) dense_kernel(con
     uint32_t r = a.div_nb.div(u), c = u - r * a.nb;
     Raw<SILU> cur = load_raw<T, SILU>(src(r, c), a.n);
     while (true) {
-      const uint32_t un = u + blockDim.x;
+      if (++i == steps) {
+        i = 0;
+        seg += gridDim.x;
+      }
+      const uint32_t un = seg * a.seg_len + i * 256u + threadIdx.x;
       const bool more = un < end;
       uint32_t rn = 0, cn = 0;
       Raw<SILU> nxt;
@@ -275,9 +293,9 @@ __global__ void __launch_bounds__(256, LOWBIT_NVFP4_MIN_BLOCKS) dense_kernel(con
 }
 
 // --------------------------------------------------------------- experts
-// Phase A: blocks of input rows (r, c) in CTA chunks as above; the row's
+// Phase A: blocks of input rows (r, c) in segments as above; the row's
 // expert comes from a binary search over `off` (on the device, no host sync),
-// cached per thread since a chunk walks rows in order. Rows outside
+// cached per thread since a segment walks rows in order. Rows outside
 // [off[0], off[E]) are orphans and write nothing. Scales go to row
 // sf_off[e] + (r - off[e]) of the swizzled buffer. Phase B: 16-byte chunks
 // of the 128-row tiles below sf_off[E]; a row is padding when it lies in an
@@ -289,7 +307,7 @@ struct ExpertArgs {
   const float* gs;
   const int32_t* off;
   const int32_t* sf_off;
-  uint32_t m, n, nb, kp4, units_a, chunk_a, units_b, sf_rows;
+  uint32_t m, n, nb, kp4, units_a, seg_len, units_b, sf_rows;
   int32_t num_experts;
   int64_t in_stride;
   FastDiv div_nb;
@@ -327,7 +345,7 @@ struct SegmentCache {
 constexpr int kMaxSmemOffsets = 1024;  // E + 1 staged in shared memory up to this
 
 template <class Round, typename T, bool SILU, bool SMEM>
-__global__ void __launch_bounds__(256, LOWBIT_NVFP4_MIN_BLOCKS) experts_kernel(const ExpertArgs a) {
+__global__ void __launch_bounds__(256, LOWBIT_NVFP4_BLOCKS(SILU)) experts_kernel(const ExpertArgs a) {
   __shared__ int32_t s_off[SMEM ? kMaxSmemOffsets : 1];
   __shared__ int32_t s_sfo[SMEM ? kMaxSmemOffsets : 1];
   const int32_t E = a.num_experts;
@@ -342,9 +360,13 @@ __global__ void __launch_bounds__(256, LOWBIT_NVFP4_MIN_BLOCKS) experts_kernel(c
     off = s_off;
     sfo = s_sfo;
   }
-  const uint32_t first = blockIdx.x * a.chunk_a;
-  const uint32_t end = min(first + a.chunk_a, a.units_a);
-  uint32_t u = first + threadIdx.x;
+  // Phase-A units of this thread: segment seg (of seg_len units, a multiple of
+  // 256) at offset i * 256 + tid; after the last i, segment seg + gridDim.x.
+  // The sequence only grows, so the first unit past units_a ends it.
+  uint32_t seg = blockIdx.x, i = 0;
+  const uint32_t steps = a.seg_len / 256u;
+  uint32_t u = seg * a.seg_len + threadIdx.x;
+  const uint32_t end = a.units_a;
   auto src = [&](uint32_t r, uint32_t c) {
     return static_cast<const T*>(a.in) + int64_t(r) * a.in_stride + int64_t(c) * 16;
   };
@@ -353,7 +375,11 @@ __global__ void __launch_bounds__(256, LOWBIT_NVFP4_MIN_BLOCKS) experts_kernel(c
     uint32_t r = a.div_nb.div(u), c = u - r * a.nb;
     Raw<SILU> cur = load_raw<T, SILU>(src(r, c), a.n);
     while (true) {
-      const uint32_t un = u + blockDim.x;
+      if (++i == steps) {
+        i = 0;
+        seg += gridDim.x;
+      }
+      const uint32_t un = seg * a.seg_len + i * 256u + threadIdx.x;
       const bool more = un < end;
       uint32_t rn = 0, cn = 0;
       Raw<SILU> nxt;
@@ -446,7 +472,7 @@ inline void launch_typed(const QuantProblem& p, cudaStream_t stream, int sm_coun
     auto launch = [&](auto tag) {
       constexpr auto kernel = decltype(tag)::value;
       const int grid = grid_for<kernel>(units, sm_count);
-      a.chunk_a = chunk_for(units_a, grid);
+      a.seg_len = LOWBIT_NVFP4_SEGMENT ? 256u * LOWBIT_NVFP4_SEGMENT : chunk_for(units_a, grid);
       kernel<<<grid, 256, 0, stream>>>(a);
       LOWBIT_CHECK_LAUNCH();
     };
@@ -475,7 +501,7 @@ inline void launch_typed(const QuantProblem& p, cudaStream_t stream, int sm_coun
   auto launch = [&](auto tag) {
     constexpr auto kernel = decltype(tag)::value;
     const int grid = grid_for<kernel>(units, sm_count);
-    a.chunk_a = chunk_for(units_a, grid);
+    a.seg_len = LOWBIT_NVFP4_SEGMENT ? 256u * LOWBIT_NVFP4_SEGMENT : chunk_for(units_a, grid);
     kernel<<<grid, 256, 0, stream>>>(a);
     LOWBIT_CHECK_LAUNCH();
   };
