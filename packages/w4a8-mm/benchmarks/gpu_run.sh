@@ -15,7 +15,7 @@ if [ "${SWEEP:-0}" = 1 ]; then
   timeout ${DECOMP_LIMIT:-90} python3 packages/w4a8-mm/benchmarks/decomp_sweep.py "$OUT/decomp.md" \
     > "$OUT/bench.log" 2>&1; echo "decomp rc=$?"
 fi
-ARGS=""; [ "${SWEEP:-0}" = 1 ] && ARGS="--schedules"
+ARGS=""; [ "${SWEEP:-0}" = 1 ] || [ "${SCHEDULES:-0}" = 1 ] && ARGS="--schedules"
 timeout ${BENCH_LIMIT:-300} python3 packages/w4a8-mm/benchmarks/run.py $ARGS --out "$OUT/results" \
   >> "$OUT/bench.log" 2>&1
 echo "bench rc=$?"; tail -62 "$OUT/bench.log"

@@ -162,9 +162,9 @@ Tensor w4a8_mm(Tensor A, Tensor B, Tensor group_scales, int64_t group_size,
   p.b = B.data_ptr();
   p.group_scales = group_scales.data_ptr();
   p.channel_scales = static_cast<const float*>(channel_scales.data_ptr());
-  p.channel_vector = nch != 1 || N == 1;
+  p.channel_vector = nch != 1;  // one element: scalar broadcast
   p.token_scales = static_cast<const float*>(token_scales.data_ptr());
-  p.token_vector = ntok != 1 || (M == 1 && token_scales.dim() >= 1 && false);
+  p.token_vector = ntok != 1;
   p.out = out.data_ptr();
   p.out_bf16 = ot == ScalarType::BFloat16;
   p.M = M;
@@ -189,6 +189,7 @@ Tensor w4a8_mm(Tensor A, Tensor B, Tensor group_scales, int64_t group_size,
   LOWBIT_CHECK(N % s.tile_n == 0, op, ": argument 'maybe_schedule': schedule '", s.name,
                "' tiles N by ", s.tile_n, " and needs N % ", s.tile_n, " == 0, got N = ", N,
                "; pick a schedule with a ", 128, "-row tile");
+  p.splits = lowbit::w4a8::heuristic_splits(schedule, M, N, K, p.sm_count);
   const size_t ws_bytes = lowbit::w4a8::mm_sm90_workspace(schedule, p);
   Tensor ws;
   void* ws_ptr = nullptr;

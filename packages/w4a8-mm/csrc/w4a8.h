@@ -32,6 +32,9 @@ int schedule_index(const char* op, const std::string& name);
 // The built-in choice for a problem (tuned on an H100 SXM, see
 // docs/perf-w4a8-mm.md); sm_count lets it reason about waves.
 int heuristic_schedule(int64_t M, int64_t N, int64_t K, int sm_count);
+// Split-K factor for a stream-K schedule (1 = let CUTLASS's stream-K
+// heuristic decide): fixed splits when the output tiles fill too few SMs.
+int heuristic_splits(int schedule, int64_t M, int64_t N, int64_t K, int sm_count);
 
 // ---------------------------------------------------------------- problems
 struct MmProblem {
@@ -45,6 +48,7 @@ struct MmProblem {
   void* out = nullptr;        // [M, N] row-major
   bool out_bf16 = true;       // bfloat16 (true) or float16 (false)
   int64_t M = 0, N = 0, K = 0, group_size = 0;
+  int splits = 1;  // > 1: split-K decomposition (stream-K schedules only)
   int device = 0;
   int sm_count = 0;
   void* stream = nullptr;  // cudaStream_t

@@ -129,13 +129,20 @@ struct Gemm {
     args.hw_info.device_id = p.device;
     args.hw_info.sm_count = p.sm_count;
     if constexpr (kStreamK) {
-      // CUTLASS's heuristic picks data-parallel / split-K / stream-K. The
-      // LOWBIT_W4A8_DECOMP environment variable (dp, streamk, splitk2,
-      // splitk4, splitk8) overrides it for tuning sweeps only.
+      // p.splits > 1 (heuristic_splits): fixed split-K; else CUTLASS's
+      // heuristic picks data-parallel / split-K / stream-K. The
+      // LOWBIT_W4A8_DECOMP environment variable (heuristic, dp, streamk,
+      // splitk2, splitk4, splitk8) overrides both, for tuning sweeps only.
       using Decomp = typename Kernel::TileScheduler::DecompositionMode;
       args.scheduler.decomposition_mode = Decomp::Heuristic;
+      if (p.splits > 1) {
+        args.scheduler.decomposition_mode = Decomp::SplitK;
+        args.scheduler.splits = p.splits;
+      }
       if (const char* e = std::getenv("LOWBIT_W4A8_DECOMP")) {
         const std::string d(e);
+        if (d == "heuristic" || d == "dp" || d == "streamk") args.scheduler.splits = 1;
+        if (d == "heuristic") args.scheduler.decomposition_mode = Decomp::Heuristic;
         if (d == "dp") args.scheduler.decomposition_mode = Decomp::DataParallel;
         if (d == "streamk") args.scheduler.decomposition_mode = Decomp::StreamK;
         if (d.rfind("splitk", 0) == 0 && d.size() > 6) {
