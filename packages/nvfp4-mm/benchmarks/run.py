@@ -91,6 +91,10 @@ def write_outputs(rows, bw, meta, name, stem):
           "`x bf16` / `x emul`: speed-up of lowbit over cuBLAS bf16 (bf16 weights) and over the "
           "dequantize-then-mm emulation; `weight TB/s`: NVFP4 weight+scale bytes / time; "
           "`% copy bw`: that over the measured copy bandwidth.", "",
+          *([f"Re-summarized from the stored run with override `{meta['override']}`: for those M the "
+             "`lowbit` column is the named SM90 config, timed in the same run on the same inputs (the "
+             "heuristic was changed to it after the run).", ""] if meta.get("override") else []),
+          f"Command: `{meta.get('command', '')}`", "",
           write_table(summary)]
     Path(f"{stem}.md").write_text("\n".join(md))
     if name != "cpu":
