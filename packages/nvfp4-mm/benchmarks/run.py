@@ -133,11 +133,15 @@ def main() -> int:
         rows, meta = data["rows"], data["meta"]
         bw = meta["copy_bandwidth_TBps"] * 1e12
         for spec in filter(None, (args.override or "").split(",")):
-            rng, cfg = spec.split(":")
+            rng, cfg, *mn = spec.split(":")  # optional 3rd field: only where M*N <= it
             lo, hi = (int(x) for x in rng.split("-"))
+            mn_max = int(mn[0]) if mn else None
             alt = {(r.get("model"), r["shape"], r["M"]): r for r in rows if r["impl"] == f"lowbit cfg{cfg}"}
             for r in rows:
                 key = (r.get("model"), r["shape"], r["M"])
+                n = int(r["shape"].split()[0].split("=")[1])
+                if mn_max is not None and r["M"] * n > mn_max:
+                    continue
                 if r["impl"] == "lowbit" and lo <= r["M"] <= hi and key in alt:
                     r.update({k: alt[key][k] for k in ("us", "metric", "weight_tbps")})
                     r["config"] = f"cfg{cfg}"

@@ -659,21 +659,21 @@ const Launcher kConfigs[] = {LOWBIT_SM90_TILES(true), LOWBIT_SM90_TILES(false),
                              make_wg_launcher<WgCfg<1, 4>>(), make_wg_launcher<WgCfg<2, 3>>()};
 constexpr int kNumConfigs = sizeof(kConfigs) / sizeof(kConfigs[0]);
 constexpr int kWgmmaConfig = 2 * kTilesPerVariant;
-// Use the wgmma kernel for M > 1024 (set from the H100 run, see docs/perf-nvfp4-mm.md).
+// Use the wgmma kernel for M > 1024 and M*N > 2^25 (H100 run, docs/perf-nvfp4-mm.md).
 constexpr bool kUseWgmma = true;
 // Which dequant variant the heuristic uses (0 = subnormal-scaled B).
 constexpr int kDefaultVariant = 0;  // both pass the tests on H100; 0 is cheaper
 
-int pick_config(int64_t M, bool batch_invariant) {
+int pick_config(int64_t M, int64_t N, bool batch_invariant) {
   // From the H100 sweep at N = K = 8192 (docs/perf-nvfp4-mm.md): BM 16 x BN 128
   // with split-K for M <= 16, BM 64 x BN 128 up to 256, then BM 128 x BN 128
   // (warp tile 128x32; the 64x64 warp tiles measured slower).
   // Batch-invariant mode stays on the mma.sync family for every M: HMMA and
   // HGMMA need not sum inside a k16 step in the same order.
-  // H100 run 3 (all 8 SPEC §4 shapes): wgmma BN 256 beats the mma.sync
-  // 128x128 tile from M = 2048 on large N (up to 10%) and loses at M = 512
-  // (cfg 5 wins 7 of 8 shapes there), so wgmma only above M = 1024.
-  if (kUseWgmma && M > 1024 && !batch_invariant) return kWgmmaConfig + 1;
+  // H100 run 3 (all 8 SPEC §4 shapes, both kernels timed): wgmma BN 256 wins
+  // for M > 1024 once M*N > 2^25 (up to 11%, 8192 x 57344); the mma.sync
+  // 128x128 tile wins below (6 of 8 shapes at M = 512, N <= 8192 at M = 2048).
+  if (kUseWgmma && M > 1024 && M * N > (int64_t{1} << 25) && !batch_invariant) return kWgmmaConfig + 1;
   int tile = M <= 16 ? 1 : M <= 256 ? 4 : 5;
   return kDefaultVariant * kTilesPerVariant + tile;
 }
@@ -702,7 +702,7 @@ void mm_sm90(const Problem& pr) {
   const int C = static_cast<int>((K + kChunk - 1) / kChunk);
 
   // 2 (first: it fixes the A layout). Tile config.
-  const int cfg = pr.config >= 0 ? static_cast<int>(pr.config) : pick_config(M, pr.batch_invariant);
+  const int cfg = pr.config >= 0 ? static_cast<int>(pr.config) : pick_config(M, N, pr.batch_invariant);
   const Launcher& L = kConfigs[cfg];
 
   // 1. A -> fp16, in the layout the config's kernel reads (workspace through
