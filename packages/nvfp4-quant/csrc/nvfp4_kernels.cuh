@@ -453,6 +453,14 @@ inline uint32_t chunk_for(int64_t units, int grid) {
   return static_cast<uint32_t>(std::max<int64_t>(256, (per + 255) / 256 * 256));
 }
 
+// Segment length: LOWBIT_NVFP4_SEGMENT x 256 units, but never more than an
+// even share per block, so a small problem still spreads over every block
+// (one unit per thread) instead of queueing several units on a few threads.
+inline uint32_t seg_len_for(int64_t units_a, int grid) {
+  const uint32_t share = chunk_for(units_a, grid);
+  return LOWBIT_NVFP4_SEGMENT ? std::min<uint32_t>(256u * LOWBIT_NVFP4_SEGMENT, share) : share;
+}
+
 template <class Round, typename T>
 inline void launch_typed(const QuantProblem& p, cudaStream_t stream, int sm_count) {
   const uint32_t nb = static_cast<uint32_t>(p.n / 16);
@@ -472,7 +480,7 @@ inline void launch_typed(const QuantProblem& p, cudaStream_t stream, int sm_coun
     auto launch = [&](auto tag) {
       constexpr auto kernel = decltype(tag)::value;
       const int grid = grid_for<kernel>(units, sm_count);
-      a.seg_len = LOWBIT_NVFP4_SEGMENT ? 256u * LOWBIT_NVFP4_SEGMENT : chunk_for(units_a, grid);
+      a.seg_len = seg_len_for(units_a, grid);
       kernel<<<grid, 256, 0, stream>>>(a);
       LOWBIT_CHECK_LAUNCH();
     };
@@ -501,7 +509,7 @@ inline void launch_typed(const QuantProblem& p, cudaStream_t stream, int sm_coun
   auto launch = [&](auto tag) {
     constexpr auto kernel = decltype(tag)::value;
     const int grid = grid_for<kernel>(units, sm_count);
-    a.seg_len = LOWBIT_NVFP4_SEGMENT ? 256u * LOWBIT_NVFP4_SEGMENT : chunk_for(units_a, grid);
+    a.seg_len = seg_len_for(units_a, grid);
     kernel<<<grid, 256, 0, stream>>>(a);
     LOWBIT_CHECK_LAUNCH();
   };
