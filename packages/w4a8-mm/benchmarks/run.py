@@ -82,9 +82,12 @@ def plot(rows: list[dict], path: Path) -> None:
         sel = [r for r in rows if r.get("model", "") == model and r["shape"] == shape]
         fp8 = {r["M"]: r["us"] for r in sel if r["impl"] == "torch._scaled_mm fp8"}
         for impl, style in [("lowbit", "o-"), ("torch.mm bf16", "s--"), ("copy floor", ":")]:
-            pts = sorted((r["M"], fp8[r["M"]] / r["us"]) for r in sel if r["impl"] == impl)
+            # The floor counts weight bytes only: meaningful where M is small.
+            pts = sorted((r["M"], fp8[r["M"]] / r["us"]) for r in sel
+                         if r["impl"] == impl and (impl != "copy floor" or r["M"] <= 128))
             if pts:
-                ax.plot(*zip(*pts), style, label=impl)
+                ax.plot(*zip(*pts), style, label=impl + (" (M ≤ 128)" if impl == "copy floor" else ""))
+        ax.set_ylim(0, 4)
         ax.axhline(1.0, color="gray", lw=0.8)
         ax.set_xscale("log", base=2)
         ax.set_title(f"{model} {shape}", fontsize=9)
