@@ -149,7 +149,12 @@ def run(device, *, models=None, quick=False, progress=None) -> list[dict]:
     device = torch.device(device)
     ks = GPU_KS
     if models:
-        ks = tuple(sorted({k for name in models for k in MODEL_KS[name.lower()]}))
+        norm = lambda s: "".join(ch for ch in s.lower() if ch.isalnum())  # noqa: E731
+        table = {norm(name): v for name, v in MODEL_KS.items()}
+        unknown = [name for name in models if norm(name) not in table]
+        if unknown:
+            raise ValueError(f"unknown model(s) {unknown}; known: {sorted(MODEL_KS)}")
+        ks = tuple(sorted({k for name in models for k in table[norm(name)]}))
     if device.type == "cuda":
         ms = (1, 128, 4096) if quick else GPU_MS
         if quick and not models:

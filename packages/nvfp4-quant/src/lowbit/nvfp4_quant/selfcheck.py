@@ -35,6 +35,13 @@ def run(device: torch.device) -> list[dict]:
         bad = _mismatch(p, rp) + _mismatch(s, rs)
         rows.append(_row("scaled_fp4_quant", f"M={m} K={k} bf16 {'swizzled' if swz else 'linear'}",
                          bad, 0, "mismatched bytes"))
+    # the .out overload into an int32 scale buffer, as vLLM allocates it
+    rp, rs = ref.quantize_nvfp4(x, gs, swizzled=True)
+    out = torch.empty(m, k // 2, dtype=torch.uint8, device=device)
+    sf32 = torch.empty(rs.shape[0], rs.shape[1] // 4, dtype=torch.int32, device=device)
+    torch.ops.lowbit_nvfp4_quant.scaled_fp4_quant.out(x, gs, True, output=out, output_scale=sf32)
+    rows.append(_row("scaled_fp4_quant.out", f"M={m} K={k} bf16 swizzled, int32 scale buffer",
+                     _mismatch(out, rp) + _mismatch(sf32, rs), 0, "mismatched bytes"))
     gu = torch.randn(m, 2 * d, generator=g).to(torch.bfloat16).to(device)
     y = ref.silu_and_mul_ref(gu)
     gsy = ref.global_scale_for(y)
