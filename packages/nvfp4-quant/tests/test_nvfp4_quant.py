@@ -520,3 +520,14 @@ def test_protocol():
                           "silu_and_mul_scaled_fp4_experts_quant"}
     assert all("CPU" in t for t in q.OPS.values())
     assert "cuda_archs" in q.build_info()
+
+
+def test_bench_protocol_cpu():
+    seen = []
+    rows = q.bench.run(torch.device("cpu"), quick=True, progress=seen.append)
+    keys = {"package", "op", "shape", "M", "impl", "us", "metric", "metric_name"}
+    assert rows and all(keys <= set(r) for r in rows)
+    assert all(r["us"] > 0 and r["metric"] > 0 for r in rows)
+    assert seen and {r["M"] for r in rows} == {1, 16, 128}
+    with pytest.raises(ValueError, match="unknown model"):
+        q.bench.run(torch.device("cpu"), models=["no-such-model"])
