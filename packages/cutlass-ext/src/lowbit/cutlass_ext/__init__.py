@@ -85,3 +85,14 @@ def build_info(package_dir: str | Path, name: str = "_C") -> dict:
     if not path.exists():
         return {"cuda_archs": [], "missing": True}
     return json.loads(path.read_text())
+
+
+# Kernel family of each CUDA architecture's major version (mirrors arch.h).
+_FAMILY_OF_MAJOR = {"9": "SM90", "10": "SM100", "12": "SM120"}
+
+
+def built_targets(package_dir: str | Path, name: str = "_C") -> tuple[str, ...]:
+    """"CPU" plus the kernel families (SM90, SM100, SM120) whose architectures
+    received device code in a package's build, in that order."""
+    majors = {str(a).rstrip("af")[:-1] for a in build_info(package_dir, name).get("cuda_archs", [])}
+    return ("CPU",) + tuple(f for m, f in _FAMILY_OF_MAJOR.items() if m in majors)

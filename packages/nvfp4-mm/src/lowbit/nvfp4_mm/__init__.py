@@ -13,13 +13,15 @@ products, fp32 accumulation), SM100/SM120 (CUTLASS block-scaled FP4 GEMMs).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
+from lowbit.cutlass_ext import build_info as _build_info
+from lowbit.cutlass_ext import load_ops_library
+
 _HERE = Path(__file__).resolve().parent
-torch.ops.load_library(str(_HERE / "_C.so"))
+load_ops_library(_HERE)
 
 _ops = torch.ops.lowbit_nvfp4_mm
 
@@ -28,10 +30,7 @@ OPS: dict[str, tuple[str, ...]] = {}
 
 def build_info() -> dict:
     """What this build contains (written by the CMake module)."""
-    try:
-        return json.loads((_HERE / "_C_build_info.json").read_text())
-    except FileNotFoundError:
-        return {"package": "lowbit-nvfp4-mm", "cuda_archs": [], "note": "no build info file"}
+    return _build_info(_HERE)
 
 
 def _targets() -> tuple[str, ...]:

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from lowbit.cutlass_ext import build_info as _build_info
-from lowbit.cutlass_ext import load_ops_library
+from lowbit.cutlass_ext import built_targets, load_ops_library
 
 _HERE = Path(__file__).resolve().parent
 load_ops_library(_HERE)
@@ -49,16 +49,7 @@ def build_info() -> dict:
     return _build_info(_HERE)
 
 
-def _targets() -> tuple[str, ...]:
-    archs = [str(a) for a in build_info().get("cuda_archs", [])]
-    t = ["CPU"]
-    for prefix, name in (("9", "SM90"), ("10", "SM100"), ("12", "SM120")):
-        if any(a.startswith(prefix) and len(a.rstrip("af")) == len(prefix) + 1 for a in archs):
-            t.append(name)
-    return tuple(t)
-
-
-_T = _targets()
+_T = built_targets(_HERE)
 OPS: dict[str, tuple[str, ...]] = {
     "scaled_fp4_quant": _T,
     "scaled_fp4_quant.out": _T,

@@ -21,7 +21,7 @@ from typing import NamedTuple
 import torch
 
 from lowbit.cutlass_ext import build_info as _build_info
-from lowbit.cutlass_ext import load_ops_library
+from lowbit.cutlass_ext import built_targets, load_ops_library
 
 _HERE = Path(__file__).resolve().parent
 load_ops_library(_HERE)
@@ -44,22 +44,13 @@ def build_info() -> dict:
     return _build_info(_HERE)
 
 
-def _families() -> tuple[str, ...]:
-    fams = []
-    for a in build_info().get("cuda_archs", []):
-        fam = {"9": "SM90", "10": "SM100", "12": "SM120"}.get(str(a)[:-1][:-1])
-        if fam and fam not in fams:
-            fams.append(fam)
-    return tuple(fams)
-
-
 def _ops_table() -> dict[str, tuple[str, ...]]:
-    fams = _families()
-    gemm = ("CPU",) + (("SM90",) if "SM90" in fams else ())
+    built = built_targets(_HERE)
+    gemm = tuple(t for t in built if t in ("CPU", "SM90"))
     return {
         "cutlass_w4a8_mm": gemm,
-        "cutlass_pack_scale_fp8": ("CPU",) + fams,
-        "cutlass_encode_and_reorder_int4b": ("CPU",) + fams,
+        "cutlass_pack_scale_fp8": built,
+        "cutlass_encode_and_reorder_int4b": built,
     }
 
 
