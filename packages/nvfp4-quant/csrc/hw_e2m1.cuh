@@ -5,6 +5,7 @@
 
 namespace lowbit::nvfp4::dev {
 struct HardwareE2M1 {
+  static constexpr bool kMagnitude = false;  // takes signed values
   // 8 values -> 8 codes, element 0 in the low nibble: cvt puts its first
   // source operand in the high nibble, so each pair is passed (odd, even).
   __device__ __forceinline__ static uint32_t pack8(const float* y) {

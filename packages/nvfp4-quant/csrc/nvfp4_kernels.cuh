@@ -4,11 +4,11 @@
 // The scale math is the SPEC §1.2 exact-division formula everywhere (IEEE
 // __fdiv_rn / __frcp_rn, independent of -prec-div / -ftz flags).
 //
-// Work unit: one 16-element block per thread (two 16-byte loads, one 8-byte
-// store, one scale byte); consecutive threads take consecutive blocks of a row
-// so loads and stores are coalesced. Persistent grid, each block walking its
-// own contiguous chunk with the next unit's loads in flight; no shared state
-// between threads, no allocation or synchronisation: graph-capturable.
+// Work unit: one 16-element block (two 16-byte loads, one 8-byte store, one
+// scale byte); consecutive threads take consecutive blocks of a row so loads
+// and stores are coalesced. Persistent grid; every thread walks its units with
+// the next iteration's loads in flight (for_each_unit, shared by the dense and
+// the experts kernels). No allocation, no inter-block state: graph-capturable.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -27,23 +27,31 @@
 // Build-time tuning knobs (the defaults are the shipped configuration; the
 // benchmarks compare variants by rebuilding with -D...):
 //   LOWBIT_NVFP4_MIN_BLOCKS  min. resident 256-thread blocks per SM (register
-//                            cap); 0 = 5 for plain quant (48 registers, no
-//                            spills), 4 for the fused SiLU (64 registers)
-//   LOWBIT_NVFP4_PREFETCH    load the next unit before quantizing the current one
-//   LOWBIT_NVFP4_SEGMENT     phase-A units a block takes at a time, in 256s; the
-//                            blocks interleave segments so the grid streams one
-//                            contiguous front; 0 = one contiguous chunk per block
+//                            cap) of the plain kernels (LOWBIT_NVFP4_MIN_BLOCKS_SILU:
+//                            of the fused SiLU ones)
+//   LOWBIT_NVFP4_UNROLL      units per thread per loop iteration for the plain
+//                            (non-SiLU) ops, all loaded one iteration ahead
+//   LOWBIT_NVFP4_SEGMENT     units a block takes at a time, in 256s; the blocks
+//                            interleave segments so the grid streams one
+//                            contiguous front
+//   LOWBIT_NVFP4_OS_TABLE    dense ops: out_scale per scale byte from a table
+//                            each block builds once (gs is one number there)
 #ifndef LOWBIT_NVFP4_MIN_BLOCKS
-#define LOWBIT_NVFP4_MIN_BLOCKS 0
+#define LOWBIT_NVFP4_MIN_BLOCKS 5
 #endif
-#ifndef LOWBIT_NVFP4_PREFETCH
-#define LOWBIT_NVFP4_PREFETCH 1
+#ifndef LOWBIT_NVFP4_MIN_BLOCKS_SILU
+#define LOWBIT_NVFP4_MIN_BLOCKS_SILU 4
+#endif
+#ifndef LOWBIT_NVFP4_UNROLL
+#define LOWBIT_NVFP4_UNROLL 1
 #endif
 #ifndef LOWBIT_NVFP4_SEGMENT
 #define LOWBIT_NVFP4_SEGMENT 4
 #endif
-#define LOWBIT_NVFP4_BLOCKS(silu) \
-  (LOWBIT_NVFP4_MIN_BLOCKS ? LOWBIT_NVFP4_MIN_BLOCKS : ((silu) ? 4 : 5))
+#ifndef LOWBIT_NVFP4_OS_TABLE
+#define LOWBIT_NVFP4_OS_TABLE 1
+#endif
+#define LOWBIT_NVFP4_BLOCKS(silu) ((silu) ? LOWBIT_NVFP4_MIN_BLOCKS_SILU : LOWBIT_NVFP4_MIN_BLOCKS)
 
 namespace lowbit::nvfp4::dev {
 
@@ -61,31 +69,51 @@ struct FastDiv {
 };
 
 // Software fp32 -> e2m1 (SPEC §1.1), equal to the hardware instruction for
-// every finite input (NaN blocks are zeroed by the caller).
+// every finite input. Works on magnitudes; the caller adds the sign bits.
 struct SoftwareE2M1 {
-  __device__ __forceinline__ static uint32_t code(float y) {
-    const uint32_t u = __float_as_uint(y);
-    const uint32_t a = u & 0x7FFFFFFFu;
-    // |y| >= 1: round the fp32 mantissa to 1 bit, ties to even (the carry moves
-    // into the exponent); the code is then bits 22.. minus the biased exponent
-    // of 0.5, saturated at 7 (= 6.0; also catches Inf).
-    const uint32_t rn = a + 0x1FFFFFu + ((a >> 22) & 1u);
-    const int32_t cn = min(static_cast<int32_t>(rn >> 22) - 252, 7);
-    // |y| < 1: the code is RNE(2|y|) in {0, 1, 2}: the 2^23 magic add rounds it.
-    const float ay = __uint_as_float(a);
-    const int32_t cs =
-        static_cast<int32_t>(__float_as_uint(__fmaf_rn(ay, 2.0f, 8388608.0f))) - 0x4B000000;
-    const uint32_t c = static_cast<uint32_t>(ay < 1.0f ? cs : cn);
-    return c | ((u >> 28) & 8u);  // sign bit of y (IEEE: -0.1 -> 0b1000)
+  static constexpr bool kMagnitude = true;
+  // |y| -> code 0..7. The e2m1 grid has step 1/2 below 2, 1 in [2, 4) and 2
+  // from 4 on, so the code is RNE(2a) below 2, RNE(a) + 2 in [2, 4) and
+  // RNE(a / 2) + 4 above, saturated at 7; each line is the lowest of the three
+  // on its own range (they cross at 2 and 4), so the code is their minimum.
+  // Adding 2^23 makes the fp32 rounding the RNE and leaves the integer in the
+  // low mantissa bits; larger |y| (and Inf) give larger bit patterns.
+  __device__ __forceinline__ static uint32_t code(float a) {
+    const int32_t f2 = __float_as_int(__fmaf_rn(a, 2.0f, 8388608.0f));
+    const int32_t f1 = __float_as_int(__fadd_rn(a, 8388610.0f));
+    const int32_t f0 = __float_as_int(__fmaf_rn(a, 0.5f, 8388612.0f));
+    return static_cast<uint32_t>(__viaddmin_s32(__vimin3_s32(f2, f1, f0), -0x4B000000, 7));
   }
-  // 8 values -> 8 codes, element 0 in the low nibble.
-  __device__ __forceinline__ static uint32_t pack8(const float* y) {
+  // 8 magnitudes -> 8 codes, element 0 in the low nibble.
+  __device__ __forceinline__ static uint32_t pack8(const float* a) {
     uint32_t r = 0;
 #pragma unroll
-    for (int i = 0; i < 8; ++i) r |= code(y[i]) << (4 * i);
+    for (int i = 0; i < 8; ++i) r |= code(a[i]) << (4 * i);
     return r;
   }
 };
+
+// The e2m1 sign bits (bit 4j + 3 for element j) of 8 elements, given words
+// whose byte k has element 2k's sign in bit 7 (`even`) and element 2k+1's
+// (`odd`).
+__device__ __forceinline__ uint32_t place_signs(uint32_t even, uint32_t odd) {
+  return ((even >> 4) & 0x08080808u) | (odd & 0x80808080u);
+}
+// ... of 8 16-bit inputs (element 2i in the low half of word i; sign = bit 15).
+__device__ __forceinline__ uint32_t signs8(const uint4& w) {
+  const uint32_t a = __byte_perm(w.x, w.y, 0x7351);  // x.b1 y.b1 x.b3 y.b3
+  const uint32_t b = __byte_perm(w.z, w.w, 0x7351);  // z.b1 w.b1 z.b3 w.b3
+  return place_signs(__byte_perm(a, b, 0x5410), __byte_perm(a, b, 0x7632));
+}
+// ... of 8 fp32 values (sign = bit 7 of byte 3).
+__device__ __forceinline__ uint32_t signs8(const float* v) {
+  const auto u = [&](int i) { return __float_as_uint(v[i]); };
+  const uint32_t e = __byte_perm(__byte_perm(u(0), u(2), 0x7373), __byte_perm(u(4), u(6), 0x7373),
+                                 0x5410);
+  const uint32_t o = __byte_perm(__byte_perm(u(1), u(3), 0x7373), __byte_perm(u(5), u(7), 0x7373),
+                                 0x5410);
+  return place_signs(e, o);
+}
 
 __device__ __forceinline__ float max_nan(float a, float b) {
   float r;
@@ -122,7 +150,7 @@ __device__ __forceinline__ uint4 load16B(const void* p) {
 }
 
 // The raw input of one block (16 elements; with SILU also the 16 `up`
-// elements), loaded one loop iteration ahead of its use (see the kernels).
+// elements), loaded one loop iteration ahead of its use.
 template <bool SILU> struct Raw { uint4 g0, g1; };
 template <> struct Raw<true> { uint4 g0, g1, u0, u1; };
 
@@ -155,25 +183,63 @@ __device__ __forceinline__ void to_values(const Raw<SILU>& r, float* v) {
   }
 }
 
-// SPEC §1.2 for one block: returns the scale byte, writes 16 codes (8 bytes).
-template <class Round>
-__device__ __forceinline__ uint8_t quant_block(const float* v, float gs, uint2& packed) {
+// SPEC §1.2 steps 2-3: the scale byte of a block (NaN block: 0x7F).
+__device__ __forceinline__ uint8_t scale_byte(float amax, float gs) {
+  const float s = __fdiv_rn(__fmul_rn(gs, amax), 6.0f);
+  return static_cast<uint8_t>(__nv_cvt_float_to_fp8(s, __NV_SATFINITE, __NV_E4M3));
+}
+// Step 4 for scale byte `sf`; NaN stands for "every code 0" (sf_f is 0 or NaN).
+__device__ __forceinline__ float out_scale(uint8_t sf, float gs) {
+  const float sf_f = __half2float(__half(__nv_cvt_fp8_to_halfraw(sf, __NV_E4M3)));
+  return fabsf(sf_f) > 0.0f ? __frcp_rn(__fdiv_rn(sf_f, gs)) : __int_as_float(0x7FFFFFFF);
+}
+
+// Dense ops (one gs): out_scale of every scale byte, built by each block once.
+struct OutScaleTable {
+  float* t;
+  __device__ __forceinline__ void build(float gs) {
+    t[threadIdx.x] = out_scale(static_cast<uint8_t>(threadIdx.x), gs);  // 256 threads
+    __syncthreads();
+  }
+};
+
+// Quantize one block: writes its 16 codes to `out` (8 bytes), returns the
+// scale byte. `os_of(sf)` gives out_scale (NaN: all codes 0).
+template <class Round, typename T, bool SILU, class OsOf>
+__device__ __forceinline__ uint8_t quant_unit(const Raw<SILU>& raw, float gs, OsOf os_of,
+                                              uint8_t* out) {
+  float v[16];
+  to_values<T, SILU>(raw, v);
   float amax = 0.0f;
 #pragma unroll
   for (int i = 0; i < 16; ++i) amax = max_nan(amax, fabsf(v[i]));
-  const bool nan_block = amax != amax;
-  const float s = __fdiv_rn(__fmul_rn(gs, amax), 6.0f);
-  const __nv_fp8_storage_t sf = __nv_cvt_float_to_fp8(s, __NV_SATFINITE, __NV_E4M3);
-  const float sf_f = __half2float(__half(__nv_cvt_fp8_to_halfraw(sf, __NV_E4M3)));
-  // sf == 0 (all-zero or underflowing block) or NaN: every code 0.
-  const bool zero = nan_block || !(fabsf(sf_f) > 0.0f);
-  const float os = zero ? 0.0f : __frcp_rn(__fdiv_rn(sf_f, gs));
-  float y[16];
+  const uint8_t sf = scale_byte(amax, gs);
+  const float os = os_of(sf);
+  // sf == 0 (all-zero or underflowing block) or NaN (a NaN in the block): every
+  // code 0. os > 0 otherwise, so y = v * os has the sign of v.
+  const bool zero = os != os;
+  uint2 packed;
+  if constexpr (Round::kMagnitude) {
+    float a[16];
 #pragma unroll
-  for (int i = 0; i < 16; ++i) y[i] = __fmul_rn(v[i], os);
-  const uint32_t lo = Round::pack8(y), hi = Round::pack8(y + 8);
-  packed = zero ? make_uint2(0u, 0u) : make_uint2(lo, hi);
-  return nan_block ? uint8_t{0x7F} : static_cast<uint8_t>(sf);
+    for (int i = 0; i < 16; ++i) a[i] = __fmul_rn(fabsf(v[i]), os);
+    uint32_t s0, s1;
+    if constexpr (SILU) {
+      s0 = signs8(v);
+      s1 = signs8(v + 8);
+    } else {
+      s0 = signs8(raw.g0);
+      s1 = signs8(raw.g1);
+    }
+    packed = make_uint2(Round::pack8(a) | s0, Round::pack8(a + 8) | s1);
+  } else {
+    float y[16];
+#pragma unroll
+    for (int i = 0; i < 16; ++i) y[i] = __fmul_rn(v[i], os);
+    packed = make_uint2(Round::pack8(y), Round::pack8(y + 8));
+  }
+  *reinterpret_cast<uint2*>(out) = zero ? make_uint2(0u, 0u) : packed;
+  return amax != amax ? uint8_t{0x7F} : sf;
 }
 
 // Byte offset of (row r, scale column c) in a swizzled buffer (SPEC §1.3),
@@ -188,129 +254,137 @@ __device__ __forceinline__ void zero_pad_cols(uint8_t* sf, uint32_t r, uint32_t 
   for (uint32_t cc = nb; cc < kp4 * 4; ++cc) sf[swz_offset(r, cc, kp4)] = 0;
 }
 
-// Padding unit: 16 bytes of one 128x4 tile = rows i, i+32, i+64, i+96 of the
-// tile x its 4 columns. `is_pad(row)` says which of them are padding; all four
-// -> one 16-byte store, else one 4-byte store per padded row (a real row's
-// bytes belong to another thread).
-template <class IsPad>
-__device__ __forceinline__ void zero_pad_chunk(uint8_t* sf, uint32_t tile, uint32_t g,
-                                               uint32_t i, uint32_t kp4, IsPad is_pad) {
-  uint8_t* base = sf + (size_t(tile) * kp4 + g) * 512u + i * 16u;
-  bool pad[4];
-  bool all = true;
-#pragma unroll
-  for (int j = 0; j < 4; ++j) {
-    pad[j] = is_pad(tile * 128u + i + 32u * j);
-    all = all && pad[j];
+// Phase-A units walked by one thread: segment `seg` (seg_len units, a
+// multiple of 256) at offset i * 256 + tid; after the last i, segment
+// seg + gridDim.x. The sequence only grows, so the first unit past `end` ends it.
+struct UnitWalk {
+  uint32_t seg, i, steps, seg_len;
+  __device__ __forceinline__ uint32_t unit() const { return seg * seg_len + i * 256u + threadIdx.x; }
+  __device__ __forceinline__ void next() {
+    if (++i == steps) {
+      i = 0;
+      seg += gridDim.x;
+    }
   }
-  if (all) {
-    *reinterpret_cast<uint4*>(base) = make_uint4(0u, 0u, 0u, 0u);
-  } else {
+};
+
+struct StreamArgs {
+  const void* in;
+  uint32_t nb, units_a, seg_len;
+  int64_t in_stride, up_offset;  // elements per input row; gate -> up (SiLU)
+  FastDiv div_nb;
+};
+
+// Calls body(r, c, raw) for every phase-A unit (row r, block c) of this
+// thread, U units per iteration, the next U units' loads issued before the
+// current ones are quantized (a load is always in flight).
+template <typename T, bool SILU, int U, class Body>
+__device__ __forceinline__ void for_each_unit(const StreamArgs& a, Body&& body) {
+  UnitWalk w{blockIdx.x, 0, a.seg_len / 256u, a.seg_len};
+  const uint32_t end = a.units_a;
+  Raw<SILU> cur[U];
+  uint32_t ur[U], rr[U];
+  auto fetch = [&](Raw<SILU>& raw, uint32_t& u, uint32_t& r) {
+    u = w.unit();
+    w.next();
+    if (u < end) {
+      r = a.div_nb.div(u);
+      const uint32_t c = u - r * a.nb;
+      raw = load_raw<T, SILU>(
+          static_cast<const T*>(a.in) + int64_t(r) * a.in_stride + int64_t(c) * 16, a.up_offset);
+    }
+  };
 #pragma unroll
-    for (int j = 0; j < 4; ++j)
-      if (pad[j]) *reinterpret_cast<uint32_t*>(base + 4 * j) = 0u;
+  for (int j = 0; j < U; ++j) fetch(cur[j], ur[j], rr[j]);
+  while (ur[0] < end) {
+    Raw<SILU> nxt[U];
+    uint32_t un[U], rn[U];
+#pragma unroll
+    for (int j = 0; j < U; ++j) fetch(nxt[j], un[j], rn[j]);
+#pragma unroll
+    for (int j = 0; j < U; ++j) {
+      if (ur[j] < end) body(rr[j], ur[j] - rr[j] * a.nb, cur[j]);
+      cur[j] = nxt[j];
+      ur[j] = un[j];
+      rr[j] = rn[j];
+    }
   }
 }
 
+template <bool SILU>
+constexpr int kUnroll = SILU ? 1 : LOWBIT_NVFP4_UNROLL;  // SiLU units have 4 loads already
+
 // --------------------------------------------------------------- dense ops
-// Phase A: units u < m * nb are blocks (r, c). The blocks take segments of
-// consecutive units in turn (LOWBIT_NVFP4_SEGMENT); a thread loads its next
-// unit before it quantizes the current one, so a load is always in flight. The thread of a row's last
+// Phase A: units u < m * nb are blocks (r, c). The thread of a row's last
 // block also zeroes that row's padded scale columns. Phase B (swizzled only):
-// the padded rows m..Mp-1, all in the last 128-row tile, in 16-byte chunks.
+// the padded rows m..Mp-1, all in the last 128-row tile, in 16-byte chunks of
+// the tile (rows i, i+32, i+64, i+96 x 4 columns).
 struct DenseArgs {
-  const void* in;
+  StreamArgs s;
   uint8_t* out;
   uint8_t* sf;
   const float* gs;
-  uint32_t m, n, nb, kp4, units_a, seg_len, units_b;
-  int64_t in_stride;  // elements per input row
-  FastDiv div_nb;
+  uint32_t m, n, kp4, units_b;
 };
 
 template <class Round, typename T, bool SILU, bool SWZ>
 __global__ void __launch_bounds__(256, LOWBIT_NVFP4_BLOCKS(SILU)) dense_kernel(const DenseArgs a) {
   const float gs = __ldg(a.gs);
-  // Phase-A units of this thread: segment seg (of seg_len units, a multiple of
-  // 256) at offset i * 256 + tid; after the last i, segment seg + gridDim.x.
-  // The sequence only grows, so the first unit past units_a ends it.
-  uint32_t seg = blockIdx.x, i = 0;
-  const uint32_t steps = a.seg_len / 256u;
-  uint32_t u = seg * a.seg_len + threadIdx.x;
-  const uint32_t end = a.units_a;
-  auto src = [&](uint32_t r, uint32_t c) {
-    return static_cast<const T*>(a.in) + int64_t(r) * a.in_stride + int64_t(c) * 16;
-  };
-  if (u < end) {
-    uint32_t r = a.div_nb.div(u), c = u - r * a.nb;
-    Raw<SILU> cur = load_raw<T, SILU>(src(r, c), a.n);
-    while (true) {
-      if (++i == steps) {
-        i = 0;
-        seg += gridDim.x;
-      }
-      const uint32_t un = seg * a.seg_len + i * 256u + threadIdx.x;
-      const bool more = un < end;
-      uint32_t rn = 0, cn = 0;
-      Raw<SILU> nxt;
-      if (LOWBIT_NVFP4_PREFETCH && more) {
-        rn = a.div_nb.div(un);
-        cn = un - rn * a.nb;
-        nxt = load_raw<T, SILU>(src(rn, cn), a.n);
-      }
-      float v[16];
-      to_values<T, SILU>(cur, v);
-      uint2 packed;
-      const uint8_t sf = quant_block<Round>(v, gs, packed);
-      *reinterpret_cast<uint2*>(a.out + int64_t(r) * (a.n / 2) + int64_t(c) * 8) = packed;
-      if constexpr (SWZ) {
-        a.sf[swz_offset(r, c, a.kp4)] = sf;
-        if (c == a.nb - 1) zero_pad_cols(a.sf, r, a.nb, a.kp4);
-      } else {
-        a.sf[int64_t(r) * a.nb + c] = sf;
-      }
-      if (!more) break;
-      u = un;
-      if (LOWBIT_NVFP4_PREFETCH) {
-        r = rn;
-        c = cn;
-        cur = nxt;
-      } else {
-        r = a.div_nb.div(u);
-        c = u - r * a.nb;
-        cur = load_raw<T, SILU>(src(r, c), a.n);
-      }
+  __shared__ float s_os[LOWBIT_NVFP4_OS_TABLE ? 256 : 1];
+  OutScaleTable table{s_os};
+  if (LOWBIT_NVFP4_OS_TABLE) table.build(gs);
+  const uint32_t nb = a.s.nb;
+  for_each_unit<T, SILU, kUnroll<SILU>>(a.s, [&](uint32_t r, uint32_t c, const Raw<SILU>& raw) {
+    const uint8_t sf = quant_unit<Round, T, SILU>(
+        raw, gs,
+        [&](uint8_t b) { return LOWBIT_NVFP4_OS_TABLE ? table.t[b] : out_scale(b, gs); },
+        a.out + int64_t(r) * (a.n / 2) + int64_t(c) * 8);
+    if constexpr (SWZ) {
+      a.sf[swz_offset(r, c, a.kp4)] = sf;
+      if (c == nb - 1) zero_pad_cols(a.sf, r, nb, a.kp4);
+    } else {
+      a.sf[int64_t(r) * nb + c] = sf;
     }
-  }
+  });
   if constexpr (SWZ) {
     const uint32_t tile = a.m >> 7;  // the last tile holds every padded row
     for (uint32_t w = blockIdx.x * blockDim.x + threadIdx.x; w < a.units_b;
          w += gridDim.x * blockDim.x) {
-      zero_pad_chunk(a.sf, tile, w >> 5, w & 31u, a.kp4,
-                     [&](uint32_t row) { return row >= a.m; });
+      uint8_t* chunk = a.sf + (size_t(tile) * a.kp4 + (w >> 5)) * 512u + (w & 31u) * 16u;
+      const uint32_t row = tile * 128u + (w & 31u);  // rows row + 32 j, j = 0..3
+      if (row >= a.m) {
+        *reinterpret_cast<uint4*>(chunk) = make_uint4(0u, 0u, 0u, 0u);
+      } else {
+#pragma unroll
+        for (int j = 1; j < 4; ++j)
+          if (row + 32u * j >= a.m) *reinterpret_cast<uint32_t*>(chunk + 4 * j) = 0u;
+      }
     }
   }
 }
 
 // --------------------------------------------------------------- experts
-// Phase A: blocks of input rows (r, c) in segments as above; the row's
-// expert comes from a binary search over `off` (on the device, no host sync),
-// cached per thread since a segment walks rows in order. Rows outside
-// [off[0], off[E]) are orphans and write nothing. Scales go to row
-// sf_off[e] + (r - off[e]) of the swizzled buffer. Phase B: 16-byte chunks
-// of the 128-row tiles below sf_off[E]; a row is padding when it lies in an
-// expert's region past that expert's m_e rows.
+// Blocks of input rows (r, c) as above; the row's expert comes from a binary
+// search over `off` (on the device, no host sync), cached per thread since a
+// segment walks rows in order. Rows outside [off[0], off[E]) are orphans and
+// write nothing. Expert e's scales go to rows sf_off[e] + (r - off[e]) of the
+// swizzled buffer; its region ends at sf_off[e+1] (SPEC: round_up(m_e, 128)
+// rows). The padded rows of a region are zeroed by the threads of its real
+// rows, at the time those write their own scales (so every 32-byte sector of
+// the scale buffer is completed while it is in L2; a later pass found the
+// sectors evicted half written): the thread of (real row j of a tile, block
+// 4g) zeroes 4 columns of rows j + 32, j + 64, j + 96 when those are padding,
+// and, in a tile with m_t < 32 real rows, the whole 16-byte chunks of rows
+// i = j + m_t, j + 2 m_t, ... < 32 (all four rows of such a chunk are padding).
 struct ExpertArgs {
-  const void* in;
+  StreamArgs s;
   uint8_t* out;
   uint8_t* sf;
   const float* gs;
   const int32_t* off;
   const int32_t* sf_off;
-  uint32_t m, n, nb, kp4, units_a, seg_len, units_b, sf_rows;
+  uint32_t n, kp4, sf_rows;
   int32_t num_experts;
-  int64_t in_stride;
-  FastDiv div_nb;
 };
 
 // Largest e in [0, E] with a[e] <= x (a non-decreasing); -1 if none.
@@ -324,21 +398,29 @@ __device__ __forceinline__ int32_t upper_index(const int32_t* a, int32_t E, int3
   return lo;
 }
 
-// The segment [a[e], a[e+1]) holding x, remembered between calls.
-struct SegmentCache {
-  int32_t e = -1, lo = 0, hi = 0;
-  __device__ __forceinline__ int32_t find(const int32_t* a, int32_t E, int32_t x) {
+// The expert of input row x and what the kernel needs of it, remembered
+// between calls (a thread's rows only grow).
+struct ExpertCache {
+  int32_t e = -1, lo = 0, hi = 0;  // rows [lo, hi) of the input
+  int32_t sf_lo = 0, sf_hi = 0;    // its scale region, clamped to the buffer
+  float gs = 0.0f;
+  __device__ __forceinline__ bool find(const ExpertArgs& a, const int32_t* off, const int32_t* sfo,
+                                       int32_t x) {
     if (x < lo || x >= hi) {
-      e = upper_index(a, E, x);
+      const int32_t E = a.num_experts;
+      e = upper_index(off, E, x);
       if (e >= 0 && e < E) {
-        lo = a[e];
-        hi = a[e + 1];
+        lo = off[e];
+        hi = off[e + 1];
+        sf_lo = max(sfo[e], 0);
+        sf_hi = min(sfo[e + 1], int32_t(a.sf_rows));
+        gs = __ldg(a.gs + e);
       } else {
         e = -1;
         lo = hi = 0;
       }
     }
-    return e;
+    return e >= 0;
   }
 };
 
@@ -348,11 +430,10 @@ template <class Round, typename T, bool SILU, bool SMEM>
 __global__ void __launch_bounds__(256, LOWBIT_NVFP4_BLOCKS(SILU)) experts_kernel(const ExpertArgs a) {
   __shared__ int32_t s_off[SMEM ? kMaxSmemOffsets : 1];
   __shared__ int32_t s_sfo[SMEM ? kMaxSmemOffsets : 1];
-  const int32_t E = a.num_experts;
   const int32_t* off = a.off;
   const int32_t* sfo = a.sf_off;
   if constexpr (SMEM) {
-    for (int32_t i = threadIdx.x; i <= E; i += blockDim.x) {
+    for (int32_t i = threadIdx.x; i <= a.num_experts; i += blockDim.x) {
       s_off[i] = __ldg(a.off + i);
       s_sfo[i] = __ldg(a.sf_off + i);
     }
@@ -360,77 +441,40 @@ __global__ void __launch_bounds__(256, LOWBIT_NVFP4_BLOCKS(SILU)) experts_kernel
     off = s_off;
     sfo = s_sfo;
   }
-  // Phase-A units of this thread: segment seg (of seg_len units, a multiple of
-  // 256) at offset i * 256 + tid; after the last i, segment seg + gridDim.x.
-  // The sequence only grows, so the first unit past units_a ends it.
-  uint32_t seg = blockIdx.x, i = 0;
-  const uint32_t steps = a.seg_len / 256u;
-  uint32_t u = seg * a.seg_len + threadIdx.x;
-  const uint32_t end = a.units_a;
-  auto src = [&](uint32_t r, uint32_t c) {
-    return static_cast<const T*>(a.in) + int64_t(r) * a.in_stride + int64_t(c) * 16;
-  };
-  SegmentCache rows;
-  if (u < end) {
-    uint32_t r = a.div_nb.div(u), c = u - r * a.nb;
-    Raw<SILU> cur = load_raw<T, SILU>(src(r, c), a.n);
-    while (true) {
-      if (++i == steps) {
-        i = 0;
-        seg += gridDim.x;
-      }
-      const uint32_t un = seg * a.seg_len + i * 256u + threadIdx.x;
-      const bool more = un < end;
-      uint32_t rn = 0, cn = 0;
-      Raw<SILU> nxt;
-      if (LOWBIT_NVFP4_PREFETCH && more) {
-        rn = a.div_nb.div(un);
-        cn = un - rn * a.nb;
-        nxt = load_raw<T, SILU>(src(rn, cn), a.n);
-      }
-      const int32_t e = rows.find(off, E, int32_t(r));
-      if (e >= 0) {  // else an orphan row: nothing is written
-        float v[16];
-        to_values<T, SILU>(cur, v);
-        uint2 packed;
-        const uint8_t sf = quant_block<Round>(v, __ldg(a.gs + e), packed);
-        *reinterpret_cast<uint2*>(a.out + int64_t(r) * (a.n / 2) + int64_t(c) * 8) = packed;
-        // The row's scales only inside its expert's region of the buffer (bad
-        // offsets can put it outside: then no scale rather than out of bounds).
-        const int32_t lr = int32_t(r) - rows.lo;
-        const int32_t p = sfo[e] + lr;
-        if (lr < sfo[e + 1] - sfo[e] && p >= 0 && uint32_t(p) < a.sf_rows) {
-          a.sf[swz_offset(p, c, a.kp4)] = sf;
-          if (c == a.nb - 1) zero_pad_cols(a.sf, p, a.nb, a.kp4);
-        }
-      }
-      if (!more) break;
-      u = un;
-      if (LOWBIT_NVFP4_PREFETCH) {
-        r = rn;
-        c = cn;
-        cur = nxt;
+  const uint32_t nb = a.s.nb, kp4 = a.kp4;
+  ExpertCache ex;
+  for_each_unit<T, SILU, kUnroll<SILU>>(a.s, [&](uint32_t r, uint32_t c, const Raw<SILU>& raw) {
+    if (!ex.find(a, off, sfo, int32_t(r))) return;  // an orphan row: nothing is written
+    const float gs = ex.gs;
+    const uint8_t sf = quant_unit<Round, T, SILU>(
+        raw, gs, [&](uint8_t b) { return out_scale(b, gs); },
+        a.out + int64_t(r) * (a.n / 2) + int64_t(c) * 8);
+    // Scales only inside the expert's region (bad offsets can put a row
+    // outside: then no scale rather than out of bounds).
+    const int32_t lr = int32_t(r) - ex.lo;
+    const int32_t p = ex.sf_lo + lr;
+    if (p >= ex.sf_hi) return;
+    a.sf[swz_offset(p, c, kp4)] = sf;
+    if (c == nb - 1) zero_pad_cols(a.sf, p, nb, kp4);
+    if ((c & 3u) != 0 || (ex.sf_lo & 127) != 0 || (lr & 127) >= 32) return;
+    // Padding rows owned by this unit (see above); tiles start at sf_lo.
+    const int32_t tile0 = p & ~127, j = lr & 127;
+    const int32_t m_t = min(ex.hi - ex.lo - (lr - j), 128);  // real rows of the tile
+    const int32_t rows = min(ex.sf_hi - tile0, 128);         // rows of the tile in the region
+    uint8_t* base = a.sf + (size_t(tile0 >> 7) * kp4 + (c >> 2)) * 512u;
+#pragma unroll
+    for (int k = 1; k < 4; ++k)
+      if (j + 32 * k >= m_t && j + 32 * k < rows)
+        *reinterpret_cast<uint32_t*>(base + j * 16 + 4 * k) = 0u;
+    for (int32_t i = j + m_t; i < 32; i += m_t) {  // m_t < 32 here
+      if (i + 96 < rows) {
+        *reinterpret_cast<uint4*>(base + i * 16) = make_uint4(0u, 0u, 0u, 0u);
       } else {
-        r = a.div_nb.div(u);
-        c = u - r * a.nb;
-        cur = load_raw<T, SILU>(src(r, c), a.n);
+        for (int k = 0; k < 4; ++k)
+          if (i + 32 * k < rows) *reinterpret_cast<uint32_t*>(base + i * 16 + 4 * k) = 0u;
       }
     }
-  }
-  const int32_t end_row = min(max(sfo[E], 0), int32_t(a.sf_rows));
-  const uint32_t per_tile = a.kp4 * 32u;
-  SegmentCache regions;
-  for (uint32_t w = blockIdx.x * blockDim.x + threadIdx.x; w < a.units_b;
-       w += gridDim.x * blockDim.x) {
-    const uint32_t tile = w / per_tile;  // grows along the loop
-    if (int32_t(tile * 128u) >= end_row) break;
-    const uint32_t rest = w - tile * per_tile;
-    zero_pad_chunk(a.sf, tile, rest >> 5, rest & 31u, a.kp4, [&](uint32_t row) {
-      if (int32_t(row) >= end_row) return false;
-      const int32_t e = regions.find(sfo, E, int32_t(row));
-      return e >= 0 && int32_t(row) - regions.lo >= off[e + 1] - off[e];
-    });
-  }
+  });
 }
 
 // --------------------------------------------------------------- launch
@@ -447,40 +491,35 @@ inline int grid_for(int64_t units, int sm_count) {
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(want, int64_t(per_sm) * sm_count)));
 }
 
-// Phase-A units per CTA: an even share, a multiple of the block size.
-inline uint32_t chunk_for(int64_t units, int grid) {
-  const int64_t per = (units + grid - 1) / grid;
-  return static_cast<uint32_t>(std::max<int64_t>(256, (per + 255) / 256 * 256));
-}
-
 // Segment length: LOWBIT_NVFP4_SEGMENT x 256 units, but never more than an
-// even share per block, so a small problem still spreads over every block
-// (one unit per thread) instead of queueing several units on a few threads.
+// even share per block (a multiple of 256), so a small problem still spreads
+// over every block (one unit per thread) instead of queueing several units on
+// a few threads.
 inline uint32_t seg_len_for(int64_t units_a, int grid) {
-  const uint32_t share = chunk_for(units_a, grid);
-  return LOWBIT_NVFP4_SEGMENT ? std::min<uint32_t>(256u * LOWBIT_NVFP4_SEGMENT, share) : share;
+  const int64_t per = (units_a + grid - 1) / grid;
+  const uint32_t share = static_cast<uint32_t>(std::max<int64_t>(256, (per + 255) / 256 * 256));
+  return std::min<uint32_t>(256u * LOWBIT_NVFP4_SEGMENT, share);
 }
 
 template <class Round, typename T>
 inline void launch_typed(const QuantProblem& p, cudaStream_t stream, int sm_count) {
   const uint32_t nb = static_cast<uint32_t>(p.n / 16);
   const uint32_t kp4 = static_cast<uint32_t>(p.kp / 4);
-  const int64_t in_stride = p.silu ? 2 * p.n : p.n;
+  const int64_t units_a = p.m * int64_t(nb);
+  StreamArgs s{p.in, nb, uint32_t(units_a), 0, p.silu ? 2 * p.n : p.n, p.n, FastDiv(nb)};
   using std::integral_constant;
 #define LOWBIT_K(...) integral_constant<decltype(&__VA_ARGS__), &__VA_ARGS__>{}
   if (!p.experts) {
-    const int64_t units_a = p.m * int64_t(nb);
     const int64_t units_b = (p.swizzled && p.m % 128 != 0) ? int64_t(kp4) * 32 : 0;
     const int64_t units = units_a + units_b;
     if (units == 0) return;
     LOWBIT_CHECK(units < (int64_t(1) << 31), "lowbit_nvfp4_quant: problem too large (",
                  units, " blocks; at most 2^31 per call)");
-    DenseArgs a{p.in, p.out, p.sf, p.gs, uint32_t(p.m), uint32_t(p.n), nb, kp4,
-                uint32_t(units_a), 0, uint32_t(units_b), in_stride, FastDiv(nb)};
+    DenseArgs a{s, p.out, p.sf, p.gs, uint32_t(p.m), uint32_t(p.n), kp4, uint32_t(units_b)};
     auto launch = [&](auto tag) {
       constexpr auto kernel = decltype(tag)::value;
       const int grid = grid_for<kernel>(units, sm_count);
-      a.seg_len = seg_len_for(units_a, grid);
+      a.s.seg_len = seg_len_for(units_a, grid);
       kernel<<<grid, 256, 0, stream>>>(a);
       LOWBIT_CHECK_LAUNCH();
     };
@@ -493,23 +532,17 @@ inline void launch_typed(const QuantProblem& p, cudaStream_t stream, int sm_coun
     }
     return;
   }
-  const int64_t units_a = p.m * int64_t(nb);
-  // Phase B covers the tiles of the whole buffer (the loop stops at sf_off[E]);
-  // the grid is sized for the rows the experts can use, sum round_up(m_e, 128)
-  // <= m + 127 E, tighter than the buffer that callers often over-allocate.
-  const int64_t units_b = (p.sf_rows + 127) / 128 * int64_t(kp4) * 32;
-  const int64_t used_rows = std::min<int64_t>(p.sf_rows, p.m + 127 * int64_t(p.num_experts));
-  const int64_t units = units_a + (used_rows + 127) / 128 * int64_t(kp4) * 32;
-  if (units == 0) return;
-  LOWBIT_CHECK(units_a + units_b < (int64_t(1) << 31),
+  // Padding rows are written by the real rows' threads, so the grid covers
+  // the input's blocks only.
+  if (units_a == 0) return;
+  LOWBIT_CHECK(units_a < (int64_t(1) << 31),
                "lowbit_nvfp4_quant: problem too large (at most 2^31 blocks per call)");
-  ExpertArgs a{p.in, p.out, p.sf, p.gs, p.off, p.sf_off, uint32_t(p.m), uint32_t(p.n), nb, kp4,
-               uint32_t(units_a), 0, uint32_t(units_b), uint32_t(p.sf_rows), p.num_experts,
-               in_stride, FastDiv(nb)};
+  ExpertArgs a{s, p.out, p.sf, p.gs, p.off, p.sf_off, uint32_t(p.n), kp4, uint32_t(p.sf_rows),
+               p.num_experts};
   auto launch = [&](auto tag) {
     constexpr auto kernel = decltype(tag)::value;
-    const int grid = grid_for<kernel>(units, sm_count);
-    a.seg_len = seg_len_for(units_a, grid);
+    const int grid = grid_for<kernel>(units_a, sm_count);
+    a.s.seg_len = seg_len_for(units_a, grid);
     kernel<<<grid, 256, 0, stream>>>(a);
     LOWBIT_CHECK_LAUNCH();
   };
