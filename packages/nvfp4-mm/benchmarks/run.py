@@ -109,6 +109,10 @@ def main() -> int:
     ap.add_argument("--sweep", action="store_true")
     ap.add_argument("--from-json", default=None)
     ap.add_argument("--override", default=None)
+    ap.add_argument("--tokens", default=None, help="comma-separated M values (default: all)")
+    ap.add_argument("--impls", default=None, help="comma-separated subset of the timed implementations")
+    ap.add_argument("--alternatives", default=None,
+                    help="SM90 configs timed beside the heuristic: 'lo-hi:c1+c2,...' (default: bench.SM90_ALTERNATIVES)")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     args = ap.parse_args()
     out = Path(args.out)
@@ -153,10 +157,19 @@ def main() -> int:
         alts = None
         if dev.type == "cuda" and torch.cuda.get_device_capability(dev)[0] == 9:
             alts = mm.bench.SM90_ALTERNATIVES
+            if args.alternatives is not None:
+                alts = {}
+                for spec in filter(None, args.alternatives.split(",")):
+                    rng, cfgs = spec.split(":")
+                    lo, hi = (int(x) for x in rng.split("-"))
+                    alts[(lo, hi)] = [int(c) for c in cfgs.split("+")]
+        tokens = [int(t) for t in args.tokens.split(",")] if args.tokens else None
+        impls = args.impls.split(",") if args.impls else None
         bw = copy_bandwidth(device=dev) if dev.type == "cuda" else 1.0
         rows = []
         for model in models or list(mm.bench.MODELS):  # outputs rewritten after each model
-            rows += mm.bench.run(dev, models=[model], quick=args.quick, progress=say, alternatives=alts)
+            rows += mm.bench.run(dev, models=[model], quick=args.quick, progress=say, alternatives=alts,
+                                 tokens=tokens, impls=impls)
             meta = {"device": name, "torch": torch.__version__, "copy_bandwidth_TBps": bw / 1e12,
                     "build": mm.build_info(), "seconds": time.time() - t0,
                     "command": "python packages/nvfp4-mm/benchmarks/run.py " + " ".join(sys.argv[1:])}

@@ -255,6 +255,23 @@ def test_sm90_every_config_and_split(m):
 
 
 @pytest.mark.skipif(not HAS_SM90, reason="needs an SM90 GPU")
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_sm90_f16_path_chunks(monkeypatch, dtype):
+    """The dequantize + CUTLASS path in row and column chunks (bounds shrunk
+    so that M=1000 runs as 8 A chunks (last one 104 rows) and N=800 as 4 B
+    chunks (last one 32 columns)); every config of that path."""
+    m, n, k = 1000, 800, 1120
+    a, b, sa, sb, alpha = _problem(m, n, k, "cuda", seed=77)
+    ref = nvfp4_gemm_ref(a, b, sa, sb, alpha)
+    first = mm.num_configs()["SM90"] - 2  # the last two configs are that path
+    for chunk in ("", "65536"):
+        monkeypatch.setenv("LOWBIT_NVFP4_MM_CHUNK_ELEMS", chunk)
+        for cfg in (first, first + 1):
+            out = _run(a, b, sa, sb, alpha, dtype, config=cfg)
+            assert relative_error(out.float(), ref) <= 4e-3, (chunk, cfg)
+
+
+@pytest.mark.skipif(not HAS_SM90, reason="needs an SM90 GPU")
 def test_sm90_large():
     m, n, k = 1000, 4096, 4096
     a, b, sa, sb, alpha = _problem(m, n, k, "cuda", seed=21)

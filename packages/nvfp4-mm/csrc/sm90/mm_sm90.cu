@@ -19,9 +19,16 @@
 // scale block. B mma-fragment register (kstep s, reg rb) of lane (g, t) holds
 // the pair p = 2s + rb: physical k = 64c + 16t + 8(p/4) + (p%4) + 4h, h = half.
 // The pre-pass writes A in the same logical order.
+//
+// Above M = 256 (and not batch-invariant) the call goes to dequant_gemm.cu
+// instead: both operands dequantized to fp16, then a CUTLASS TMA
+// warp-specialized GEMM (tensor-core bound there, not memory bound).
 #include "nvfp4_mm.h"
 
 #include <lowbit/cuda_utils.h>
+
+#include "f16_gemm.h"
+#include "fp4_fp16.cuh"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -63,31 +70,6 @@ __device__ __forceinline__ void mma_f16(float (&c)[4], const uint4& a, uint32_t 
       "{%8,%9}, {%0,%1,%2,%3};\n"
       : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
       : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "r"(b0), "r"(b1));
-}
-
-// Two e4m3 bytes -> half2 (exact; e4m3 NaN -> fp16 NaN).
-__device__ __forceinline__ uint32_t e4m3x2_to_half2(uint16_t v) {
-  uint32_t r;
-  asm("cvt.rn.f16x2.e4m3x2 %0, %1;\n" : "=r"(r) : "h"(v));
-  return r;
-}
-
-// Nibbles i (low half) and i+4 (high half) of the 8 nibbles in w -> half2
-// whose value is e2m1 * 2^-14: the 3 magnitude bits land on fp16 bits 9..11
-// (bit 9 = mantissa msb, 10..11 = exponent lsbs), the sign on bit 15. Exponent
-// 0 gives the subnormal m * 2^-15, which is exactly e2m1's 0 / 0.5 times 2^-14.
-template <int I>
-__device__ __forceinline__ uint32_t e2m1x2_raw(uint32_t w) {
-  uint32_t mag;
-  if constexpr (I <= 2) mag = w << (9 - 4 * I);
-  else mag = w >> 3;
-  const uint32_t sgn = w << (12 - 4 * I);
-  return (mag & 0x0E000E00u) | (sgn & 0x80008000u);
-}
-
-__device__ __forceinline__ uint32_t hmul2(uint32_t a, uint32_t b) {
-  __half2 r = __hmul2(*reinterpret_cast<__half2*>(&a), *reinterpret_cast<__half2*>(&b));
-  return *reinterpret_cast<uint32_t*>(&r);
 }
 
 // ------------------------------------------------------------ A pre-pass
@@ -396,242 +378,16 @@ __global__ void reduce_kernel(const float* __restrict__ part, const float* __res
 }
 
 
-// ============================================================ wgmma path
-// Large M: both operands from shared memory through wgmma (sm_90a). The
-// pre-pass writes A in the K-major, no-swizzle canonical layout of wgmma
-// (8x8 fp16 core matrices, 128 contiguous bytes); per (64-row group G,
-// chunk c) an 8 KB block [kc 8][mb 8][row 8][8 halves]. All 256 threads
-// dequantize each packed B chunk into the same layout in a double buffer
-// while the tensor cores work on the previous chunk. Logical k inside a
-// chunk is the same permutation as the mma.sync path: core column kc = pair p,
-// element 2t + h of a core row <-> physical 64c + 16t + 8(p/4) + (p%4) + 4h.
-
-// afrag (canonical): [G][C][kc][mb][row] x uint4 (8 halves).
-__global__ void prepass_a_canon_kernel(const uint8_t* __restrict__ a, const uint8_t* __restrict__ sa,
-                                       uint4* __restrict__ out, int M, int K, int C, int64_t total) {
-  const int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-  if (idx >= total) return;
-  const int rr = idx & 7, mb = (idx >> 3) & 7, p = (idx >> 6) & 7;
-  const int64_t gc = idx >> 9;
-  const int c = static_cast<int>(gc % C), G = static_cast<int>(gc / C);
-  const int row = 64 * G + 8 * mb + rr;
-  const int kb = K / 2;
-  uint32_t regs[4];
-#pragma unroll
-  for (int t = 0; t < 4; ++t) {
-    const int blk = 4 * c + t;
-    float v0 = 0.f, v1 = 0.f;
-    if (row < M && blk < K / 16) {
-      const int64_t soff = ((int64_t)(row / 128) * C + c) * 512 + (row % 32) * 16 + ((row / 32) % 4) * 4 + t;
-      const float sc = __half2float(__half(__nv_cvt_fp8_to_halfraw(sa[soff], __NV_E4M3)));
-      const int k0 = 64 * c + 16 * t + 8 * (p >> 2) + (p & 3);
-      const uint8_t* ar = a + (int64_t)row * kb;
-      v0 = e2m1_value(ar[k0 >> 1] >> (4 * (k0 & 1))) * sc;
-      v1 = e2m1_value(ar[(k0 + 4) >> 1] >> (4 * ((k0 + 4) & 1))) * sc;
-    }
-    __half2 h = __floats2half2_rn(v0, v1);  // exact
-    regs[t] = *reinterpret_cast<uint32_t*>(&h);
-  }
-  out[idx] = make_uint4(regs[0], regs[1], regs[2], regs[3]);
-}
-
-__device__ __forceinline__ uint64_t gmma_desc(const void* smem_ptr, uint32_t lbo, uint32_t sbo) {
-  const uint32_t addr = smem_addr(smem_ptr);
-  // start >> 4 (bits 0-13), leading byte offset >> 4 (16-29), stride byte
-  // offset >> 4 (32-45); base offset 0, layout type 0 = no swizzle (62-63).
-  return static_cast<uint64_t>((addr & 0x3FFFF) >> 4) | (static_cast<uint64_t>(lbo >> 4) << 16) |
-         (static_cast<uint64_t>(sbo >> 4) << 32);
-}
-__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void wgmma_wait() {
-  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
-}
-__device__ __forceinline__ void fence_proxy_async() {
-  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-}
-template <int R>
-__device__ __forceinline__ void pin_registers(float (&d)[R]) {
-#pragma unroll
-  for (int i = 0; i < R; ++i) asm volatile("" : "+f"(d[i])::"memory");
-}
-
-// D[64x128] += A[64x16] * B[16x128]^T, both operands from shared memory
-// (K-major, no swizzle), fp16 inputs, fp32 accumulators.
-__device__ __forceinline__ void wgmma_m64n128k16(float (&d)[64], uint64_t desc_a, uint64_t desc_b) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1, 0, 0;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-      : "l"(desc_a), "l"(desc_b), "r"(1));
-}
-
-template <int NH_, int STAGES_>
-struct WgCfg {
-  static constexpr int NH = NH_, STAGES = STAGES_;
-  static constexpr int BM = 128, BN = 128 * NH, THREADS = 256;
-  static constexpr int A_BYTES = 2 * 8192;
-  static constexpr int B_BYTES = BN * 32;
-  static constexpr int S_BYTES = (BN / 128) * 512;
-  static constexpr int STAGE_BYTES = A_BYTES + B_BYTES + S_BYTES;
-  static constexpr int DBUF_BYTES = BN * 64 * 2;
-  static constexpr int SMEM = STAGES * STAGE_BYTES + 2 * DBUF_BYTES;
-};
-
-// Packed B chunk (smem) -> fp16 e2m1*s*2^-14 in the canonical layout:
-// core matrix (n/8, p) at (p * BN/8 + n/8) * 128, row n%8, halves 2t, 2t+1.
-template <class Cf>
-__device__ __forceinline__ void dequant_chunk(const uint8_t* sB, const uint8_t* sS, uint8_t* db, int c,
-                                              int kblocks, int n0) {
-  constexpr int BN = Cf::BN;
-#pragma unroll
-  for (int q = 0; q < BN * 4 / Cf::THREADS; ++q) {
-    const int i = threadIdx.x + Cf::THREADS * q;
-    const int lane = i & 31, g = lane >> 2, t = lane & 3, nb = i >> 5;
-    const int nl = nb * 8 + g, n = n0 + nl;
-    const uint2 raw = *reinterpret_cast<const uint2*>(sB + nl * 32 + 8 * t);
-    const int soff = (nl / 128) * 512 + (n % 32) * 16 + ((n / 32) % 4) * 4 + t;
-    const uint16_t sbyte = (4 * c + t < kblocks) ? sS[soff] : 0;
-    const uint32_t sc = e4m3x2_to_half2(static_cast<uint16_t>(sbyte | (sbyte << 8)));
-    uint8_t* dst = db + nb * 128 + g * 16 + 4 * t;
-    constexpr int PSTRIDE = BN / 8 * 128;
-    *reinterpret_cast<uint32_t*>(dst + 0 * PSTRIDE) = hmul2(e2m1x2_raw<0>(raw.x), sc);
-    *reinterpret_cast<uint32_t*>(dst + 1 * PSTRIDE) = hmul2(e2m1x2_raw<1>(raw.x), sc);
-    *reinterpret_cast<uint32_t*>(dst + 2 * PSTRIDE) = hmul2(e2m1x2_raw<2>(raw.x), sc);
-    *reinterpret_cast<uint32_t*>(dst + 3 * PSTRIDE) = hmul2(e2m1x2_raw<3>(raw.x), sc);
-    *reinterpret_cast<uint32_t*>(dst + 4 * PSTRIDE) = hmul2(e2m1x2_raw<0>(raw.y), sc);
-    *reinterpret_cast<uint32_t*>(dst + 5 * PSTRIDE) = hmul2(e2m1x2_raw<1>(raw.y), sc);
-    *reinterpret_cast<uint32_t*>(dst + 6 * PSTRIDE) = hmul2(e2m1x2_raw<2>(raw.y), sc);
-    *reinterpret_cast<uint32_t*>(dst + 7 * PSTRIDE) = hmul2(e2m1x2_raw<3>(raw.y), sc);
-  }
-}
-
-template <class Cf>
-__device__ __forceinline__ void load_stage_wg(const Params& p, uint8_t* stage, int c, int g0, int n0) {
-  uint4* sA = reinterpret_cast<uint4*>(stage);
-  for (int i = threadIdx.x; i < 1024; i += Cf::THREADS) {
-    const int G = g0 + i / 512;
-    const bool ok = G < p.Mt;
-    cp_async16(sA + i, p.afrag + ((int64_t)(ok ? G : 0) * p.C + c) * 512 + (i % 512), ok);
-  }
-  load_bs<Cf::BN, Cf::THREADS>(p, stage + Cf::A_BYTES, stage + Cf::A_BYTES + Cf::B_BYTES, c, n0);
-}
-
-template <class Cf>
-__global__ void __launch_bounds__(256, 1) wgmma_kernel(const Params p) {
-  extern __shared__ __align__(128) uint8_t smem[];
-  constexpr int NH = Cf::NH, STAGES = Cf::STAGES, BN = Cf::BN;
-  uint8_t* dbuf = smem + STAGES * Cf::STAGE_BYTES;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int wg = warp / 4, wl = warp % 4, g = lane >> 2, t = lane & 3;
-  const int num_n = gridDim.x, num_m = gridDim.y;
-  const int pid = blockIdx.y * num_n + blockIdx.x;
-  const int first_m = (pid / (8 * num_n)) * 8;
-  const int gm = min(num_m - first_m, 8);
-  const int in_group = pid % (8 * num_n);
-  const int n0 = (in_group / gm) * BN;
-  const int m_blk = first_m + in_group % gm;
-  const int g0 = 2 * m_blk;
-  const int c_begin = blockIdx.z * p.chunks_per_split;
-  const int nchunks = max(0, min(p.C, c_begin + p.chunks_per_split) - c_begin);
-  const int kblocks = p.K / 16;
-
-  float acc[NH][64];
-#pragma unroll
-  for (int h = 0; h < NH; ++h)
-#pragma unroll
-    for (int e = 0; e < 64; ++e) acc[h][e] = 0.f;
-
-#pragma unroll
-  for (int s = 0; s < STAGES - 1; ++s) {
-    if (s < nchunks) load_stage_wg<Cf>(p, smem + s * Cf::STAGE_BYTES, c_begin + s, g0, n0);
-    cp_async_commit();
-  }
-  if (nchunks > 0) {
-    cp_async_wait<STAGES - 2>();
-    __syncthreads();
-    dequant_chunk<Cf>(smem + Cf::A_BYTES, smem + Cf::A_BYTES + Cf::B_BYTES, dbuf, c_begin, kblocks, n0);
-    fence_proxy_async();
-    __syncthreads();
-  }
-  constexpr uint32_t B_LBO = BN / 8 * 128;  // next core column (k + 8)
-  for (int it = 0; it < nchunks; ++it) {
-    const uint8_t* stage = smem + (it % STAGES) * Cf::STAGE_BYTES;
-    const uint8_t* db = dbuf + (it & 1) * Cf::DBUF_BYTES;
-    wgmma_fence();
-#pragma unroll
-    for (int s = 0; s < 4; ++s) {
-      const uint64_t da = gmma_desc(stage + wg * 8192 + s * 2048, 1024, 128);
-#pragma unroll
-      for (int h = 0; h < NH; ++h) {
-        const uint64_t dbd = gmma_desc(db + h * 16 * 128 + s * 2 * B_LBO, B_LBO, 128);
-        wgmma_m64n128k16(acc[h], da, dbd);
-      }
-    }
-    wgmma_commit();
-    if (it + 1 < nchunks) {  // dequantize the next chunk while the tensor cores run
-      cp_async_wait<STAGES - 3>();
-      __syncthreads();
-      const uint8_t* nst = smem + ((it + 1) % STAGES) * Cf::STAGE_BYTES;
-      dequant_chunk<Cf>(nst + Cf::A_BYTES, nst + Cf::A_BYTES + Cf::B_BYTES, dbuf + ((it + 1) & 1) * Cf::DBUF_BYTES,
-                        c_begin + it + 1, kblocks, n0);
-      fence_proxy_async();
-    }
-    wgmma_wait<0>();
-#pragma unroll
-    for (int h = 0; h < NH; ++h) pin_registers(acc[h]);
-    __syncthreads();
-    const int nxt = it + STAGES - 1;
-    if (nxt < nchunks) load_stage_wg<Cf>(p, smem + (nxt % STAGES) * Cf::STAGE_BYTES, c_begin + nxt, g0, n0);
-    cp_async_commit();
-  }
-  cp_async_wait<0>();
-
-  // Epilogue: wgmma D layout = mma.sync C layout per warp (rows 16*wl + g, +8).
-  const int row0 = m_blk * 128 + wg * 64 + wl * 16 + g;
-  const float scale = *p.alpha * 16384.f;
-#pragma unroll
-  for (int h = 0; h < NH; ++h) {
-#pragma unroll
-    for (int j = 0; j < 16; ++j) {
-      const int col = n0 + h * 128 + j * 8 + 2 * t;
-      if (col >= p.N) continue;
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        const int row = row0 + 8 * r;
-        if (row >= p.M) continue;
-        const float x0 = acc[h][4 * j + 2 * r], x1 = acc[h][4 * j + 2 * r + 1];
-        const int64_t o = (int64_t)row * p.N + col;
-        if (p.splits > 1) {
-          *reinterpret_cast<float2*>(p.partial + (int64_t)blockIdx.z * p.M * p.N + o) = make_float2(x0, x1);
-        } else if (p.out_bf16) {
-          *reinterpret_cast<__nv_bfloat162*>(static_cast<__nv_bfloat16*>(p.out) + o) =
-              __floats2bfloat162_rn(x0 * scale, x1 * scale);
-        } else {
-          *reinterpret_cast<__half2*>(static_cast<__half*>(p.out) + o) = __floats2half2_rn(x0 * scale, x1 * scale);
-        }
-      }
-    }
-  }
-}
-
 // ------------------------------------------------------------ configs
 struct Launcher {
   int bm, bn, threads, smem;
   bool subnorm;
   void (*kernel)(const Params);
-  int a_rows;  // A workspace granularity: 16 = mma.sync fragments, 64 = wgmma canonical
 };
 
 template <class Cf>
 Launcher make_launcher() {
-  return Launcher{Cf::BM, Cf::BN, Cf::THREADS, Cf::SMEM, Cf::SUBNORM, &gemm_kernel<Cf>, 16};
-}
-template <class Cf>
-Launcher make_wg_launcher() {
-  return Launcher{Cf::BM, Cf::BN, Cf::THREADS, Cf::SMEM, true, &wgmma_kernel<Cf>, 64};
+  return Launcher{Cf::BM, Cf::BN, Cf::THREADS, Cf::SMEM, Cf::SUBNORM, &gemm_kernel<Cf>};
 }
 
 // Index = config number of the private _ex op. The first half feeds B to the
@@ -654,26 +410,24 @@ Launcher make_wg_launcher() {
       make_launcher<Cfg<4, 4, 1, 4, 4, SUB, 2>>()  /* 13: BM 64, BN 128, 2 chunks/stage */
 
 constexpr int kTilesPerVariant = 14;
-// 0..27: mma.sync tiles x 2 dequant variants; 28, 29: wgmma, BM 128 x BN 128 / 256.
-const Launcher kConfigs[] = {LOWBIT_SM90_TILES(true), LOWBIT_SM90_TILES(false),
-                             make_wg_launcher<WgCfg<1, 4>>(), make_wg_launcher<WgCfg<2, 3>>()};
+// 0..27: mma.sync tiles x 2 dequant variants.
+const Launcher kConfigs[] = {LOWBIT_SM90_TILES(true), LOWBIT_SM90_TILES(false)};
 constexpr int kNumConfigs = sizeof(kConfigs) / sizeof(kConfigs[0]);
-constexpr int kWgmmaConfig = 2 * kTilesPerVariant;
-// Use the wgmma kernel for M > 1024 and M*N > 2^25 (H100 run, docs/perf-nvfp4-mm.md).
-constexpr bool kUseWgmma = true;
 // Which dequant variant the heuristic uses (0 = subnormal-scaled B).
 constexpr int kDefaultVariant = 0;  // both pass the tests on H100; 0 is cheaper
+// Configs kNumConfigs .. + kF16Tiles - 1: the dequantize + CUTLASS fp16 GEMM
+// path (dequant_gemm.cu); the tile is picked there when the heuristic runs.
+constexpr int kF16Config = kNumConfigs;
 
-int pick_config(int64_t M, int64_t N, bool batch_invariant) {
-  // From the H100 sweep at N = K = 8192 (docs/perf-nvfp4-mm.md): BM 16 x BN 128
-  // with split-K for M <= 16, BM 64 x BN 128 up to 256, then BM 128 x BN 128
-  // (warp tile 128x32; the 64x64 warp tiles measured slower).
-  // Batch-invariant mode stays on the mma.sync family for every M: HMMA and
-  // HGMMA need not sum inside a k16 step in the same order.
-  // H100 run 3 (all 8 SPEC §4 shapes, both kernels timed): wgmma BN 256 wins
-  // for M > 1024 once M*N > 2^25 (up to 11%, 8192 x 57344); the mma.sync
-  // 128x128 tile wins below (6 of 8 shapes at M = 512, N <= 8192 at M = 2048).
-  if (kUseWgmma && M > 1024 && M * N > (int64_t{1} << 25) && !batch_invariant) return kWgmmaConfig + 1;
+int pick_config(int64_t M, bool batch_invariant) {
+  // H100, all 8 SPEC §4 shapes (docs/perf-nvfp4-mm.md, v4): the dequantize +
+  // CUTLASS path beats the mma.sync kernels by 10-55% from M = 512 and loses
+  // by 10-50% at M = 128. Batch-invariant mode stays on the mma.sync family
+  // for every M (one kernel family, so a row's reduction order cannot depend
+  // on M; HMMA and HGMMA need not sum inside a k16 step in the same order).
+  if (M > 256 && !batch_invariant) return -2;  // -2: f16 path, tile by heuristic
+  // From the H100 sweep at N = K = 8192: BM 16 x BN 128 with split-K for
+  // M <= 16, BM 64 x BN 128 up to 256, then BM 128 x BN 128.
   int tile = M <= 16 ? 1 : M <= 256 ? 4 : 5;
   return kDefaultVariant * kTilesPerVariant + tile;
 }
@@ -690,7 +444,7 @@ void ensure_smem(const Launcher& L, int device) {
 
 }  // namespace
 
-int64_t sm90_num_configs() { return kNumConfigs; }
+int64_t sm90_num_configs() { return kNumConfigs + sm90::kF16Tiles; }
 
 void mm_sm90(const Problem& pr) {
   lowbit::DeviceGuard guard(pr.a);
@@ -701,26 +455,25 @@ void mm_sm90(const Problem& pr) {
                "problem too large for the SM90 kernel (M=", M, ", N=", N, ", K=", K, ")");
   const int C = static_cast<int>((K + kChunk - 1) / kChunk);
 
-  // 2 (first: it fixes the A layout). Tile config.
-  const int cfg = pr.config >= 0 ? static_cast<int>(pr.config) : pick_config(M, N, pr.batch_invariant);
+  // 1. Kernel config (the f16 path has its own pre-pass and tile choice).
+  const int cfg = pr.config >= 0 ? static_cast<int>(pr.config) : pick_config(M, pr.batch_invariant);
+  if (cfg == -2 || cfg >= kF16Config) {
+    sm90::mm_f16_path(pr, cfg == -2 ? -1 : cfg - kF16Config);
+    return;
+  }
   const Launcher& L = kConfigs[cfg];
 
-  // 1. A -> fp16, in the layout the config's kernel reads (workspace through
-  // torch: caching allocator, graph-safe).
-  const int Mt = static_cast<int>((M + L.a_rows - 1) / L.a_rows);
-  const int64_t total = (int64_t)Mt * C * (L.a_rows == 16 ? 128 : 512);
+  // 2. A -> fp16 in mma.sync fragment order (workspace through torch:
+  // caching allocator, graph-safe).
+  const int Mt = static_cast<int>((M + 15) / 16);
+  const int64_t total = (int64_t)Mt * C * 128;
   Tensor afrag = lowbit::empty_on(pr.a, {total * 4}, lowbit::ScalarType::Int);
   {
     const int threads = 256;
     const int64_t blocks = (total + threads - 1) / threads;
-    if (L.a_rows == 16)
-      prepass_a_kernel<<<blocks, threads, 0, stream>>>(
-          pr.a.const_data_ptr<uint8_t>(), static_cast<const uint8_t*>(pr.sa.data_ptr()),
-          static_cast<uint4*>(afrag.data_ptr()), static_cast<int>(M), static_cast<int>(K), C, total);
-    else
-      prepass_a_canon_kernel<<<blocks, threads, 0, stream>>>(
-          pr.a.const_data_ptr<uint8_t>(), static_cast<const uint8_t*>(pr.sa.data_ptr()),
-          static_cast<uint4*>(afrag.data_ptr()), static_cast<int>(M), static_cast<int>(K), C, total);
+    prepass_a_kernel<<<blocks, threads, 0, stream>>>(
+        pr.a.const_data_ptr<uint8_t>(), static_cast<const uint8_t*>(pr.sa.data_ptr()),
+        static_cast<uint4*>(afrag.data_ptr()), static_cast<int>(M), static_cast<int>(K), C, total);
     LOWBIT_CHECK_LAUNCH();
   }
 

@@ -58,9 +58,10 @@ def _time(fns, est_us: float) -> float:
 
 
 # SM90 configs timed beside the heuristic's choice (impl "lowbit cfg<i>"), so
-# a heuristic change can be judged on the same run: small-M tiles with 2 or 4
-# K-chunks per pipeline stage, and the mma.sync large-M tile vs wgmma.
-SM90_ALTERNATIVES = {(0, 16): [10, 12], (17, 256): [13], (257, 1 << 30): [5, 28]}
+# a heuristic change can be judged on the same run: from M = 257 both tiles
+# of the dequantize + CUTLASS path (configs 28, 29; the heuristic picks one).
+SM90_ALTERNATIVES = {(257, 1 << 30): [28, 29]}
+SM90_MMA_CONFIGS = 28  # configs 0..27: mma.sync tiles x 2 B-dequant variants
 
 
 def run(device, *, models=None, quick: bool = False, progress: Callable[[str], None] | None = None,
@@ -184,7 +185,7 @@ def sweep_configs(device, shapes, tokens, splits=(-1,), progress=None) -> list[d
             alpha = torch.ones(1, device=device)
             out = torch.empty(m, n, dtype=torch.bfloat16, device=device)
             est = 2.0 * m * n * k / 400e12 * 1e6 + wbytes / 2e12 * 1e6 + 3
-            half = ncfg // 2  # configs c and c + half: same tile, two B-dequant variants
+            half = SM90_MMA_CONFIGS // 2  # configs c and c + half: same tile, two B-dequant variants
             cands = [(-1, -1)]
             if m <= 16:
                 cands += [(c, sp) for c in (0, 1, 2) for sp in (-1, 2, 4, 8, 16)]
@@ -192,6 +193,7 @@ def sweep_configs(device, shapes, tokens, splits=(-1,), progress=None) -> list[d
                 cands += [(c, -1) for c in (1, 3, 4, 7)] + [(4 + half, -1)]
             else:
                 cands += [(c, -1) for c in range(4, half)] + [(7 + half, -1)]
+                cands += [(c, -1) for c in range(SM90_MMA_CONFIGS, ncfg)]  # f16 path tiles
             for cfg, sp in cands:
                 if True:
                     fns = [(lambda s=s, c=cfg, p=sp: torch.ops.lowbit_nvfp4_mm._cutlass_scaled_fp4_mm_ex(
