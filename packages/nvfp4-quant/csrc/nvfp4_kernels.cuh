@@ -37,7 +37,7 @@
 //   LOWBIT_NVFP4_OS_TABLE    dense ops: out_scale per scale byte from a table
 //                            each block builds once (gs is one number there)
 #ifndef LOWBIT_NVFP4_MIN_BLOCKS
-#define LOWBIT_NVFP4_MIN_BLOCKS 5
+#define LOWBIT_NVFP4_MIN_BLOCKS 4
 #endif
 #ifndef LOWBIT_NVFP4_MIN_BLOCKS_SILU
 #define LOWBIT_NVFP4_MIN_BLOCKS_SILU 4
@@ -277,9 +277,10 @@ struct StreamArgs {
 
 // Calls body(r, c, raw) for every phase-A unit (row r, block c) of this
 // thread, U units per iteration, the next U units' loads issued before the
-// current ones are quantized (a load is always in flight).
-template <typename T, bool SILU, int U, class Body>
-__device__ __forceinline__ void for_each_unit(const StreamArgs& a, Body&& body) {
+// current ones are quantized (a load is always in flight). init() runs in
+// every thread once the first loads are in flight (it may synchronize).
+template <typename T, bool SILU, int U, class Init, class Body>
+__device__ __forceinline__ void for_each_unit(const StreamArgs& a, Init&& init, Body&& body) {
   UnitWalk w{blockIdx.x, 0, a.seg_len / 256u, a.seg_len};
   const uint32_t end = a.units_a;
   Raw<SILU> cur[U];
@@ -296,6 +297,7 @@ __device__ __forceinline__ void for_each_unit(const StreamArgs& a, Body&& body) 
   };
 #pragma unroll
   for (int j = 0; j < U; ++j) fetch(cur[j], ur[j], rr[j]);
+  init();
   while (ur[0] < end) {
     Raw<SILU> nxt[U];
     uint32_t un[U], rn[U];
@@ -332,9 +334,11 @@ __global__ void __launch_bounds__(256, LOWBIT_NVFP4_BLOCKS(SILU)) dense_kernel(c
   const float gs = __ldg(a.gs);
   __shared__ float s_os[LOWBIT_NVFP4_OS_TABLE ? 256 : 1];
   OutScaleTable table{s_os};
-  if (LOWBIT_NVFP4_OS_TABLE) table.build(gs);
   const uint32_t nb = a.s.nb;
-  for_each_unit<T, SILU, kUnroll<SILU>>(a.s, [&](uint32_t r, uint32_t c, const Raw<SILU>& raw) {
+  auto init = [&] {
+    if (LOWBIT_NVFP4_OS_TABLE) table.build(gs);
+  };
+  for_each_unit<T, SILU, kUnroll<SILU>>(a.s, init, [&](uint32_t r, uint32_t c, const Raw<SILU>& raw) {
     const uint8_t sf = quant_unit<Round, T, SILU>(
         raw, gs,
         [&](uint8_t b) { return LOWBIT_NVFP4_OS_TABLE ? table.t[b] : out_scale(b, gs); },
@@ -372,10 +376,12 @@ __global__ void __launch_bounds__(256, LOWBIT_NVFP4_BLOCKS(SILU)) dense_kernel(c
 // rows). The padded rows of a region are zeroed by the threads of its real
 // rows, at the time those write their own scales (so every 32-byte sector of
 // the scale buffer is completed while it is in L2; a later pass found the
-// sectors evicted half written): the thread of (real row j of a tile, block
-// 4g) zeroes 4 columns of rows j + 32, j + 64, j + 96 when those are padding,
-// and, in a tile with m_t < 32 real rows, the whole 16-byte chunks of rows
-// i = j + m_t, j + 2 m_t, ... < 32 (all four rows of such a chunk are padding).
+// sectors evicted half written). The four threads of (real row j < 32 of a
+// tile, block 4g + q) share column group g: thread q >= 1 zeroes row j + 32q
+// there when it is padding, and in a tile with m_t < 32 real rows the whole
+// 16-byte chunks of rows i = j + n m_t < 32 (all four of its rows are padding)
+// go to the thread with q = n % 4. Where the last group has fewer than 4
+// blocks, its last block also does the missing q.
 struct ExpertArgs {
   StreamArgs s;
   uint8_t* out;
@@ -443,7 +449,7 @@ __global__ void __launch_bounds__(256, LOWBIT_NVFP4_BLOCKS(SILU)) experts_kernel
   }
   const uint32_t nb = a.s.nb, kp4 = a.kp4;
   ExpertCache ex;
-  for_each_unit<T, SILU, kUnroll<SILU>>(a.s, [&](uint32_t r, uint32_t c, const Raw<SILU>& raw) {
+  for_each_unit<T, SILU, kUnroll<SILU>>(a.s, [] {}, [&](uint32_t r, uint32_t c, const Raw<SILU>& raw) {
     if (!ex.find(a, off, sfo, int32_t(r))) return;  // an orphan row: nothing is written
     const float gs = ex.gs;
     const uint8_t sf = quant_unit<Round, T, SILU>(
@@ -456,22 +462,23 @@ __global__ void __launch_bounds__(256, LOWBIT_NVFP4_BLOCKS(SILU)) experts_kernel
     if (p >= ex.sf_hi) return;
     a.sf[swz_offset(p, c, kp4)] = sf;
     if (c == nb - 1) zero_pad_cols(a.sf, p, nb, kp4);
-    if ((c & 3u) != 0 || (ex.sf_lo & 127) != 0 || (lr & 127) >= 32) return;
+    if ((ex.sf_lo & 127) != 0 || (lr & 127) >= 32) return;
     // Padding rows owned by this unit (see above); tiles start at sf_lo.
     const int32_t tile0 = p & ~127, j = lr & 127;
     const int32_t m_t = min(ex.hi - ex.lo - (lr - j), 128);  // real rows of the tile
     const int32_t rows = min(ex.sf_hi - tile0, 128);         // rows of the tile in the region
     uint8_t* base = a.sf + (size_t(tile0 >> 7) * kp4 + (c >> 2)) * 512u;
-#pragma unroll
-    for (int k = 1; k < 4; ++k)
-      if (j + 32 * k >= m_t && j + 32 * k < rows)
-        *reinterpret_cast<uint32_t*>(base + j * 16 + 4 * k) = 0u;
-    for (int32_t i = j + m_t; i < 32; i += m_t) {  // m_t < 32 here
-      if (i + 96 < rows) {
-        *reinterpret_cast<uint4*>(base + i * 16) = make_uint4(0u, 0u, 0u, 0u);
-      } else {
-        for (int k = 0; k < 4; ++k)
-          if (i + 32 * k < rows) *reinterpret_cast<uint32_t*>(base + i * 16 + 4 * k) = 0u;
+    const uint32_t q_end = c == nb - 1 ? 4u : (c & 3u) + 1;
+    for (uint32_t q = c & 3u; q < q_end; ++q) {
+      const int32_t jq = j + 32 * int32_t(q);
+      if (q > 0 && jq >= m_t && jq < rows) *reinterpret_cast<uint32_t*>(base + j * 16 + 4 * q) = 0u;
+      for (int32_t i = j + m_t * int32_t(q ? q : 4); i < 32; i += 4 * m_t) {  // m_t < 32 here
+        if (i + 96 < rows) {
+          *reinterpret_cast<uint4*>(base + i * 16) = make_uint4(0u, 0u, 0u, 0u);
+        } else {
+          for (int k = 0; k < 4; ++k)
+            if (i + 32 * k < rows) *reinterpret_cast<uint32_t*>(base + i * 16 + 4 * k) = 0u;
+        }
       }
     }
   });
