@@ -1,14 +1,14 @@
 """Tuning sweep (not part of the committed results): the stream-K
 schedules under each tile-scheduler decomposition (LOWBIT_W4A8_DECOMP) at
-small M, to choose between CUTLASS's heuristic and a fixed split-K."""
+small M, to choose between CUTLASS's heuristic and a fixed split-K. The modes
+of one (shape, M) are timed interleaved (lowbit.testing.bench)."""
 
-import os
 import sys
 
 import torch
 
 import lowbit.w4a8_mm as w4
-from lowbit.w4a8_mm.bench import MODELS, _time, _weights
+from lowbit.w4a8_mm.bench import MODELS, _weights, with_env
 from lowbit.testing import bench as tb
 
 MODES = ["heuristic", "dp", "streamk", "splitk2", "splitk4", "splitk8"]
@@ -24,18 +24,13 @@ def main(out):
             for M, sched in SCHED.items():
                 A = torch.randn(M, K, device="cuda").to(torch.float8_e4m3fn)
                 tok = torch.rand(M, device="cuda") + 0.5
-                cells = []
-                for mode in MODES:
-                    os.environ["LOWBIT_W4A8_DECOMP"] = mode
-                    fns = [lambda b=b, g=g: w4.cutlass_w4a8_mm(A, b, g, 128, ch, tok, None, sched)
-                           for b, g in sets]
-                    try:
-                        cells.append(f"{_time(fns):.1f}")
-                    except RuntimeError as e:
-                        cells.append("err")
-                        print(e, file=sys.stderr)
-                os.environ.pop("LOWBIT_W4A8_DECOMP")
-                lines.append(f"| N={N} K={K} | {M} | {sched} | " + " | ".join(cells) + " |")
+                cands = {mode: [with_env({"LOWBIT_W4A8_DECOMP": mode},
+                                         lambda b=b, g=g: w4.cutlass_w4a8_mm(A, b, g, 128, ch, tok,
+                                                                             None, sched))
+                                for b, g in sets] for mode in MODES}
+                us = tb.time_cuda_interleaved(cands)
+                lines.append(f"| N={N} K={K} | {M} | {sched} | "
+                             + " | ".join(f"{us[m]:.1f}" for m in MODES) + " |")
                 print(lines[-1], flush=True)
             del sets
     open(out, "w").write("\n".join(lines) + "\n")

@@ -8,6 +8,7 @@
 
 #include <torch/csrc/stable/ops.h>
 
+#include <cstdlib>
 #include <optional>
 #include <string>
 
@@ -24,6 +25,13 @@ namespace {
 constexpr const char* kMm = "cutlass_w4a8_mm";
 constexpr const char* kPack = "cutlass_pack_scale_fp8";
 constexpr const char* kReorder = "cutlass_encode_and_reorder_int4b";
+
+// LOWBIT_W4A8_PDL=0 turns programmatic dependent launch off (A/B timing and an
+// escape hatch); read per call so tests can compare both launches.
+bool pdl_enabled() {
+  const char* e = std::getenv("LOWBIT_W4A8_PDL");
+  return !(e && std::string(e) == "0");
+}
 
 // B is int32 [K/8, N] column-major: the transpose of a contiguous [N, K/8].
 void check_column_major(const char* op, const char* arg, const Tensor& t) {
@@ -197,9 +205,15 @@ Tensor w4a8_mm(Tensor A, Tensor B, Tensor group_scales, int64_t group_size,
     ws = lowbit::empty_on(A, {static_cast<int64_t>(ws_bytes)}, ScalarType::Byte);
     ws_ptr = ws.data_ptr();
   }
+  // PDL lets this kernel start while the previous one in the stream drains;
+  // it waits (griddepcontrol.wait) before its first global access, so inputs
+  // written by that kernel are complete. Only without workspace: a split-K
+  // workspace is zeroed by a memset between the two kernels.
+  p.pdl = ws_bytes == 0 && pdl_enabled();
   lowbit::w4a8::mm_sm90_run(schedule, p, ws_ptr);
 #else
   (void)check_aligned16;
+  (void)pdl_enabled;
 #endif
   return out;
 }

@@ -49,6 +49,7 @@ struct MmProblem {
   bool out_bf16 = true;       // bfloat16 (true) or float16 (false)
   int64_t M = 0, N = 0, K = 0, group_size = 0;
   int splits = 1;  // > 1: split-K decomposition (stream-K schedules only)
+  bool pdl = false;  // PDL launch allowed (ops.cpp); used by the non-stream-K kernels
   int device = 0;
   int sm_count = 0;
   void* stream = nullptr;  // cudaStream_t

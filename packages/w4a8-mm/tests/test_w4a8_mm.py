@@ -253,3 +253,54 @@ def test_gpu_side_stream():
         out = run(p)
     st.synchronize()
     check(p, out)
+
+
+# ---------------------------------------------------------------- PDL
+# The data-parallel schedules are launched with programmatic dependent launch:
+# a kernel may start while the previous kernel in the stream drains, and must
+# wait (griddepcontrol.wait) before reading what that kernel wrote or writing
+# memory it still uses. PDL_SCHEDULES: one of each PDL-launched kernel kind.
+PDL_SCHEDULES = ["64x16_1x1x1", "128x16_1x1x1_dp", "128x256_1x1x1", "64x256_2x1x1"]
+
+
+def pdl_chain(ps, A, tok, schedule):
+    """GEMMs whose activations and token scales are written by the kernel right
+    before them, and GEMMs right after a GEMM whose output block they reuse (a
+    PDL kernel that wrote before the wait would be overwritten by the late
+    epilogue of the previous one)."""
+    outs = []
+    for p in ps:
+        torch.bitwise_or(p["A"].view(torch.uint8), 0, out=A.view(torch.uint8))
+        torch.mul(p["tok"], 1.0, out=tok)
+        outs.append(run(dict(p, A=A, tok=tok), schedule=schedule))
+        run(ps[0], schedule=schedule)  # freed at once: the next output reuses its block
+        outs.append(run(p, schedule=schedule))
+    return outs
+
+
+@needs_sm90
+@pytest.mark.parametrize("graph", [False, True], ids=["eager", "graph"])
+@pytest.mark.parametrize("schedule", PDL_SCHEDULES)
+def test_gpu_pdl_chain(schedule, graph, monkeypatch):
+    M, N, K = 16, 1024, 2048
+    ps = [make_problem(M, N, K, "cuda") for _ in range(3)]
+    A, tok = torch.empty_like(ps[0]["A"]), torch.empty_like(ps[0]["tok"])
+    monkeypatch.setenv("LOWBIT_W4A8_PDL", "0")
+    want = pdl_chain(ps, A, tok, schedule)
+    monkeypatch.setenv("LOWBIT_W4A8_PDL", "1")
+    if graph:
+        pdl_chain(ps, A, tok, schedule)  # warm-up outside capture
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            got = pdl_chain(ps, A, tok, schedule)
+        for o in got:
+            checks.poison_(o)
+        checks.poison_(A)
+        checks.poison_(tok)
+        g.replay()
+    else:
+        got = pdl_chain(ps, A, tok, schedule)
+    torch.cuda.synchronize()
+    for i, (o, w) in enumerate(zip(got, want)):
+        assert torch.equal(o, w), i  # data-parallel kernels are deterministic
+    check(ps[-1], got[-1])

@@ -1,6 +1,7 @@
 // Schedule 128x128_1x1x1: 128 weight rows x 128 tokens per CTA tile, cluster 1x1x1,
 // cooperative kernel, stream-K tile scheduler.
 // One schedule per translation unit keeps each nvcc run near 5 GB (BUILD-NOTES).
+#define LOWBIT_W4A8_STREAMK_TU  // no PDL (see w4a8_gemm.cuh)
 #include "sm90/w4a8_gemm.cuh"
 
 LOWBIT_W4A8_DEFINE_SCHEDULE(128x128_1x1x1, 128, 128, 1, 1, 1)

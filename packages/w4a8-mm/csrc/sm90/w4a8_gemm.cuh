@@ -9,6 +9,17 @@
 // a vector or a scalar (dynamic broadcast), rounded once to bf16/fp16.
 #pragma once
 
+// Programmatic dependent launch (PDL): with GDC the kernels execute
+// griddepcontrol.wait before their first global-memory access and
+// launch_dependents at their last tile. Must be defined before any CUTLASS
+// header. Not in the stream-K TUs (they define LOWBIT_W4A8_STREAMK_TU first):
+// CUTLASS 4.2's stream-K scheduler does not compile with GDC (its const
+// is_last_tile binds a member to a non-const reference); those are launched
+// without PDL.
+#ifndef LOWBIT_W4A8_STREAMK_TU
+#define CUTLASS_ENABLE_GDC_FOR_SM90 1
+#endif
+
 #include "w4a8.h"
 
 #include <lowbit/cuda_utils.h>
@@ -26,6 +37,13 @@
 #include <cutlass/gemm/dispatch_policy.hpp>
 #include <cutlass/gemm/kernel/gemm_universal.hpp>
 #include <cutlass/gemm/kernel/tile_scheduler.hpp>
+#include <cutlass/arch/grid_dependency_control.h>
+
+// A PDL launch of a kernel without the wait would read inputs the previous
+// kernel is still writing: refuse to build such device code.
+#if defined(__CUDA_ARCH__) && defined(CUTLASS_ENABLE_GDC_FOR_SM90) && !defined(CUTLASS_GDC_ENABLED)
+#error "CUTLASS GDC (griddepcontrol) must be enabled for the SM90 W4A8 kernels"
+#endif
 
 namespace lowbit::w4a8::sm90 {
 
@@ -55,6 +73,12 @@ struct Gemm {
   using TileShape = Shape<Int<TileN>, Int<TileM>, _128>;  // K tile = one 128 group
   using ClusterShape = Shape<Int<ClusterN>, Int<ClusterM>, _1>;
   static constexpr bool kStreamK = Kind == 1;
+#ifdef CUTLASS_ENABLE_GDC_FOR_SM90
+  static constexpr bool kPdl = true;
+#else
+  static constexpr bool kPdl = false;
+#endif
+  static_assert(!(kStreamK && kPdl), "stream-K TUs must define LOWBIT_W4A8_STREAMK_TU");
   using MainloopSchedule = cute::conditional_t<Kind == 2, cutlass::gemm::KernelTmaWarpSpecializedPingpong,
                                                cutlass::gemm::KernelTmaWarpSpecializedCooperative>;
   using EpilogueSchedule = cute::conditional_t<Kind == 2, cutlass::epilogue::TmaWarpSpecialized,
@@ -165,7 +189,7 @@ struct Gemm {
     LOWBIT_CUTLASS_CHECK(gemm.can_implement(args), op);
     auto stream = static_cast<cudaStream_t>(p.stream);
     LOWBIT_CUTLASS_CHECK(gemm.initialize(args, ws, stream), op);
-    LOWBIT_CUTLASS_CHECK(gemm.run(stream), op);
+    LOWBIT_CUTLASS_CHECK(gemm.run(stream, nullptr, kPdl && p.pdl), op);
     LOWBIT_CHECK_LAUNCH();
   }
 };

@@ -3,6 +3,10 @@
 Timing rules (docs/METHOD): CUDA events around the region, warm-up first,
 median of many repeats, CUDA-graph replay for small problems so launch gaps do
 not dominate, and rotating input sets so repeated runs do not just measure L2.
+Implementations that are compared with each other go through
+`time_cuda_interleaved`: one timing of several back to back let the one timed
+first run up to 13 % slower than the same kernel timed later (clock and
+allocation state; docs/perf-w4a8-mm.md v3), so it interleaves them.
 """
 
 from __future__ import annotations
@@ -77,6 +81,80 @@ def time_cuda(
             end.synchronize()
             samples.append(start.elapsed_time(end) * 1e3 / n)
     return statistics.median(samples)
+
+
+def _capture(fns: Sequence[Callable[[], object]]) -> "torch.cuda.CUDAGraph":
+    """A CUDA graph calling every closure once (warmed on the capture stream)."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for f in fns:
+            f()
+    torch.cuda.current_stream().wait_stream(stream)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        for f in fns:
+            f()
+    return g
+
+
+def time_cuda_interleaved(
+    candidates: dict[str, Sequence[Callable[[], object]]],
+    *,
+    min_sample_us: float = 1000.0,
+    warmup_us: float = 20e3,
+    budget_us: float = 150e3,
+    min_rounds: int = 7,
+    max_rounds: int = 31,
+) -> dict[str, float]:
+    """Median microseconds of one call for each candidate, all timed under the
+    same conditions. Each candidate (name -> one closure per rotating input
+    set) becomes a CUDA graph calling every closure once. Every graph is warmed
+    up (>= warmup_us of replays), then each round takes one sample of every
+    candidate (>= min_sample_us of back-to-back replays), the order rotating
+    from round to round, so drift in clocks, temperature or memory state falls
+    on all candidates alike. Rounds: enough for ~budget_us of samples per
+    candidate, within [min_rounds, max_rounds]."""
+    names = list(candidates)
+    graphs, reps, calls = {}, {}, {}
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+
+    def replay_us(name: str, n: int) -> float:
+        start.record()
+        for _ in range(n):
+            graphs[name].replay()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) * 1e3
+
+    for name in names:
+        fns = candidates[name]
+        for f in fns:  # eager first call (lazy init, library heuristics)
+            f()
+        graphs[name], calls[name] = _capture(fns), len(fns)
+        graphs[name].replay()
+        one = max(replay_us(name, 1), 1.0)
+        reps[name] = max(1, int(-(-min_sample_us // one)))
+        replay_us(name, max(1, int(warmup_us // one)))
+    # The first graphs were warmed before the later ones were captured: one
+    # more sample each, which also sizes the rounds.
+    sample_us = max(replay_us(n, reps[n]) for n in names)
+    rounds = max(min_rounds, min(max_rounds, int(budget_us // max(sample_us, 1.0))))
+    samples: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(rounds):
+        k = r % len(names)
+        events = []
+        for name in names[k:] + names[:k]:
+            s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            s.record()
+            for _ in range(reps[name]):
+                graphs[name].replay()
+            e.record()
+            events.append((name, s, e))
+        torch.cuda.synchronize()  # once per round: no idle gaps between samples
+        for name, s, e in events:
+            samples[name].append(s.elapsed_time(e) * 1e3 / (reps[name] * calls[name]))
+    return {n: statistics.median(samples[n]) for n in names}
 
 
 def time_cpu(fn: Callable[[], object], *, warmup: int = 1, iters: int = 5) -> float:

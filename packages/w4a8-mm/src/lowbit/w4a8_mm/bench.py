@@ -22,16 +22,24 @@ TOKENS = [1, 16, 64, 128, 512, 2048, 8192]
 QUICK_TOKENS = [16, 2048]
 
 
-def _time(fns: list[Callable[[], object]]) -> float:
-    """Median µs per call with graph replay, sized so one measurement takes
-    ~0.25 s whatever the problem size."""
-    from lowbit.testing import bench as tb
+def with_env(env: dict[str, str], fn: Callable[[], object]) -> Callable[[], object]:
+    """fn with environment variables set around each call (the op reads its
+    tuning knobs per call, so a CUDA graph captures the setting in force)."""
+    import os
 
-    est = tb.time_cuda(fns[:1], warmup=2, iters=3, use_graph=False)
-    per_sample = max(1, int(1000.0 / max(est, 1.0)))  # >= ~1 ms of work per sample
-    reps = max(1, -(-per_sample // len(fns)))
-    iters = max(5, min(30, int(150e3 / max(est * reps * len(fns), 1.0))))
-    return tb.time_cuda(fns, warmup=2, iters=iters, use_graph=True, replays_per_sample=reps)
+    def call():
+        old = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            return fn()
+        finally:
+            for k, v in old.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+    return call
 
 
 def _weights(N: int, K: int, copies: int, device):
@@ -89,8 +97,10 @@ def run(device, *, models=None, quick=False, progress=None, schedules=False) -> 
                     if progress:
                         progress(f"{model} {shape} M={M} {impl}: {us:.1f} us")
 
-                cand = [None] + (list(SCHEDULES) if schedules else [])
-                for sched in cand:
+                # Every implementation of this (shape, M) is timed in one
+                # interleaved measurement (same clocks, same memory state).
+                cands = {}
+                for sched in [None] + (list(SCHEDULES) if schedules else []):
                     if sched is not None:
                         tn, tm = (int(v) for v in sched.split("_")[0].split("x"))
                         # The sweep skips tiles that cannot be competitive here.
@@ -100,18 +110,19 @@ def run(device, *, models=None, quick=False, progress=None, schedules=False) -> 
                                                                     torch.bfloat16, sc)
                            for b, g in sets]
                     try:
-                        us = _time(fns)
+                        fns[0]()
                     except RuntimeError as e:  # a schedule CUTLASS rejects: report, go on
                         if progress:
                             progress(f"{model} {shape} M={M} {sched}: failed: {e}")
                         continue
-                    row("lowbit" if sched is None else f"lowbit {sched}", us, w4_bytes)
-                row("torch.mm bf16", _time([lambda w=w: torch.mm(x, w.t()) for w in w_bf16]),
-                    2 * N * K)
-                row("torch._scaled_mm fp8",
-                    _time([lambda w=w: torch._scaled_mm(A, w.t(), scale_a=tok_col, scale_b=ch_row,
-                                                         out_dtype=torch.bfloat16) for w in w_fp8]),
-                    N * K)
+                    cands["lowbit" if sched is None else f"lowbit {sched}"] = fns
+                cands["torch.mm bf16"] = [lambda w=w: torch.mm(x, w.t()) for w in w_bf16]
+                cands["torch._scaled_mm fp8"] = [
+                    lambda w=w: torch._scaled_mm(A, w.t(), scale_a=tok_col, scale_b=ch_row,
+                                                 out_dtype=torch.bfloat16) for w in w_fp8]
+                for impl, us in tb.time_cuda_interleaved(cands).items():
+                    row(impl, us, w4_bytes if impl.startswith("lowbit") else
+                        (2 * N * K if "bf16" in impl else N * K))
                 rows.append({"package": "lowbit-w4a8-mm", "op": "cutlass_w4a8_mm", "model": model,
                              "shape": shape, "M": M, "impl": "copy floor", "us": floor_us,
                              "metric": bw * 1e-12, "metric_name": "TB/s"})

@@ -1,0 +1,65 @@
+"""Tuning sweep for the small-M fixed cost (docs/perf-w4a8-mm.md v4), not part
+of the committed results: per (shape, M), interleaved (lowbit.testing.bench),
+the v3 choice (128-row stream-K tile, split-K when the tiles fill <= half the
+SMs; no PDL) against the PDL-launchable data-parallel schedules (64-row
+ping-pong tiles, 128-row cooperative persistent tiles) with and without PDL
+(LOWBIT_W4A8_PDL), and fp8 cuBLASLt. Large M: the heuristic with / without PDL.
+
+    python benchmarks/small_m_sweep.py OUT.md
+"""
+
+import sys
+
+import torch
+
+import lowbit.w4a8_mm as w4
+from lowbit.w4a8_mm.bench import MODELS, _weights, with_env
+from lowbit.testing import bench as tb
+
+SMALL_M = [1, 16, 32, 64, 128]
+LARGE = {2048: None, 8192: [(8192, 8192), (14336, 4096)]}  # M -> (K, N) subset (None: all)
+
+
+def candidates(M):
+    t = 16 if M <= 16 else 32 if M <= 32 else 64
+    on, off = {"LOWBIT_W4A8_PDL": "1"}, {"LOWBIT_W4A8_PDL": "0"}
+    if M > 128:
+        return {"v3 (no PDL)": (None, off), "heuristic+PDL": (None, on)}
+    return {"v3 (no PDL)": (None, off), "heuristic+PDL": (None, on),
+            f"64x{t} PDL": (f"64x{t}_1x1x1", on), f"64x{t}": (f"64x{t}_1x1x1", off),
+            f"128x{t}_dp PDL": (f"128x{t}_1x1x1_dp", on), f"128x{t}_dp": (f"128x{t}_1x1x1_dp", off)}
+
+
+def main(out):
+    lines = []
+    for model in MODELS:
+        for K, N in MODELS[model]:
+            w4_bytes = N * K // 2 + (K // 128) * N * 8
+            sets, ch = _weights(N, K, tb.rotation_count(w4_bytes), "cuda")
+            w_fp8 = [torch.randn(N, K, device="cuda").to(torch.float8_e4m3fn)
+                     for _ in range(tb.rotation_count(N * K, cap=8))]
+            ms = SMALL_M + [m for m, sub in LARGE.items() if sub is None or (K, N) in sub]
+            for M in ms:
+                A = torch.randn(M, K, device="cuda").to(torch.float8_e4m3fn)
+                tok = torch.rand(M, device="cuda") + 0.5
+                cands = {}
+                for label, (sched, env) in candidates(M).items():
+                    cands[label] = [with_env(env, lambda b=b, g=g, s=sched: w4.cutlass_w4a8_mm(
+                        A, b, g, 128, ch, tok, torch.bfloat16, s)) for b, g in sets]
+                cands["fp8 cuBLASLt"] = [
+                    lambda w=w: torch._scaled_mm(A, w.t(), scale_a=tok.view(M, 1),
+                                                 scale_b=ch.view(1, N), out_dtype=torch.bfloat16)
+                    for w in w_fp8]
+                us = tb.time_cuda_interleaved(cands)
+                best = min((k for k in us if k != "fp8 cuBLASLt"), key=us.get)
+                line = (f"| N={N} K={K} | {M} | " + " | ".join(f"{k} {v:.1f}" for k, v in us.items())
+                        + f" | best: {best} |")
+                lines.append(line)
+                print(line, flush=True)
+            del sets, w_fp8
+            torch.cuda.empty_cache()
+    open(out, "w").write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

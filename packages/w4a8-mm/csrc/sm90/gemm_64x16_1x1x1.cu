@@ -1,0 +1,6 @@
+// Schedule 64x16_1x1x1: 64 weight rows x 16 tokens per CTA tile, cluster 1x1x1,
+// ping-pong kernel, persistent data-parallel scheduler: twice the tiles of
+// 128x16 without split-K (no workspace, no memset, PDL-launchable).
+#include "sm90/w4a8_gemm.cuh"
+
+LOWBIT_W4A8_DEFINE_SCHEDULE(64x16_1x1x1, 64, 16, 1, 1, 2)
