@@ -131,7 +131,10 @@ def main() -> None:
 
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     meta = {"device": torch.cuda.get_device_name() if dev.type == "cuda" else "cpu",
-            "torch": torch.__version__, "build": w4.build_info()}
+            "torch": torch.__version__, "build": w4.build_info(),
+            "timing": "lowbit.testing.bench.time_cuda_interleaved: per (shape, M) every "
+                      "implementation is a CUDA graph over rotating weights, warmed up, then "
+                      "sampled in rounds of rotating order; median µs per call"}
     rows = w4.bench.run(dev, models=a.models, quick=a.quick, schedules=a.schedules,
                         progress=lambda s: print(s, flush=True))
     write(rows, a.out, meta)

@@ -1,11 +1,13 @@
-"""Tuning sweep for the small-M fixed cost (docs/perf-w4a8-mm.md v4), not part
-of the committed results: per (shape, M), interleaved (lowbit.testing.bench),
-the v3 choice (128-row stream-K tile, split-K when the tiles fill <= half the
-SMs; no PDL) against the PDL-launchable data-parallel schedules (64-row
-ping-pong tiles, 128-row cooperative persistent tiles) with and without PDL
-(LOWBIT_W4A8_PDL), and fp8 cuBLASLt. Large M: the heuristic with / without PDL.
+"""Small-M fixed-cost sweep (docs/perf-w4a8-mm.md v4), not part of the
+committed results: per (shape, M), timed interleaved (lowbit.testing.bench),
+the v3 choice (128-row stream-K tile, split-K when its tiles fill <= half the
+SMs; no PDL) against the current heuristic with and without PDL
+(LOWBIT_W4A8_PDL) and fp8 cuBLASLt; with --all also every small-M
+data-parallel candidate (64-row ping-pong, 128-row persistent tiles) with and
+without PDL, the sweep the v4 heuristic was chosen from. Large M: v3 = the
+heuristic without PDL (v4 changed only the launch there).
 
-    python benchmarks/small_m_sweep.py OUT.md
+    python benchmarks/small_m_sweep.py OUT.md [--all]
 """
 
 import sys
@@ -20,17 +22,27 @@ SMALL_M = [1, 16, 32, 64, 128]
 LARGE = {2048: None, 8192: [(8192, 8192), (14336, 4096)]}  # M -> (K, N) subset (None: all)
 
 
-def candidates(M):
-    t = 16 if M <= 16 else 32 if M <= 32 else 64
+def v3_schedule(M, N):
+    """What the v3 heuristic picked for M <= 128 (None: unchanged since)."""
+    if M <= 64:
+        return f"128x{16 if M <= 16 else 32 if M <= 32 else 64}_1x1x1"
+    if M <= 128:
+        return "256x128_2x1x1" if N >= 16384 and N % 256 == 0 else "128x128_1x1x1"
+    return None
+
+
+def candidates(M, N, every):
     on, off = {"LOWBIT_W4A8_PDL": "1"}, {"LOWBIT_W4A8_PDL": "0"}
-    if M > 128:
-        return {"v3 (no PDL)": (None, off), "heuristic+PDL": (None, on)}
-    return {"v3 (no PDL)": (None, off), "heuristic+PDL": (None, on),
-            f"64x{t} PDL": (f"64x{t}_1x1x1", on), f"64x{t}": (f"64x{t}_1x1x1", off),
-            f"128x{t}_dp PDL": (f"128x{t}_1x1x1_dp", on), f"128x{t}_dp": (f"128x{t}_1x1x1_dp", off)}
+    c = {"v3": (v3_schedule(M, N), off), "v4": (None, on), "v4 no PDL": (None, off)}
+    if every and M <= 128:
+        t = 16 if M <= 16 else 32 if M <= 32 else 64
+        c.update({f"64x{t} PDL": (f"64x{t}_1x1x1", on), f"64x{t}": (f"64x{t}_1x1x1", off),
+                  f"128x{t}_dp PDL": (f"128x{t}_1x1x1_dp", on),
+                  f"128x{t}_dp": (f"128x{t}_1x1x1_dp", off)})
+    return c
 
 
-def main(out):
+def main(out, every=False):
     lines = []
     for model in MODELS:
         for K, N in MODELS[model]:
@@ -43,7 +55,7 @@ def main(out):
                 A = torch.randn(M, K, device="cuda").to(torch.float8_e4m3fn)
                 tok = torch.rand(M, device="cuda") + 0.5
                 cands = {}
-                for label, (sched, env) in candidates(M).items():
+                for label, (sched, env) in candidates(M, N, every).items():
                     cands[label] = [with_env(env, lambda b=b, g=g, s=sched: w4.cutlass_w4a8_mm(
                         A, b, g, 128, ch, tok, torch.bfloat16, s)) for b, g in sets]
                 cands["fp8 cuBLASLt"] = [
@@ -62,4 +74,4 @@ def main(out):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], every="--all" in sys.argv[2:])

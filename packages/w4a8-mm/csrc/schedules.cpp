@@ -5,6 +5,7 @@
 #include <lowbit/torch_utils.h>
 
 #include <algorithm>
+#include <string>
 
 namespace lowbit::w4a8 {
 
@@ -35,13 +36,23 @@ int by_name(const char* name) { return schedule_index("heuristic", name); }
 
 // Tuned on an H100 SXM from the sweeps in docs/perf-w4a8-mm.md (every
 // schedule on every SPEC §4 Llama-3 8B/70B shape, M in {1..8192}).
-// Small M is weight-streaming bound: the narrowest token tile that covers M
-// wastes the least MMA work; the stream-K schedules spread the K loop of the
-// few output tiles over all SMs (heuristic_splits). Large M is MMA bound:
-// 256-token tiles amortise each weight tile's int4 -> fp8 conversion over the
-// most tokens, and a 2x1 cluster multicasts the activation tile to both CTAs
-// once there are many waves. In between, 128x256 tiles unless they leave the
-// last wave mostly empty, where the 64x256 ping-pong tiles balance better.
+// Small M is weight-streaming bound with a fixed cost per call; the narrowest
+// token tile that covers M wastes the least MMA work. Three ways to spread
+// the weight rows over the SMs, in order of fixed cost (v4 sweep):
+//  * 64-row ping-pong tiles, data-parallel: no split-K fix-up, no workspace
+//    memset, PDL-launched; 4-5 us faster than v3 where their tiles fit one
+//    wave. Not at K > 8192: there (and only there measured) split-K's 128
+//    busy SMs and its halved activation traffic per weight byte win.
+//  * 128-row cooperative persistent tiles (PDL) when those alone fill more
+//    than half the SMs within two waves (10240 and 28672 rows).
+//  * 128-row stream-K tiles otherwise: split-K when the tiles cover at most
+//    half the SMs (heuristic_splits), CUTLASS's stream-K heuristic beyond two
+//    waves (57344 rows, where it beats data-parallel by ~2 %).
+// Large M is MMA bound: 256-token tiles amortise each weight tile's int4 ->
+// fp8 conversion over the most tokens, and a 2x1 cluster multicasts the
+// activation tile to both CTAs once there are many waves. In between, 128x256
+// tiles unless they leave the last wave mostly empty, where the 64x256
+// ping-pong tiles balance better.
 namespace {
 double wave_efficiency(int64_t tiles, int sm_count) {
   const int64_t waves = (tiles + sm_count - 1) / sm_count;
@@ -50,12 +61,22 @@ double wave_efficiency(int64_t tiles, int sm_count) {
 }  // namespace
 
 int heuristic_schedule(int64_t M, int64_t N, int64_t K, int sm_count) {
-  (void)K;
   if (sm_count <= 0) sm_count = 132;
-  if (M <= 16) return by_name("128x16_1x1x1");
-  if (M <= 32) return by_name("128x32_1x1x1");
-  if (M <= 64) return by_name("128x64_1x1x1");
+  if (M <= 64) {
+    const int64_t t = M <= 16 ? 16 : M <= 32 ? 32 : 64;
+    const std::string tile = "x" + std::to_string(t) + "_1x1x1";
+    if (N / 64 <= sm_count && K <= 8192) return by_name(("64" + tile).c_str());
+    const int64_t tiles = N / 128;
+    if (2 * tiles > sm_count && tiles <= 2 * sm_count) return by_name(("128" + tile + "_dp").c_str());
+    return by_name(("128" + tile).c_str());
+  }
   if (M <= 128) {
+    // Two 64-token tiles read each weight tile twice: only when the int4
+    // weight fits a third of the 50 MB L2 (8B 4096- and 6144-row layers).
+    if (N * K / 2 <= (16 << 20)) {
+      if (2 * (N / 64) <= sm_count) return by_name("64x64_1x1x1");
+      if (2 * (N / 128) <= sm_count) return by_name("128x64_1x1x1_dp");
+    }
     return (N >= 16384 && N % 256 == 0) ? by_name("256x128_2x1x1") : by_name("128x128_1x1x1");
   }
   if (M <= 512) {
