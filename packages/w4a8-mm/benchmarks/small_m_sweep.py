@@ -19,7 +19,9 @@ from lowbit.w4a8_mm.bench import MODELS, _weights, with_env
 from lowbit.testing import bench as tb
 
 SMALL_M = [1, 16, 32, 64, 128]
-LARGE = {2048: None, 8192: [(8192, 8192), (14336, 4096)]}  # M -> (K, N) subset (None: all)
+# M -> (K, N) subset (None: all). M = 512 was added after the v4 runs (open
+# question in docs/perf-w4a8-mm.md: is PDL or the timing behind its shift?).
+LARGE = {512: None, 2048: None, 8192: [(8192, 8192), (14336, 4096)]}
 
 
 def v3_schedule(M, N):
@@ -33,6 +35,8 @@ def v3_schedule(M, N):
 
 def candidates(M, N, every):
     on, off = {"LOWBIT_W4A8_PDL": "1"}, {"LOWBIT_W4A8_PDL": "0"}
+    # Above M = 128 "v3" is the same launch as "v4 no PDL": timed twice, a
+    # gauge of the noise between identical candidates.
     c = {"v3": (v3_schedule(M, N), off), "v4": (None, on), "v4 no PDL": (None, off)}
     if every and M <= 128:
         t = 16 if M <= 16 else 32 if M <= 32 else 64
