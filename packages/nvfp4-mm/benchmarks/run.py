@@ -87,7 +87,8 @@ def write_outputs(rows, bw, meta, name, stem):
     Path(f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows, "summary": summary}, indent=1))
     md = [f"# nvfp4-mm benchmark on {name}", "",
           f"torch {meta.get('torch', torch.__version__)}; measured copy bandwidth {bw / 1e12:.2f} TB/s (read+write); "
-          f"times are medians of CUDA-graph replays over rotating inputs (lowbit.testing.bench).", "",
+          f"times are medians of CUDA-graph replays over rotating inputs, all implementations of one "
+          f"(shape, M) timed interleaved in rotating order (lowbit.testing.bench.time_cuda_interleaved).", "",
           "`x bf16` / `x emul`: speed-up of lowbit over cuBLAS bf16 (bf16 weights) and over the "
           "dequantize-then-mm emulation; `weight TB/s`: NVFP4 weight+scale bytes / time; "
           "`% copy bw`: that over the measured copy bandwidth.", "",

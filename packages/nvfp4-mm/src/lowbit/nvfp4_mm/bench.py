@@ -5,7 +5,9 @@ Per (shape, M): lowbit's NVFP4 GEMM; bf16 cuBLAS with bf16 weights
 NVFP4 weight to bf16 with torch ops on every call, then torch.mm; activations
 already bf16); fp8 cuBLASLt (torch._scaled_mm, tensor-wise scales); and the
 memory floor (NVFP4 weight + scale bytes, activations and output, at the
-measured copy bandwidth). Weight shapes [K, N] are SPEC §4's.
+measured copy bandwidth). Weight shapes [K, N] are SPEC §4's. The
+implementations of one (shape, M) are timed interleaved, so their ratios do
+not depend on clock or temperature drift between them.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ SM90_MMA_CONFIGS = 28  # configs 0..27: mma.sync tiles x 2 B-dequant variants
 
 def run(device, *, models=None, quick: bool = False, progress: Callable[[str], None] | None = None,
         impls=None, tokens=None, alternatives: dict | None = None) -> list[dict]:
-    from lowbit.testing.bench import copy_bandwidth, rotation_count, time_cpu
+    from lowbit.testing.bench import copy_bandwidth, rotation_count, time_cpu, time_cuda_interleaved
 
     from . import scaled_fp4_mm
 
@@ -94,75 +96,74 @@ def run(device, *, models=None, quick: bool = False, progress: Callable[[str], N
     want = impls or ["lowbit", "torch.mm bf16", "emulation (dequant+mm)", "torch._scaled_mm fp8", "copy floor"]
     table = _e2m1_table(device)
     names = models or list(MODELS)
+    one = torch.ones((), device=device)
+    alpha = torch.ones(1, device=device)
     for model in names:
         for k, n in MODELS[model]:
             shape = f"N={n} K={k}"
             wbytes = n * k // 2 + n * k // 16
-            b_cache = {}
             for m in tokens or (QUICK_TOKENS if quick else TOKENS):
                 flops = 2.0 * m * n * k
-                est = flops / 500e12 * 1e6 + (wbytes + 2 * m * (n + k)) / 2.5e12 * 1e6 + 3
-                tf = lambda us: flops / us / 1e6  # noqa: E731
                 extra = {"model": model}
                 if "copy floor" in want:
                     floor_bytes = wbytes + m * k * 9 // 16 + 2 * m * n
                     us = floor_bytes / bw * 1e6
                     row("cutlass_scaled_fp4_mm", shape, m, "copy floor", us, floor_bytes / us / 1e6, "TB/s",
                         weight_bytes=wbytes, **extra)
-                nrot = rotation_count(wbytes + m * k, device)
+                # Every implementation of this (shape, M) is timed interleaved
+                # (lowbit.testing.bench.time_cuda_interleaved): clock and
+                # temperature drift fall on all of them alike, so the ratios
+                # hold even where absolute times move between runs.
+                # name -> (closures over rotating inputs, weight bytes streamed per call)
+                cands: dict[str, tuple[list, int | None]] = {}
+                keep = []  # tensors the closures use
                 if "lowbit" in want:
-                    sets = [_inputs(m, n, k, device, g) for _ in range(nrot)]
-                    alpha = torch.ones(1, device=device)
+                    sets = [_inputs(m, n, k, device, g) for _ in range(rotation_count(wbytes + m * k, device))]
                     outs = [torch.empty(m, n, dtype=torch.bfloat16, device=device) for _ in sets]
-                    fns = [(lambda s=s, o=o: torch.ops.lowbit_nvfp4_mm.cutlass_scaled_fp4_mm(o, s[0], s[2], s[1], s[3], alpha))
-                           for s, o in zip(sets, outs)]
-                    us = _time(fns, est)
-                    row("cutlass_scaled_fp4_mm", shape, m, "lowbit", us, tf(us), "TFLOP/s",
-                        weight_tbps=wbytes / us / 1e6, **extra)
-                    say(f"{model} {shape} M={m} lowbit {us:.1f} us")
+                    keep += [sets, outs]
+                    cands["lowbit"] = ([(lambda s=s, o=o: torch.ops.lowbit_nvfp4_mm.cutlass_scaled_fp4_mm(
+                        o, s[0], s[2], s[1], s[3], alpha)) for s, o in zip(sets, outs)], wbytes)
                     for (lo, hi), cfgs in (alternatives or {}).items():
-                        if not lo <= m <= hi:
-                            continue
-                        for cfg in cfgs:
-                            fns = [(lambda s=s, o=o, c=cfg: torch.ops.lowbit_nvfp4_mm._cutlass_scaled_fp4_mm_ex(
-                                o, s[0], s[2], s[1], s[3], alpha, False, c, -1)) for s, o in zip(sets, outs)]
-                            us = _time(fns, est)
-                            row("cutlass_scaled_fp4_mm", shape, m, f"lowbit cfg{cfg}", us, tf(us), "TFLOP/s",
-                                weight_tbps=wbytes / us / 1e6, **extra)
-                    del sets, outs, fns
+                        if lo <= m <= hi:
+                            for cfg in cfgs:
+                                cands[f"lowbit cfg{cfg}"] = ([(lambda s=s, o=o, c=cfg: torch.ops.lowbit_nvfp4_mm.
+                                                               _cutlass_scaled_fp4_mm_ex(o, s[0], s[2], s[1], s[3],
+                                                                                         alpha, False, c, -1))
+                                                              for s, o in zip(sets, outs)], wbytes)
                 nrot16 = rotation_count(2 * n * k + 2 * m * k, device)
                 if "torch.mm bf16" in want or "emulation (dequant+mm)" in want:
                     xs = [torch.randn(m, k, device=device, dtype=torch.bfloat16) for _ in range(nrot16)]
+                    keep.append(xs)
                 if "torch.mm bf16" in want:
                     ws = [torch.randn(n, k, device=device, dtype=torch.bfloat16) for _ in range(nrot16)]
-                    fns = [(lambda x=x, w=w: torch.mm(x, w.t())) for x, w in zip(xs, ws)]
-                    us = _time(fns, est)
-                    row("cutlass_scaled_fp4_mm", shape, m, "torch.mm bf16", us, tf(us), "TFLOP/s",
-                        weight_tbps=2 * n * k / us / 1e6, **extra)
-                    del ws, fns
+                    keep.append(ws)
+                    cands["torch.mm bf16"] = ([(lambda x=x, w=w: torch.mm(x, w.t())) for x, w in zip(xs, ws)],
+                                              2 * n * k)
                 if "emulation (dequant+mm)" in want:
                     bq = [_inputs(1, n, k, device, g)[2:] for _ in range(rotation_count(wbytes, device, cap=4))]
-                    fns = [(lambda x=x, q=q: torch.mm(x, emulate_dequant_bf16(q[0], q[1], n, k, table).t()))
-                           for x, q in zip(xs * len(bq), bq)]
-                    us = _time(fns, est + 10 * n * k / 2.5e6)
-                    row("cutlass_scaled_fp4_mm", shape, m, "emulation (dequant+mm)", us, tf(us), "TFLOP/s", **extra)
-                    del bq, fns
+                    keep.append(bq)
+                    cands["emulation (dequant+mm)"] = (
+                        [(lambda x=x, q=q: torch.mm(x, emulate_dequant_bf16(q[0], q[1], n, k, table).t()))
+                         for x, q in zip(xs * len(bq), bq)], None)
                 if "torch._scaled_mm fp8" in want:
                     nrot8 = rotation_count(n * k + m * k, device)
-                    one = torch.ones((), device=device)
                     x8 = [torch.randn(m, k, device=device).to(torch.float8_e4m3fn) for _ in range(nrot8)]
                     w8 = [torch.randn(n, k, device=device).to(torch.float8_e4m3fn) for _ in range(nrot8)]
+                    keep += [x8, w8]
+                    fns = [(lambda x=x, w=w: torch._scaled_mm(x, w.t(), scale_a=one, scale_b=one,
+                                                               out_dtype=torch.bfloat16)) for x, w in zip(x8, w8)]
                     try:
-                        fns = [(lambda x=x, w=w: torch._scaled_mm(x, w.t(), scale_a=one, scale_b=one,
-                                                                   out_dtype=torch.bfloat16)) for x, w in zip(x8, w8)]
-                        us = _time(fns, est)
-                        row("cutlass_scaled_fp4_mm", shape, m, "torch._scaled_mm fp8", us, tf(us), "TFLOP/s",
-                            weight_tbps=n * k / us / 1e6, **extra)
+                        fns[0]()
+                        cands["torch._scaled_mm fp8"] = (fns, n * k)
                     except RuntimeError as e:  # e.g. M not a multiple of 16 on some torch builds
                         say(f"fp8 skipped at M={m}: {str(e).splitlines()[0]}")
-                    del x8, w8
-                if "torch.mm bf16" in want or "emulation (dequant+mm)" in want:
-                    del xs
+                times = time_cuda_interleaved({name: fns for name, (fns, _) in cands.items()})
+                for name, us in times.items():
+                    wb = cands[name][1]
+                    more = {"weight_tbps": wb / us / 1e6} if wb else {}
+                    row("cutlass_scaled_fp4_mm", shape, m, name, us, flops / us / 1e6, "TFLOP/s", **more, **extra)
+                say(f"{model} {shape} M={m} " + " ".join(f"{nm}={us:.1f}" for nm, us in times.items()))
+                del cands, keep, times
                 torch.cuda.empty_cache()
     return rows
 
