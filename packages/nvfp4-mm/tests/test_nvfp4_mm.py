@@ -271,6 +271,41 @@ def test_sm90_f16_path_chunks(monkeypatch, dtype):
             assert relative_error(out.float(), ref) <= 4e-3, (chunk, cfg)
 
 
+def _identity_operand(k, device):
+    """NVFP4 K x K identity: code 2 (1.0) on the diagonal, scales 1.0."""
+    from lowbit.testing.nvfp4 import pack_fp4, swizzle_scales
+
+    codes = torch.diag(torch.full((k,), 2, dtype=torch.uint8))
+    ones = torch.full((k, k // 16), 0x38, dtype=torch.uint8).view(torch.float8_e4m3fn)
+    return pack_fp4(codes).to(device), swizzle_scales(ones).to(device)
+
+
+@pytest.mark.skipif(not HAS_SM90, reason="needs an SM90 GPU")
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_sm90_f16_path_dequant_exact(monkeypatch, dtype):
+    """Bitwise: with the other operand the identity, the dequantize + CUTLASS
+    path returns alpha * dequant(operand) exactly (every e2m1 * e4m3 value and
+    alpha = 0.5 are exact in bf16/fp16), so every element of both dequantized
+    operands is checked, not only a norm. K = 4640: two row slices of the
+    dequant kernel, the last partial; K/16 = 290 blocks (scale padding 2);
+    with shrunk bounds also row offsets and B column chunks."""
+    from lowbit.testing.nvfp4_gemm import dequantize_operand
+
+    k, rows = 4640, 352  # rows: N of the second call (a multiple of 32, not of 128)
+    eye, seye = _identity_operand(k, "cuda")
+    x, sx = random_operand(rows, k, "cuda", _gen(5))
+    want = 0.5 * dequantize_operand(x, sx, rows, k)
+    alpha = torch.tensor([0.5], device="cuda")
+    first = mm.num_configs()["SM90"] - 2
+    for chunk in ("", "1048576"):
+        monkeypatch.setenv("LOWBIT_NVFP4_MM_CHUNK_ELEMS", chunk)
+        for cfg in (first, first + 1):
+            as_a = _run(x, eye, sx, seye, alpha, dtype, config=cfg)  # [rows, K] = alpha * A
+            as_b = _run(eye, x, seye, sx, alpha, dtype, config=cfg)  # [K, rows] = alpha * B^T
+            assert torch.equal(as_a.float(), want), (chunk, cfg, "a")
+            assert torch.equal(as_b.float(), want.T), (chunk, cfg, "b")
+
+
 @pytest.mark.skipif(not HAS_SM90, reason="needs an SM90 GPU")
 def test_sm90_large():
     m, n, k = 1000, 4096, 4096
