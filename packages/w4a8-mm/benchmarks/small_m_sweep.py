@@ -7,7 +7,11 @@ data-parallel candidate (64-row ping-pong, 128-row persistent tiles) with and
 without PDL, the sweep the v4 heuristic was chosen from. Large M: v3 = the
 heuristic without PDL (v4 changed only the launch there).
 
-    python benchmarks/small_m_sweep.py OUT.md [--all]
+    python benchmarks/small_m_sweep.py OUT.md [--all] [--m 512,2048] [--sequential]
+
+--m: only these M; --sequential: also time "v4 no PDL" and fp8 each alone
+(lowbit.testing.bench.time_cuda, the v3 tables' method) after the
+interleaved round, to separate a timing-method shift from a kernel change.
 """
 
 import sys
@@ -46,7 +50,7 @@ def candidates(M, N, every):
     return c
 
 
-def main(out, every=False):
+def main(out, every=False, only=None, sequential=False):
     lines = []
     for model in MODELS:
         for K, N in MODELS[model]:
@@ -55,6 +59,8 @@ def main(out, every=False):
             w_fp8 = [torch.randn(N, K, device="cuda").to(torch.float8_e4m3fn)
                      for _ in range(tb.rotation_count(N * K, cap=8))]
             ms = SMALL_M + [m for m, sub in LARGE.items() if sub is None or (K, N) in sub]
+            if only:
+                ms = [m for m in only if m in ms]
             for M in ms:
                 A = torch.randn(M, K, device="cuda").to(torch.float8_e4m3fn)
                 tok = torch.rand(M, device="cuda") + 0.5
@@ -68,6 +74,9 @@ def main(out, every=False):
                     for w in w_fp8]
                 us = tb.time_cuda_interleaved(cands)
                 best = min((k for k in us if k != "fp8 cuBLASLt"), key=us.get)
+                if sequential:
+                    for k in ("v4 no PDL", "fp8 cuBLASLt"):
+                        us[f"{k} (sequential)"] = tb.time_cuda(cands[k], warmup=3, iters=30)
                 line = (f"| N={N} K={K} | {M} | " + " | ".join(f"{k} {v:.1f}" for k, v in us.items())
                         + f" | best: {best} |")
                 lines.append(line)
@@ -78,4 +87,6 @@ def main(out, every=False):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], every="--all" in sys.argv[2:])
+    args = sys.argv[2:]
+    only = [int(m) for m in args[args.index("--m") + 1].split(",")] if "--m" in args else None
+    main(sys.argv[1], every="--all" in args, only=only, sequential="--sequential" in args)

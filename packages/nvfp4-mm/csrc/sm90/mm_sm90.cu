@@ -310,48 +310,39 @@ __global__ void __launch_bounds__(Cf::THREADS, 1) gemm_kernel(const Params p) {
   }
   cp_async_wait<0>();
 
-  // Epilogue.
+  // Epilogue: one walk over the accumulator fragments (rows g and g + 8 of
+  // each 16-row tile, two adjacent columns per lane), storing either the
+  // converted output or the fp32 split-K partial.
   const int col_base = n0 + warp_n * NT * 8 + 2 * t;
   const int wm_tile0 = m_tile0 + warp_m * MT;
+  auto for_each_pair = [&](auto&& store) {
+#pragma unroll
+    for (int i = 0; i < MT; ++i) {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int row = (wm_tile0 + i) * 16 + g + 8 * h;
+        if (row >= p.M) continue;
+#pragma unroll
+        for (int j = 0; j < NT; ++j) {
+          const int col = col_base + j * 8;
+          if (col >= p.N) continue;
+          store((int64_t)row * p.N + col, acc[i][j][2 * h], acc[i][j][2 * h + 1]);
+        }
+      }
+    }
+  };
   if (p.splits == 1) {
     const float scale = *p.alpha * (Cf::SUBNORM ? 16384.f : 1.f);
-#pragma unroll
-    for (int i = 0; i < MT; ++i) {
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int row = (wm_tile0 + i) * 16 + g + 8 * h;
-        if (row >= p.M) continue;
-#pragma unroll
-        for (int j = 0; j < NT; ++j) {
-          const int col = col_base + j * 8;
-          if (col >= p.N) continue;
-          const float x0 = acc[i][j][2 * h] * scale, x1 = acc[i][j][2 * h + 1] * scale;
-          const int64_t o = (int64_t)row * p.N + col;
-          if (p.out_bf16)
-            *reinterpret_cast<__nv_bfloat162*>(static_cast<__nv_bfloat16*>(p.out) + o) =
-                __floats2bfloat162_rn(x0, x1);
-          else
-            *reinterpret_cast<__half2*>(static_cast<__half*>(p.out) + o) = __floats2half2_rn(x0, x1);
-        }
-      }
-    }
+    for_each_pair([&](int64_t o, float x0, float x1) {
+      if (p.out_bf16)
+        *reinterpret_cast<__nv_bfloat162*>(static_cast<__nv_bfloat16*>(p.out) + o) =
+            __floats2bfloat162_rn(x0 * scale, x1 * scale);
+      else
+        *reinterpret_cast<__half2*>(static_cast<__half*>(p.out) + o) = __floats2half2_rn(x0 * scale, x1 * scale);
+    });
   } else {
     float* part = p.partial + (int64_t)blockIdx.z * p.M * p.N;
-#pragma unroll
-    for (int i = 0; i < MT; ++i) {
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int row = (wm_tile0 + i) * 16 + g + 8 * h;
-        if (row >= p.M) continue;
-#pragma unroll
-        for (int j = 0; j < NT; ++j) {
-          const int col = col_base + j * 8;
-          if (col >= p.N) continue;
-          *reinterpret_cast<float2*>(part + (int64_t)row * p.N + col) =
-              make_float2(acc[i][j][2 * h], acc[i][j][2 * h + 1]);
-        }
-      }
-    }
+    for_each_pair([&](int64_t o, float x0, float x1) { *reinterpret_cast<float2*>(part + o) = make_float2(x0, x1); });
   }
 }
 

@@ -51,16 +51,7 @@ def time_cuda(
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     samples = []
     if use_graph:
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):
-            for f in fns:  # warm on the capture stream too
-                f()
-        torch.cuda.current_stream().wait_stream(stream)
-        g = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(g):
-            for f in fns:
-                f()
+        g = _capture(fns)
         reps = replays_per_sample or max(1, 64 // n)
         for _ in range(3):
             g.replay()
