@@ -36,6 +36,11 @@
 //                            contiguous front
 //   LOWBIT_NVFP4_OS_TABLE    dense ops: out_scale per scale byte from a table
 //                            each block builds once (gs is one number there)
+//   LOWBIT_NVFP4_MOE_GS_SMEM MoE ops: the per-expert global scales staged in
+//                            shared memory with the offsets (E < 1024)
+//   LOWBIT_NVFP4_MOE_OS_TABLE MoE ops: out_scale from a per-block table of 8
+//                            mantissas per expert (1: fused SiLU kernel only,
+//                            2: both, 0: exact division per block)
 #ifndef LOWBIT_NVFP4_MIN_BLOCKS
 #define LOWBIT_NVFP4_MIN_BLOCKS 4
 #endif
@@ -50,6 +55,12 @@
 #endif
 #ifndef LOWBIT_NVFP4_OS_TABLE
 #define LOWBIT_NVFP4_OS_TABLE 1
+#endif
+#ifndef LOWBIT_NVFP4_MOE_GS_SMEM
+#define LOWBIT_NVFP4_MOE_GS_SMEM 1
+#endif
+#ifndef LOWBIT_NVFP4_MOE_OS_TABLE
+#define LOWBIT_NVFP4_MOE_OS_TABLE 0
 #endif
 #define LOWBIT_NVFP4_BLOCKS(silu) ((silu) ? LOWBIT_NVFP4_MIN_BLOCKS_SILU : LOWBIT_NVFP4_MIN_BLOCKS)
 
@@ -376,12 +387,17 @@ __global__ void __launch_bounds__(256, LOWBIT_NVFP4_BLOCKS(SILU)) dense_kernel(c
 // rows). The padded rows of a region are zeroed by the threads of its real
 // rows, at the time those write their own scales (so every 32-byte sector of
 // the scale buffer is completed while it is in L2; a later pass found the
-// sectors evicted half written). The four threads of (real row j < 32 of a
-// tile, block 4g + q) share column group g: thread q >= 1 zeroes row j + 32q
-// there when it is padding, and in a tile with m_t < 32 real rows the whole
-// 16-byte chunks of rows i = j + n m_t < 32 (all four of its rows are padding)
-// go to the thread with q = n % 4. Where the last group has fewer than 4
-// blocks, its last block also does the missing q.
+// sectors evicted half written). A tile's 512-byte chunk of column group g
+// holds 32 16-byte chunk rows i (rows i, i+32, i+64, i+96 x 4 columns). The
+// four threads of (real row j < 32 of a tile, block 4g + q) share that chunk:
+// thread q >= 1 zeroes row j + 32q in chunk row j when it is padding, and in a
+// tile with m_t < 32 real rows (so chunk rows m_t..31 are all padding) thread
+// (j, q) zeroes the chunk rows i = 4 (j + n m_t) + q >= m_t, n = 0, 1, ...
+// (each i < 32 exactly once). The four lanes of a group thus store 64
+// contiguous, aligned bytes in one instruction: whole 32-byte sectors (v4
+// gave the lanes rows j + 4 n apart, so every sector was written as two
+// halves by two warps, one 16-byte store per lane and sector). Where the last
+// group has fewer than 4 blocks, its last block also does the missing q.
 struct ExpertArgs {
   StreamArgs s;
   uint8_t* out;
@@ -410,8 +426,9 @@ struct ExpertCache {
   int32_t e = -1, lo = 0, hi = 0;  // rows [lo, hi) of the input
   int32_t sf_lo = 0, sf_hi = 0;    // its scale region, clamped to the buffer
   float gs = 0.0f;
+  bool fast = false;  // gs in [2^-100, 2^100]: out_scale may come from the table
   __device__ __forceinline__ bool find(const ExpertArgs& a, const int32_t* off, const int32_t* sfo,
-                                       int32_t x) {
+                                       const float* gsp, int32_t x) {
     if (x < lo || x >= hi) {
       const int32_t E = a.num_experts;
       e = upper_index(off, E, x);
@@ -420,7 +437,8 @@ struct ExpertCache {
         hi = off[e + 1];
         sf_lo = max(sfo[e], 0);
         sf_hi = min(sfo[e + 1], int32_t(a.sf_rows));
-        gs = __ldg(a.gs + e);
+        gs = gsp[e];
+        fast = gs >= 0x1p-100f && gs <= 0x1p100f;
       } else {
         e = -1;
         lo = hi = 0;
@@ -436,24 +454,58 @@ template <class Round, typename T, bool SILU, bool SMEM>
 __global__ void __launch_bounds__(256, LOWBIT_NVFP4_BLOCKS(SILU)) experts_kernel(const ExpertArgs a) {
   __shared__ int32_t s_off[SMEM ? kMaxSmemOffsets : 1];
   __shared__ int32_t s_sfo[SMEM ? kMaxSmemOffsets : 1];
+  constexpr bool kGsSmem = SMEM && LOWBIT_NVFP4_MOE_GS_SMEM;
+  __shared__ float s_gs[kGsSmem ? kMaxSmemOffsets : 1];
   const int32_t* off = a.off;
   const int32_t* sfo = a.sf_off;
+  const float* gsp = a.gs;
   if constexpr (SMEM) {
-    for (int32_t i = threadIdx.x; i <= a.num_experts; i += blockDim.x) {
-      s_off[i] = __ldg(a.off + i);
-      s_sfo[i] = __ldg(a.sf_off + i);
-    }
-    __syncthreads();
     off = s_off;
     sfo = s_sfo;
   }
+  if constexpr (kGsSmem) gsp = s_gs;
+  // out_scale = 1 / (sf / gs) (two IEEE roundings). A normal e4m3 scale byte
+  // b = (e, m) is sf = (1 + m/8) 2^(e-7); for gs in [2^-100, 2^100] every
+  // intermediate is a normal fp32, where rounding commutes with powers of two,
+  // so out_scale = T_e[m] 2^(7-e) with T_e[m] = 1 / ((1 + m/8) / gs), exactly.
+  // Other bytes (0, subnormal, NaN) and other gs take the division.
+  constexpr bool kOsTable = SMEM && LOWBIT_NVFP4_MOE_OS_TABLE >= (SILU ? 1 : 2);
+  __shared__ float s_ot[kOsTable ? 8 * kMaxSmemOffsets : 1];
+  // The offsets are staged in shared memory once the first loads are in flight.
+  auto init = [&] {
+    if constexpr (SMEM) {
+      for (int32_t i = threadIdx.x; i <= a.num_experts; i += blockDim.x) {
+        s_off[i] = __ldg(a.off + i);
+        s_sfo[i] = __ldg(a.sf_off + i);
+        if constexpr (kGsSmem) {
+          if (i < a.num_experts) s_gs[i] = __ldg(a.gs + i);
+        }
+      }
+      if constexpr (kOsTable) {
+        for (int32_t i = threadIdx.x; i < 8 * a.num_experts; i += blockDim.x) {
+          const float mant = 1.0f + 0.125f * float(i & 7);
+          s_ot[i] = __frcp_rn(__fdiv_rn(mant, __ldg(a.gs + (i >> 3))));
+        }
+      }
+      __syncthreads();
+    }
+  };
   const uint32_t nb = a.s.nb, kp4 = a.kp4;
   ExpertCache ex;
-  for_each_unit<T, SILU, kUnroll<SILU>>(a.s, [] {}, [&](uint32_t r, uint32_t c, const Raw<SILU>& raw) {
-    if (!ex.find(a, off, sfo, int32_t(r))) return;  // an orphan row: nothing is written
+  for_each_unit<T, SILU, kUnroll<SILU>>(a.s, init, [&](uint32_t r, uint32_t c, const Raw<SILU>& raw) {
+    if (!ex.find(a, off, sfo, gsp, int32_t(r))) return;  // an orphan row: nothing is written
     const float gs = ex.gs;
     const uint8_t sf = quant_unit<Round, T, SILU>(
-        raw, gs, [&](uint8_t b) { return out_scale(b, gs); },
+        raw, gs,
+        [&](uint8_t b) {
+          if constexpr (kOsTable) {
+            if (ex.fast && uint32_t(b) - 8u < 0x77u) {  // b in [0x08, 0x7E]
+              const float t = s_ot[ex.e * 8 + (b & 7)];
+              return __uint_as_float(__float_as_uint(t) + ((7u - (uint32_t(b) >> 3)) << 23));
+            }
+          }
+          return out_scale(b, gs);
+        },
         a.out + int64_t(r) * (a.n / 2) + int64_t(c) * 8);
     // Scales only inside the expert's region (bad offsets can put a row
     // outside: then no scale rather than out of bounds).
@@ -472,7 +524,9 @@ __global__ void __launch_bounds__(256, LOWBIT_NVFP4_BLOCKS(SILU)) experts_kernel
     for (uint32_t q = c & 3u; q < q_end; ++q) {
       const int32_t jq = j + 32 * int32_t(q);
       if (q > 0 && jq >= m_t && jq < rows) *reinterpret_cast<uint32_t*>(base + j * 16 + 4 * q) = 0u;
-      for (int32_t i = j + m_t * int32_t(q ? q : 4); i < 32; i += 4 * m_t) {  // m_t < 32 here
+      if (m_t >= 32) continue;
+      for (int32_t i = 4 * j + int32_t(q); i < 32; i += 4 * m_t) {
+        if (i < m_t) continue;
         if (i + 96 < rows) {
           *reinterpret_cast<uint4*>(base + i * 16) = make_uint4(0u, 0u, 0u, 0u);
         } else {

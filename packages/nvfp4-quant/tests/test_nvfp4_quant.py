@@ -309,6 +309,10 @@ def make_experts(counts, orphans, k, dtype, device, seed, silu=False):
     ([128, 1, 0, 0], 5, 48),       # trailing empty experts, orphans
     ([17] * 8, 0, 1024),
     ([0, 0], 4, 64),               # no rows at all, only orphans
+    # tiles of 1..160 real rows (padding chunk rows split among a column
+    # group's threads differently below and above 32), n/16 % 4 != 0
+    ([4, 31, 32, 33, 1, 96, 127, 160, 2], 3, 112),
+    ([4] * 5, 1, 7168),            # the M=1024, E=256 shape's tiles (4 rows per expert)
 ])
 def test_experts(device, silu, dtype, case):
     counts, orphans, k = case
@@ -355,6 +359,35 @@ def test_experts_match_dense_per_expert(device):
         dp, ds = q.scaled_fp4_quant(x[lo:hi], gs[e:e + 1], True)
         assert_bytes_equal(p[lo:hi], dp, f"expert {e} packed")
         assert_bytes_equal(s[int(sfo[e]):int(sfo[e]) + ds.shape[0]], ds, f"expert {e} scales")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("silu", [False, True])
+def test_experts_extreme_global_scales(device, silu):
+    """Per-expert gs at and past 2^-100 / 2^100 (where the SM90 kernels leave
+    their out_scale table for the division), rows scaled by 2^-40..2^40 so the
+    block scales cover zero, subnormal, normal and saturated e4m3 bytes."""
+    g = torch.Generator().manual_seed(11)
+    gs = torch.tensor([2.0**-101, 2.0**-100, 2.0**-60, 1.0, 300.0, 2.0**40, 2.0**100,
+                       2.0**101, 2.0**120])
+    counts = torch.tensor([6, 3, 9, 5, 7, 2, 4, 3, 5])
+    off, sfo = q.expert_offsets(counts)
+    mt, k = int(off[-1]), 64
+    x = torch.randn(mt, 2 * k if silu else k, generator=g)
+    x = x * torch.exp2(torch.randint(-40, 41, (mt, 1), generator=g).float())
+    x = x.to(torch.bfloat16).to(device)
+    gs = gs.to(device)
+    op = ops.silu_and_mul_scaled_fp4_experts_quant if silu else ops.scaled_fp4_experts_quant
+    out = poisoned_empty(mt, k // 2, dtype=torch.uint8, device=device)
+    sf = poisoned_empty(int(sfo[-1]), k // 16, dtype=torch.uint8, device=device)
+    op(out, sf, x, gs, off.to(device), sfo.to(device))
+    src = ref.silu_and_mul_ref(x) if silu else x.float()
+    rp, rs, _ = ref.quantize_nvfp4_experts(src, gs, off, sfo)
+    if silu:
+        assert_close_codes(out, sf, rp, rs, 0, k, "silu experts, extreme gs")
+    else:
+        assert_bytes_equal(out, rp, "packed")
+        assert_bytes_equal(sf, rs, "scales")
 
 
 @pytest.mark.parametrize("device", DEVICES)
