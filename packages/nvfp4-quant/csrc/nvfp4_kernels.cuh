@@ -38,9 +38,6 @@
 //                            each block builds once (gs is one number there)
 //   LOWBIT_NVFP4_MOE_GS_SMEM MoE ops: the per-expert global scales staged in
 //                            shared memory with the offsets (E < 1024)
-//   LOWBIT_NVFP4_MOE_OS_TABLE MoE ops: out_scale from a per-block table of 8
-//                            mantissas per expert (1: fused SiLU kernel only,
-//                            2: both, 0: exact division per block)
 #ifndef LOWBIT_NVFP4_MIN_BLOCKS
 #define LOWBIT_NVFP4_MIN_BLOCKS 4
 #endif
@@ -58,9 +55,6 @@
 #endif
 #ifndef LOWBIT_NVFP4_MOE_GS_SMEM
 #define LOWBIT_NVFP4_MOE_GS_SMEM 1
-#endif
-#ifndef LOWBIT_NVFP4_MOE_OS_TABLE
-#define LOWBIT_NVFP4_MOE_OS_TABLE 0
 #endif
 #define LOWBIT_NVFP4_BLOCKS(silu) ((silu) ? LOWBIT_NVFP4_MIN_BLOCKS_SILU : LOWBIT_NVFP4_MIN_BLOCKS)
 
@@ -426,7 +420,6 @@ struct ExpertCache {
   int32_t e = -1, lo = 0, hi = 0;  // rows [lo, hi) of the input
   int32_t sf_lo = 0, sf_hi = 0;    // its scale region, clamped to the buffer
   float gs = 0.0f;
-  bool fast = false;  // gs in [2^-100, 2^100]: out_scale may come from the table
   __device__ __forceinline__ bool find(const ExpertArgs& a, const int32_t* off, const int32_t* sfo,
                                        const float* gsp, int32_t x) {
     if (x < lo || x >= hi) {
@@ -438,7 +431,6 @@ struct ExpertCache {
         sf_lo = max(sfo[e], 0);
         sf_hi = min(sfo[e + 1], int32_t(a.sf_rows));
         gs = gsp[e];
-        fast = gs >= 0x1p-100f && gs <= 0x1p100f;
       } else {
         e = -1;
         lo = hi = 0;
@@ -464,13 +456,7 @@ __global__ void __launch_bounds__(256, LOWBIT_NVFP4_BLOCKS(SILU)) experts_kernel
     sfo = s_sfo;
   }
   if constexpr (kGsSmem) gsp = s_gs;
-  // out_scale = 1 / (sf / gs) (two IEEE roundings). A normal e4m3 scale byte
-  // b = (e, m) is sf = (1 + m/8) 2^(e-7); for gs in [2^-100, 2^100] every
-  // intermediate is a normal fp32, where rounding commutes with powers of two,
-  // so out_scale = T_e[m] 2^(7-e) with T_e[m] = 1 / ((1 + m/8) / gs), exactly.
-  // Other bytes (0, subnormal, NaN) and other gs take the division.
-  constexpr bool kOsTable = SMEM && LOWBIT_NVFP4_MOE_OS_TABLE >= (SILU ? 1 : 2);
-  __shared__ float s_ot[kOsTable ? 8 * kMaxSmemOffsets : 1];
+
   // The offsets are staged in shared memory once the first loads are in flight.
   auto init = [&] {
     if constexpr (SMEM) {
@@ -479,12 +465,6 @@ __global__ void __launch_bounds__(256, LOWBIT_NVFP4_BLOCKS(SILU)) experts_kernel
         s_sfo[i] = __ldg(a.sf_off + i);
         if constexpr (kGsSmem) {
           if (i < a.num_experts) s_gs[i] = __ldg(a.gs + i);
-        }
-      }
-      if constexpr (kOsTable) {
-        for (int32_t i = threadIdx.x; i < 8 * a.num_experts; i += blockDim.x) {
-          const float mant = 1.0f + 0.125f * float(i & 7);
-          s_ot[i] = __frcp_rn(__fdiv_rn(mant, __ldg(a.gs + (i >> 3))));
         }
       }
       __syncthreads();
@@ -496,16 +476,7 @@ __global__ void __launch_bounds__(256, LOWBIT_NVFP4_BLOCKS(SILU)) experts_kernel
     if (!ex.find(a, off, sfo, gsp, int32_t(r))) return;  // an orphan row: nothing is written
     const float gs = ex.gs;
     const uint8_t sf = quant_unit<Round, T, SILU>(
-        raw, gs,
-        [&](uint8_t b) {
-          if constexpr (kOsTable) {
-            if (ex.fast && uint32_t(b) - 8u < 0x77u) {  // b in [0x08, 0x7E]
-              const float t = s_ot[ex.e * 8 + (b & 7)];
-              return __uint_as_float(__float_as_uint(t) + ((7u - (uint32_t(b) >> 3)) << 23));
-            }
-          }
-          return out_scale(b, gs);
-        },
+        raw, gs, [&](uint8_t b) { return out_scale(b, gs); },
         a.out + int64_t(r) * (a.n / 2) + int64_t(c) * 8);
     // Scales only inside the expert's region (bad offsets can put a row
     // outside: then no scale rather than out of bounds).
