@@ -37,7 +37,7 @@
 //   LOWBIT_NVFP4_OS_TABLE    dense ops: out_scale per scale byte from a table
 //                            each block builds once (gs is one number there)
 //   LOWBIT_NVFP4_MOE_GS_SMEM MoE ops: the per-expert global scales staged in
-//                            shared memory with the offsets (E < 1024)
+//                            shared memory with the offsets (E + 1 <= 1024)
 #ifndef LOWBIT_NVFP4_MIN_BLOCKS
 #define LOWBIT_NVFP4_MIN_BLOCKS 4
 #endif
@@ -456,8 +456,7 @@ __global__ void __launch_bounds__(256, LOWBIT_NVFP4_BLOCKS(SILU)) experts_kernel
     sfo = s_sfo;
   }
   if constexpr (kGsSmem) gsp = s_gs;
-
-  // The offsets are staged in shared memory once the first loads are in flight.
+  // Offsets (and gs) are staged in shared memory once the first loads are in flight.
   auto init = [&] {
     if constexpr (SMEM) {
       for (int32_t i = threadIdx.x; i <= a.num_experts; i += blockDim.x) {
