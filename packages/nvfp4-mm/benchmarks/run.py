@@ -35,7 +35,7 @@ def summarize(rows: list[dict], bw: float) -> list[dict]:
         if lb is None:
             continue
         line = {"model": model, "shape": shape, "M": m, "lowbit us": lb["us"]}
-        for name, key in (("torch.mm bf16", "bf16 us"), ("emulation (dequant+mm)", "emul us"),
+        for name, key in (("lowbit no PDL", "no-PDL us"), ("torch.mm bf16", "bf16 us"), ("emulation (dequant+mm)", "emul us"),
                           ("torch._scaled_mm fp8", "fp8 us"), ("copy floor", "floor us")):
             if name in d:
                 line[key] = d[name]["us"]
@@ -91,7 +91,8 @@ def write_outputs(rows, bw, meta, name, stem):
           f"(shape, M) timed interleaved in rotating order (lowbit.testing.bench.time_cuda_interleaved).", "",
           "`x bf16` / `x emul`: speed-up of lowbit over cuBLAS bf16 (bf16 weights) and over the "
           "dequantize-then-mm emulation; `weight TB/s`: NVFP4 weight+scale bytes / time; "
-          "`% copy bw`: that over the measured copy bandwidth.", "",
+          "`% copy bw`: that over the measured copy bandwidth; `no-PDL us`: lowbit with plain launches "
+          "(LOWBIT_NVFP4_MM_PDL=0), i.e. without overlap between its kernels and the previous call.", "",
           *([f"Re-summarized from the stored run with override `{meta['override']}`: for those M the "
              "`lowbit` column is the named SM90 config, timed in the same run on the same inputs (the "
              "heuristic was changed to it after the run).", ""] if meta.get("override") else []),

@@ -307,6 +307,51 @@ def test_sm90_f16_path_dequant_exact(monkeypatch, dtype):
 
 
 @pytest.mark.skipif(not HAS_SM90, reason="needs an SM90 GPU")
+@pytest.mark.parametrize("pdl", ["1", "0"])
+@pytest.mark.parametrize("m", [1, 64, 1000])  # split-K + reduce, mma.sync, dequant + CUTLASS
+def test_sm90_pdl_chain(monkeypatch, pdl, m):
+    """Programmatic dependent launch: back-to-back calls in one stream, each
+    one's operands written by the two kernels right before it (copies into
+    reused buffers) and every output checked. A kernel reading its inputs
+    before griddepcontrol.wait, or writing early, would mix up the calls.
+    Eager and as a CUDA graph."""
+    monkeypatch.setenv("LOWBIT_NVFP4_MM_PDL", pdl)
+    n, k = 256, 4096 + 32
+    probs = [_problem(m, n, k, "cuda", seed=300 + i) for i in range(4)]
+    refs = [nvfp4_gemm_ref(*p) for p in probs]
+    bufs = [torch.empty_like(t) for t in probs[0][:4]]  # a, b, sa, sb
+    outs = [torch.empty(m, n, dtype=torch.bfloat16, device="cuda") for _ in probs]
+
+    def chain():
+        for p, o in zip(probs, outs):
+            for buf, src in zip(bufs, p[:4]):
+                buf.copy_(src)
+            OPS.cutlass_scaled_fp4_mm(o, bufs[0], bufs[1], bufs[2], bufs[3], p[4])
+
+    def check(where):
+        torch.cuda.synchronize()
+        for i, (o, ref) in enumerate(zip(outs, refs)):
+            assert relative_error(o.float(), ref) <= 4e-3, (where, i)
+            poison_(o)
+
+    for o in outs:
+        poison_(o)
+    chain()
+    check("eager")
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        chain()
+    torch.cuda.current_stream().wait_stream(side)
+    check("warm-up")
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        chain()
+    graph.replay()
+    check("graph")
+
+
+@pytest.mark.skipif(not HAS_SM90, reason="needs an SM90 GPU")
 def test_sm90_large():
     m, n, k = 1000, 4096, 4096
     a, b, sa, sb, alpha = _problem(m, n, k, "cuda", seed=21)

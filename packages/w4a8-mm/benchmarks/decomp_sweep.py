@@ -8,7 +8,8 @@ import sys
 import torch
 
 import lowbit.w4a8_mm as w4
-from lowbit.w4a8_mm.bench import MODELS, _weights, with_env
+from lowbit.testing.bench import with_env
+from lowbit.w4a8_mm.bench import MODELS, _weights
 from lowbit.testing import bench as tb
 
 MODES = ["heuristic", "dp", "streamk", "splitk2", "splitk4", "splitk8"]

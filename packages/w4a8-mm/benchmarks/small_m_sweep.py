@@ -19,7 +19,8 @@ import sys
 import torch
 
 import lowbit.w4a8_mm as w4
-from lowbit.w4a8_mm.bench import MODELS, _weights, with_env
+from lowbit.testing.bench import with_env
+from lowbit.w4a8_mm.bench import MODELS, _weights
 from lowbit.testing import bench as tb
 
 SMALL_M = [1, 16, 32, 64, 128]

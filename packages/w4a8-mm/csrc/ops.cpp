@@ -28,10 +28,7 @@ constexpr const char* kReorder = "cutlass_encode_and_reorder_int4b";
 
 // LOWBIT_W4A8_PDL=0 turns programmatic dependent launch off (A/B timing and an
 // escape hatch); read per call so tests can compare both launches.
-bool pdl_enabled() {
-  const char* e = std::getenv("LOWBIT_W4A8_PDL");
-  return !(e && std::string(e) == "0");
-}
+bool pdl_enabled() { return lowbit::env_flag("LOWBIT_W4A8_PDL", true); }
 
 // B is int32 [K/8, N] column-major: the transpose of a contiguous [N, K/8].
 void check_column_major(const char* op, const char* arg, const Tensor& t) {

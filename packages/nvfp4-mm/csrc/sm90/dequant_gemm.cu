@@ -59,6 +59,10 @@ constexpr int kUnits = 4;
 constexpr int kSliceUnits = kDqThreads * kUnits;  // 4096 elements
 
 __global__ void __launch_bounds__(kDqThreads) dequant_kernel(DequantJob j0, DequantJob j1, int K) {
+  // PDL: the inputs may come from the previous kernel, and the workspace may
+  // still be read by the previous chunk's GEMM.
+  lowbit::pdl_wait();
+  lowbit::pdl_launch_dependents();
   const int64_t bx = blockIdx.x;
   const bool second = bx >= j0.rows;
   const DequantJob& j = second ? j1 : j0;
@@ -100,13 +104,12 @@ DequantJob job(const Tensor& q, const Tensor& s, const Tensor& dst, int64_t row0
                     static_cast<uint4*>(dst.data_ptr()), row0, rows};
 }
 
-void dequant(const DequantJob& j0, const DequantJob* j1, int K, cudaStream_t stream) {
+void dequant(const DequantJob& j0, const DequantJob* j1, int K, cudaStream_t stream, bool pdl) {
   const int64_t rows = j0.rows + (j1 ? j1->rows : 0);  // <= 2 * 128Mi / K: fits gridDim.x
   const dim3 grid(static_cast<unsigned>(rows), static_cast<unsigned>((K / 8 + kSliceUnits - 1) / kSliceUnits));
   DequantJob none = j0;
   none.rows = 0;
-  dequant_kernel<<<grid, kDqThreads, 0, stream>>>(j0, j1 ? *j1 : none, K);
-  LOWBIT_CHECK_LAUNCH();
+  lowbit::launch_kernel(dequant_kernel, grid, dim3(kDqThreads), 0, stream, pdl, j0, j1 ? *j1 : none, K);
 }
 
 // Equal chunks of at most `max_rows` rows, each a multiple of `align` rows.
@@ -137,7 +140,7 @@ int pick_tile(int64_t m, int64_t n, int sms) {
 
 }  // namespace
 
-void mm_f16_path(const Problem& p, int tile) {
+void mm_f16_path(const Problem& p, int tile, bool pdl) {
   const int dev = p.a.get_device_index();
   cudaStream_t stream = lowbit::current_stream(p.a);
   const int64_t M = p.M, N = p.N, K = p.K;
@@ -160,6 +163,7 @@ void mm_f16_path(const Problem& p, int tile) {
   g.device = dev;
   g.sm_count = sms;
   g.stream = stream;
+  g.pdl = pdl;
   // The CUTLASS workspace depends on the shape only through the tile count;
   // size it for the largest chunk.
   g.M = static_cast<int>(mc);
@@ -175,9 +179,9 @@ void mm_f16_path(const Problem& p, int tile) {
       const DequantJob jb = job(p.b, p.sb, bw, n0, nr);
       if (n0 == 0) {
         const DequantJob ja = job(p.a, p.sa, aw, m0, mr);
-        dequant(ja, &jb, static_cast<int>(K), stream);
+        dequant(ja, &jb, static_cast<int>(K), stream, pdl);
       } else {
-        dequant(jb, nullptr, static_cast<int>(K), stream);
+        dequant(jb, nullptr, static_cast<int>(K), stream, pdl);
       }
       g.M = static_cast<int>(mr);
       g.N = static_cast<int>(nr);

@@ -3,6 +3,10 @@
 // epilogue D = alpha * acc with alpha read from device memory (graph-safe).
 #pragma once
 
+// Programmatic dependent launch: CUTLASS's kernels then wait (griddepcontrol)
+// for the dequant pre-pass before their first load. Before any CUTLASS header.
+#define CUTLASS_ENABLE_GDC_FOR_SM90 1
+
 #include "f16_gemm.h"
 
 #include <lowbit/cuda_utils.h>
@@ -17,6 +21,12 @@
 #include <cutlass/gemm/dispatch_policy.hpp>
 #include <cutlass/gemm/kernel/gemm_universal.hpp>
 #include <cutlass/gemm/kernel/tile_scheduler.hpp>
+#include <cutlass/arch/grid_dependency_control.h>
+
+// A PDL launch of a kernel without the wait would read the pre-pass's output early.
+#if defined(__CUDA_ARCH__) && !defined(CUTLASS_GDC_ENABLED)
+#error "CUTLASS GDC (griddepcontrol) must be enabled for the SM90 fp16 GEMM"
+#endif
 
 namespace nvfp4_mm::sm90 {
 
@@ -78,7 +88,7 @@ struct F16GemmKernel {
     const std::string op = lowbit::str("cutlass_scaled_fp4_mm (SM90 fp16 GEMM ", name, ")");
     LOWBIT_CUTLASS_CHECK(gemm.can_implement(args), op);
     LOWBIT_CUTLASS_CHECK(gemm.initialize(args, ws, g.stream), op);
-    LOWBIT_CUTLASS_CHECK(gemm.run(g.stream), op);
+    LOWBIT_CUTLASS_CHECK(gemm.run(g.stream, nullptr, g.pdl), op);
     LOWBIT_CHECK_LAUNCH();
   }
 };

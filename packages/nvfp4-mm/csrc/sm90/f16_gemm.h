@@ -24,6 +24,7 @@ struct F16Gemm {
   bool out_bf16;
   int device, sm_count;
   cudaStream_t stream;
+  bool pdl;  // launch with programmatic dependent launch (the kernel waits for its inputs)
 };
 
 // One entry per CUTLASS tile config (f16_gemm_<tile>.cu).
@@ -41,8 +42,9 @@ LOWBIT_NVFP4_F16_TILES(LOWBIT_NVFP4_F16_DECLARE)
 #undef LOWBIT_NVFP4_F16_DECLARE
 
 // The large-M path (dequant_gemm.cu): both operands dequantized to fp16 by a
-// pre-pass, then the CUTLASS GEMM of tile config `tile` (0 .. kF16Tiles - 1).
+// pre-pass, then the CUTLASS GEMM of tile config `tile` (0 .. kF16Tiles - 1;
+// -1: by wave efficiency); `pdl`: PDL launches.
 constexpr int kF16Tiles = 2;
-void mm_f16_path(const Problem& p, int tile);
+void mm_f16_path(const Problem& p, int tile, bool pdl);
 
 }  // namespace nvfp4_mm::sm90

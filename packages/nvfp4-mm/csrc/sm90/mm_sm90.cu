@@ -20,6 +20,11 @@
 // the pair p = 2s + rb: physical k = 64c + 16t + 8(p/4) + (p%4) + 4h, h = half.
 // The pre-pass writes A in the same logical order.
 //
+// Launches use programmatic dependent launch (PDL; LOWBIT_NVFP4_MM_PDL=0
+// turns it off): the main kernel starts while the pre-pass runs and streams
+// its first B stages (weights: not written by the pre-pass) before it waits
+// for A; the reduce kernel's launch overlaps the main kernel's tail.
+//
 // Above M = 256 (and not batch-invariant) the call goes to dequant_gemm.cu
 // instead: both operands dequantized to fp16, then a CUTLASS TMA
 // warp-specialized GEMM (tensor-core bound there, not memory bound).
@@ -84,6 +89,8 @@ __device__ __forceinline__ float e2m1_value(uint32_t q) {
 // afrag layout: [Mt][C][kstep 4][lane 32] x uint4 (a0..a3 of mma.sync).
 __global__ void prepass_a_kernel(const uint8_t* __restrict__ a, const uint8_t* __restrict__ sa,
                                  uint4* __restrict__ afrag, int M, int K, int C, int64_t total) {
+  lowbit::pdl_wait();  // A may come from the previous kernel
+  lowbit::pdl_launch_dependents();
   const int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (idx >= total) return;
   const int lane = idx & 31, s = (idx >> 5) & 3;
@@ -185,29 +192,30 @@ __device__ __forceinline__ void load_bs(const Params& p, uint8_t* sB, uint8_t* s
   }
 }
 
+// A fragments of chunk c: MT tiles x 128 uint4, contiguous per (tile, chunk) in global.
 template <class Cf>
-__device__ __forceinline__ void load_chunk(const Params& p, uint8_t* stage, int c, int m_tile0, int n0) {
-  uint4* sA = reinterpret_cast<uint4*>(stage);
-  uint8_t* sB = stage + Cf::A_BYTES;
-  uint8_t* sS = sB + Cf::B_BYTES;
-  const int tid = threadIdx.x;
-  // A fragments: MT tiles x 128 uint4, contiguous per (tile, chunk) in global.
-  for (int i = tid; i < Cf::MT * Cf::WM * 128; i += Cf::THREADS) {
+__device__ __forceinline__ void load_a(const Params& p, uint8_t* sub, int c, int m_tile0) {
+  uint4* sA = reinterpret_cast<uint4*>(sub);
+  for (int i = threadIdx.x; i < Cf::MT * Cf::WM * 128; i += Cf::THREADS) {
     const int mt = m_tile0 + i / 128;
     const bool ok = mt < p.Mt;
     const uint4* src = p.afrag + ((int64_t)(ok ? mt : 0) * p.C + c) * 128 + (i % 128);
     cp_async16(sA + i, src, ok);
   }
-  load_bs<Cf::BN, Cf::THREADS>(p, sB, sS, c, n0);
 }
 
-// Chunks c0 .. c0+KC-1 (those before c_end) into the KC sub-stages.
-template <class Cf>
+// Chunks c0 .. c0+KC-1 (those before c_end) into the KC sub-stages: A
+// fragments if WITH_A, packed B and scales if WITH_B.
+template <class Cf, bool WITH_A = true, bool WITH_B = true>
 __device__ __forceinline__ void load_stage(const Params& p, uint8_t* stage, int c0, int c_end, int m_tile0,
                                            int n0) {
 #pragma unroll
-  for (int kc = 0; kc < Cf::KC; ++kc)
-    if (c0 + kc < c_end) load_chunk<Cf>(p, stage + kc * Cf::SUB_BYTES, c0 + kc, m_tile0, n0);
+  for (int kc = 0; kc < Cf::KC; ++kc) {
+    if (c0 + kc >= c_end) break;
+    uint8_t* sub = stage + kc * Cf::SUB_BYTES;
+    if constexpr (WITH_A) load_a<Cf>(p, sub, c0 + kc, m_tile0);
+    if constexpr (WITH_B) load_bs<Cf::BN, Cf::THREADS>(p, sub + Cf::A_BYTES, sub + Cf::A_BYTES + Cf::B_BYTES, c0 + kc, n0);
+  }
 }
 
 template <class Cf>
@@ -240,9 +248,19 @@ __global__ void __launch_bounds__(Cf::THREADS, 1) gemm_kernel(const Params p) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
 
+  // Prologue. The weights are not written by the pre-pass this kernel may
+  // overlap (PDL), so their first stages are in flight before the wait for A.
+  // They join commit group 0 (the first stage waits for all of them: they
+  // were issued first anyway).
+#pragma unroll
+  for (int s = 0; s < STAGES - 1; ++s)
+    if (s < nstages)
+      load_stage<Cf, false, true>(p, smem + s * Cf::STAGE_BYTES, c_begin + s * Cf::KC, c_end, m_tile0, n0);
+  lowbit::pdl_wait();
 #pragma unroll
   for (int s = 0; s < STAGES - 1; ++s) {
-    if (s < nstages) load_stage<Cf>(p, smem + s * Cf::STAGE_BYTES, c_begin + s * Cf::KC, c_end, m_tile0, n0);
+    if (s < nstages)
+      load_stage<Cf, true, false>(p, smem + s * Cf::STAGE_BYTES, c_begin + s * Cf::KC, c_end, m_tile0, n0);
     cp_async_commit();
   }
 
@@ -309,6 +327,7 @@ __global__ void __launch_bounds__(Cf::THREADS, 1) gemm_kernel(const Params p) {
    }  // kc
   }
   cp_async_wait<0>();
+  lowbit::pdl_launch_dependents();  // the reduce kernel (it waits for our completion)
 
   // Epilogue: one walk over the accumulator fragments (rows g and g + 8 of
   // each 16-row tile, two adjacent columns per lane), storing either the
@@ -349,6 +368,8 @@ __global__ void __launch_bounds__(Cf::THREADS, 1) gemm_kernel(const Params p) {
 // Sum the split-K partials in split order (deterministic), scale, convert.
 __global__ void reduce_kernel(const float* __restrict__ part, const float* __restrict__ alpha,
                               float extra, void* out, int64_t MN, int splits, int out_bf16) {
+  lowbit::pdl_wait();
+  lowbit::pdl_launch_dependents();
   const int64_t i4 = (blockIdx.x * int64_t(blockDim.x) + threadIdx.x) * 4;
   if (i4 >= MN) return;  // MN % 4 == 0 (N % 32 == 0)
   float4 s = *reinterpret_cast<const float4*>(part + i4);
@@ -435,6 +456,9 @@ void ensure_smem(const Launcher& L, int device) {
 
 }  // namespace
 
+// LOWBIT_NVFP4_MM_PDL=0: plain launches (A/B timing, escape hatch); read per call.
+bool pdl_enabled() { return lowbit::env_flag("LOWBIT_NVFP4_MM_PDL", true); }
+
 int64_t sm90_num_configs() { return kNumConfigs + sm90::kF16Tiles; }
 
 void mm_sm90(const Problem& pr) {
@@ -449,10 +473,11 @@ void mm_sm90(const Problem& pr) {
   // 1. Kernel config (the f16 path has its own pre-pass and tile choice).
   const int cfg = pr.config >= 0 ? static_cast<int>(pr.config) : pick_config(M, pr.batch_invariant);
   if (cfg == -2 || cfg >= kF16Config) {
-    sm90::mm_f16_path(pr, cfg == -2 ? -1 : cfg - kF16Config);
+    sm90::mm_f16_path(pr, cfg == -2 ? -1 : cfg - kF16Config, pdl_enabled());
     return;
   }
   const Launcher& L = kConfigs[cfg];
+  const bool pdl = pdl_enabled();
 
   // 2. A -> fp16 in mma.sync fragment order (workspace through torch:
   // caching allocator, graph-safe).
@@ -462,10 +487,10 @@ void mm_sm90(const Problem& pr) {
   {
     const int threads = 256;
     const int64_t blocks = (total + threads - 1) / threads;
-    prepass_a_kernel<<<blocks, threads, 0, stream>>>(
-        pr.a.const_data_ptr<uint8_t>(), static_cast<const uint8_t*>(pr.sa.data_ptr()),
-        static_cast<uint4*>(afrag.data_ptr()), static_cast<int>(M), static_cast<int>(K), C, total);
-    LOWBIT_CHECK_LAUNCH();
+    lowbit::launch_kernel(prepass_a_kernel, dim3(static_cast<unsigned>(blocks)), dim3(threads), 0, stream, pdl,
+                          pr.a.const_data_ptr<uint8_t>(), static_cast<const uint8_t*>(pr.sa.data_ptr()),
+                          static_cast<uint4*>(afrag.data_ptr()), static_cast<int>(M), static_cast<int>(K), C,
+                          total);
   }
 
   // 3. split-K count.
@@ -510,16 +535,15 @@ void mm_sm90(const Problem& pr) {
   dim3 grid(static_cast<unsigned>((N + L.bn - 1) / L.bn), static_cast<unsigned>((M + L.bm - 1) / L.bm),
             static_cast<unsigned>(splits));
   LOWBIT_CHECK(grid.y <= 65535, "cutlass_scaled_fp4_mm: M=", M, " too large for the SM90 grid");
-  L.kernel<<<grid, L.threads, L.smem, stream>>>(p);
-  LOWBIT_CHECK_LAUNCH();
+  lowbit::launch_kernel(L.kernel, grid, dim3(L.threads), L.smem, stream, pdl, p);
 
   if (splits > 1) {
     const int64_t MN = M * N;
     const int threads = 256;
     const int64_t blocks = (MN / 4 + threads - 1) / threads;
-    reduce_kernel<<<blocks, threads, 0, stream>>>(p.partial, p.alpha, L.subnorm ? 16384.f : 1.f, p.out, MN,
-                                                  splits, p.out_bf16);
-    LOWBIT_CHECK_LAUNCH();
+    lowbit::launch_kernel(reduce_kernel, dim3(static_cast<unsigned>(blocks)), dim3(threads), 0, stream, pdl,
+                          static_cast<const float*>(p.partial), p.alpha, L.subnorm ? 16384.f : 1.f, p.out, MN,
+                          splits, p.out_bf16);
   }
 }
 

@@ -148,6 +148,26 @@ def time_cuda_interleaved(
     return {n: statistics.median(samples[n]) for n in names}
 
 
+def with_env(env: dict[str, str], fn: Callable[[], object]) -> Callable[[], object]:
+    """fn with environment variables set around each call (the op reads its
+    tuning knobs per call, so a CUDA graph captures the setting in force)."""
+    import os
+
+    def call():
+        old = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            return fn()
+        finally:
+            for k, v in old.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+    return call
+
+
 def time_cpu(fn: Callable[[], object], *, warmup: int = 1, iters: int = 5) -> float:
     """Median microseconds of one call on the CPU."""
     for _ in range(warmup):

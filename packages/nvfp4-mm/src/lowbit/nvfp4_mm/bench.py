@@ -68,7 +68,7 @@ SM90_MMA_CONFIGS = 28  # configs 0..27: mma.sync tiles x 2 B-dequant variants
 
 def run(device, *, models=None, quick: bool = False, progress: Callable[[str], None] | None = None,
         impls=None, tokens=None, alternatives: dict | None = None) -> list[dict]:
-    from lowbit.testing.bench import copy_bandwidth, rotation_count, time_cpu, time_cuda_interleaved
+    from lowbit.testing.bench import copy_bandwidth, rotation_count, time_cpu, time_cuda_interleaved, with_env
 
     from . import scaled_fp4_mm
 
@@ -93,7 +93,8 @@ def run(device, *, models=None, quick: bool = False, progress: Callable[[str], N
 
     bw = copy_bandwidth(device=device)
     say(f"copy bandwidth {bw / 1e12:.2f} TB/s")
-    want = impls or ["lowbit", "torch.mm bf16", "emulation (dequant+mm)", "torch._scaled_mm fp8", "copy floor"]
+    want = impls or ["lowbit", "lowbit no PDL", "torch.mm bf16", "emulation (dequant+mm)", "torch._scaled_mm fp8",
+                     "copy floor"]
     table = _e2m1_table(device)
     names = models or list(MODELS)
     one = torch.ones((), device=device)
@@ -123,6 +124,9 @@ def run(device, *, models=None, quick: bool = False, progress: Callable[[str], N
                     keep += [sets, outs]
                     cands["lowbit"] = ([(lambda s=s, o=o: torch.ops.lowbit_nvfp4_mm.cutlass_scaled_fp4_mm(
                         o, s[0], s[2], s[1], s[3], alpha)) for s, o in zip(sets, outs)], wbytes)
+                    if "lowbit no PDL" in want:  # the same calls with plain launches (LOWBIT_NVFP4_MM_PDL=0)
+                        cands["lowbit no PDL"] = ([with_env({"LOWBIT_NVFP4_MM_PDL": "0"}, f)
+                                                   for f in cands["lowbit"][0]], wbytes)
                     for (lo, hi), cfgs in (alternatives or {}).items():
                         if lo <= m <= hi:
                             for cfg in cfgs:

@@ -9,8 +9,6 @@ TFLOP/s above.
 
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 
 MODELS = {
@@ -20,26 +18,6 @@ MODELS = {
 }
 TOKENS = [1, 16, 64, 128, 512, 2048, 8192]
 QUICK_TOKENS = [16, 2048]
-
-
-def with_env(env: dict[str, str], fn: Callable[[], object]) -> Callable[[], object]:
-    """fn with environment variables set around each call (the op reads its
-    tuning knobs per call, so a CUDA graph captures the setting in force)."""
-    import os
-
-    def call():
-        old = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
-            return fn()
-        finally:
-            for k, v in old.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-
-    return call
 
 
 def _weights(N: int, K: int, copies: int, device):

@@ -11,6 +11,7 @@
 #include <array>
 #include <atomic>
 #include <mutex>
+#include <utility>
 
 #include <torch/csrc/stable/accelerator.h>
 
@@ -101,5 +102,42 @@ inline int device_sm(const Tensor& t) { return device_sm(t.get_device_index()); 
 inline int device_sm_count(int device_index) {
   return device_info(device_index).sm_count;
 }
+
+#ifdef __CUDACC__
+// Programmatic dependent launch (PDL, sm_90+). A kernel launched with
+// `pdl = true` may start while the previous kernel in the stream is still
+// running; it must call pdl_wait() before touching memory that kernel (or any
+// earlier one) writes, and may call pdl_launch_dependents() to let the next
+// PDL-launched kernel start early (that one waits for our completion in its
+// own pdl_wait()). Both are no-ops below sm_90 and without a PDL launch.
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
+// kernel<<<grid, block, smem, stream>>>(args...), with PDL allowed if `pdl`;
+// checks the launch.
+template <class... Params, class... Args>
+inline void launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem,
+                          cudaStream_t stream, bool pdl, Args&&... args) {
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = stream;
+  cfg.attrs = pdl ? attr : nullptr;
+  cfg.numAttrs = pdl ? 1 : 0;
+  LOWBIT_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...));
+}
+#endif
 
 }  // namespace lowbit
