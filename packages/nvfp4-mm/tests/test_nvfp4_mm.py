@@ -316,7 +316,9 @@ def test_sm90_pdl_chain(monkeypatch, pdl, m):
     before griddepcontrol.wait, or writing early, would mix up the calls.
     Eager and as a CUDA graph."""
     monkeypatch.setenv("LOWBIT_NVFP4_MM_PDL", pdl)
-    n, k = 256, 4096 + 32
+    # N = 4096: 32 N-tiles x 16 splits = 512 CTAs at M = 1 and 64, enough
+    # (>= 3 per SM on an H100) for the main kernel's own PDL launch.
+    n, k = 4096, 4096 + 32
     probs = [_problem(m, n, k, "cuda", seed=300 + i) for i in range(4)]
     refs = [nvfp4_gemm_ref(*p) for p in probs]
     bufs = [torch.empty_like(t) for t in probs[0][:4]]  # a, b, sa, sb

@@ -535,7 +535,13 @@ void mm_sm90(const Problem& pr) {
   dim3 grid(static_cast<unsigned>((N + L.bn - 1) / L.bn), static_cast<unsigned>((M + L.bm - 1) / L.bm),
             static_cast<unsigned>(splits));
   LOWBIT_CHECK(grid.y <= 65535, "cutlass_scaled_fp4_mm: M=", M, " too large for the SM90 grid");
-  lowbit::launch_kernel(L.kernel, grid, dim3(L.threads), L.smem, stream, pdl, p);
+  // PDL for the main kernel only when it has >= 3 CTAs per SM. Measured on
+  // the H100 (benchmarks/split_pdl_sweep.py, M = 1 / 16): with fewer, the
+  // early launch cost 12-30% (8192x8192 at 4 splits, 256 CTAs: 41.9 vs
+  // 32.0 us; 10240x8192 at 4 splits: 42.9 vs 38.1), with more it saved 3-12%.
+  const int64_t ctas = int64_t(grid.x) * grid.y * grid.z;
+  const bool pdl_main = pdl && ctas >= 3 * int64_t(lowbit::device_sm_count(dev));
+  lowbit::launch_kernel(L.kernel, grid, dim3(L.threads), L.smem, stream, pdl_main, p);
 
   if (splits > 1) {
     const int64_t MN = M * N;
