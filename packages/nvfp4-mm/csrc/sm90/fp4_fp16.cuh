@@ -1,5 +1,5 @@
-// e2m1 / e4m3 -> fp16 bit tricks shared by the SM90 kernels (the mma.sync /
-// wgmma GEMMs and the dequantize pre-pass of the CUTLASS fp16 path).
+// e2m1 / e4m3 -> fp16 bit tricks shared by the SM90 kernels (the mma.sync
+// GEMM and the dequantize pre-pass of the CUTLASS fp16 path).
 #pragma once
 
 #include <cuda_fp16.h>

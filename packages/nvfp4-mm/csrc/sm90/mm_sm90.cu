@@ -472,12 +472,13 @@ void mm_sm90(const Problem& pr) {
 
   // 1. Kernel config (the f16 path has its own pre-pass and tile choice).
   const int cfg = pr.config >= 0 ? static_cast<int>(pr.config) : pick_config(M, pr.batch_invariant);
+  const bool pdl = pdl_enabled();
   if (cfg == -2 || cfg >= kF16Config) {
-    sm90::mm_f16_path(pr, cfg == -2 ? -1 : cfg - kF16Config, pdl_enabled());
+    sm90::mm_f16_path(pr, cfg == -2 ? -1 : cfg - kF16Config, pdl);
     return;
   }
   const Launcher& L = kConfigs[cfg];
-  const bool pdl = pdl_enabled();
+  const int64_t sms = lowbit::device_sm_count(dev);
 
   // 2. A -> fp16 in mma.sync fragment order (workspace through torch:
   // caching allocator, graph-safe).
@@ -501,7 +502,6 @@ void mm_sm90(const Problem& pr) {
   } else if (!pr.batch_invariant) {
     // Fill the machine ~4 CTAs deep (the H100 sweep's best for small M: the
     // per-CTA loop is latency-bound), keeping >= 4 chunks (256 of K) per split.
-    const int64_t sms = lowbit::device_sm_count(dev);
     const int64_t want = std::max<int64_t>(1, std::min<int64_t>({(4 * sms + tiles - 1) / tiles, C / 4, 64}));
     // A power of two splits the usual power-of-two K into equal parts (the
     // sweep: 8 equal splits beat 9 unequal ones by 10%).
@@ -539,8 +539,7 @@ void mm_sm90(const Problem& pr) {
   // the H100 (benchmarks/split_pdl_sweep.py, M = 1 / 16): with fewer, the
   // early launch cost 12-30% (8192x8192 at 4 splits, 256 CTAs: 41.9 vs
   // 32.0 us; 10240x8192 at 4 splits: 42.9 vs 38.1), with more it saved 3-12%.
-  const int64_t ctas = int64_t(grid.x) * grid.y * grid.z;
-  const bool pdl_main = pdl && ctas >= 3 * int64_t(lowbit::device_sm_count(dev));
+  const bool pdl_main = pdl && tiles * splits >= 3 * sms;
   lowbit::launch_kernel(L.kernel, grid, dim3(L.threads), L.smem, stream, pdl_main, p);
 
   if (splits > 1) {
