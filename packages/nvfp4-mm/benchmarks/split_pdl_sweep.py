@@ -4,7 +4,7 @@ For each weight shape and M, the heuristic's launch and the given SM90 configs
 (default: the small-M tile, config 1) with forced split counts, each with and
 without programmatic dependent launch (LOWBIT_NVFP4_MM_PDL).
 
-    python benchmarks/split_pdl_sweep.py OUT.md [--configs 1,14] [--splits -1,8] [--pdl 1,0]
+    python benchmarks/split_pdl_sweep.py OUT.md [--configs 1,14] [--splits -1,8] [--pdl 1,0] [--tokens 1,16]
 
 --configs: SM90 configs to compare (default: the small-M tile 1); split -1:
 the heuristic's split count for that config.
@@ -24,14 +24,14 @@ SPLITS = [2, 4, 8, 16]
 SMALL_M_TILE = 1  # BM 16 x BN 128
 
 
-def main(out: str, configs=(SMALL_M_TILE,), splits=SPLITS, pdls=("1", "0")) -> int:
+def main(out: str, configs=(SMALL_M_TILE,), splits=SPLITS, pdls=("1", "0"), tokens=TOKENS) -> int:
     dev = torch.device("cuda")
     g = torch.Generator().manual_seed(3)
     alpha = torch.ones(1, device=dev)
     rows = []
     for k, n in SHAPES:
         wbytes = n * k // 2 + n * k // 16
-        for m in TOKENS:
+        for m in tokens:
             sets = [_inputs(m, n, k, dev, g) for _ in range(rotation_count(wbytes + m * k, dev))]
             outs = [torch.empty(m, n, dtype=torch.bfloat16, device=dev) for _ in sets]
             cands = {}
@@ -64,4 +64,5 @@ if __name__ == "__main__":
         return args[args.index(name) + 1].split(",") if name in args else default
 
     sys.exit(main(sys.argv[1], configs=[int(c) for c in opt("--configs", [SMALL_M_TILE])],
-                  splits=[int(v) for v in opt("--splits", SPLITS)], pdls=opt("--pdl", ["1", "0"])))
+                  splits=[int(v) for v in opt("--splits", SPLITS)], pdls=opt("--pdl", ["1", "0"]),
+                  tokens=[int(v) for v in opt("--tokens", TOKENS)]))

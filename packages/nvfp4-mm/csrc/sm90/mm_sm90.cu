@@ -25,15 +25,22 @@
 // its first B stages (weights: not written by the pre-pass) before it waits
 // for A; the reduce kernel's launch overlaps the main kernel's tail.
 //
-// Above M = 256 (and not batch-invariant) the call goes to dequant_gemm.cu
-// instead: both operands dequantized to fp16, then a CUTLASS TMA
-// warp-specialized GEMM (tensor-core bound there, not memory bound).
+// Which kernel runs (pick_config): M <= 64 (not batch-invariant) the
+// small-M kernel of small_m_gemm.cu (weights streamed straight into
+// registers, no shared-memory pipeline); M > 256 (not batch-invariant)
+// dequant_gemm.cu: both operands dequantized to fp16, then a CUTLASS TMA
+// warp-specialized GEMM (tensor-core bound there, not memory bound); the
+// multistage kernel here for 64 < M <= 256 and for batch-invariant mode at
+// every M.
 #include "nvfp4_mm.h"
 
 #include <lowbit/cuda_utils.h>
 
 #include "f16_gemm.h"
 #include "fp4_fp16.cuh"
+#include "mma_sync.cuh"
+#include "small_m_gemm.h"
+#include "split_k.h"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -46,81 +53,9 @@
 namespace nvfp4_mm {
 namespace {
 
+using namespace sm90;
+
 constexpr int kChunk = 64;  // K elements per pipeline stage / per scale word
-
-// ------------------------------------------------------------ small helpers
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-// 16-byte async copy; src_bytes = 0 zero-fills the destination.
-__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)),
-               "l"(src), "r"(valid ? 16 : 0));
-}
-template <int BYTES>
-__device__ __forceinline__ void cp_async_small(void* dst, const void* src, bool valid) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;\n" ::"r"(smem_addr(dst)), "l"(src),
-               "n"(BYTES), "r"(valid ? BYTES : 0));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
-
-__device__ __forceinline__ void mma_f16(float (&c)[4], const uint4& a, uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-      "{%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "r"(b0), "r"(b1));
-}
-
-// ------------------------------------------------------------ A pre-pass
-// e2m1 code -> float without a lookup table (a local array would spill to
-// the stack): index i = (e, m): i < 2 -> 0.5 i, else (1 + m/2) 2^(e-1).
-__device__ __forceinline__ float e2m1_value(uint32_t q) {
-  const uint32_t i = q & 7, e = i >> 1;
-  const float mag = i < 2 ? 0.5f * i : (1.f + 0.5f * (i & 1)) * static_cast<float>(1u << (e - 1));
-  return (q & 8) ? -mag : mag;
-}
-
-// afrag layout: [Mt][C][kstep 4][lane 32] x uint4 (a0..a3 of mma.sync).
-__global__ void prepass_a_kernel(const uint8_t* __restrict__ a, const uint8_t* __restrict__ sa,
-                                 uint4* __restrict__ afrag, int M, int K, int C, int64_t total) {
-  lowbit::pdl_wait();  // A may come from the previous kernel
-  lowbit::pdl_launch_dependents();
-  const int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-  if (idx >= total) return;
-  const int lane = idx & 31, s = (idx >> 5) & 3;
-  const int64_t tc = idx >> 7;  // mtile * C + chunk
-  const int c = static_cast<int>(tc % C), mt = static_cast<int>(tc / C);
-  const int g = lane >> 2, t = lane & 3;
-  const int kb = K / 2, blk = 4 * c + t;
-  const bool kvalid = blk < K / 16;  // the whole 16-element block is in or out
-  uint32_t regs[4];
-#pragma unroll
-  for (int r = 0; r < 4; ++r) {
-    const int row = 16 * mt + g + 8 * (r & 1);
-    const int p = 2 * s + (r >> 1);
-    const int k0 = 64 * c + 16 * t + 8 * (p >> 2) + (p & 3);  // h = 0; h = 1 is k0 + 4
-    float v0 = 0.f, v1 = 0.f;
-    if (row < M && kvalid) {
-      const int64_t soff = ((int64_t)(row / 128) * C + c) * 512 + (row % 32) * 16 + ((row / 32) % 4) * 4 + t;
-      __half_raw hs = __nv_cvt_fp8_to_halfraw(sa[soff], __NV_E4M3);
-      const float sc = __half2float(__half(hs));
-      const uint8_t* ar = a + (int64_t)row * kb;
-      const uint8_t q0 = (ar[k0 >> 1] >> (4 * (k0 & 1))) & 0xF;
-      const uint8_t q1 = (ar[(k0 + 4) >> 1] >> (4 * ((k0 + 4) & 1))) & 0xF;
-      v0 = e2m1_value(q0) * sc;
-      v1 = e2m1_value(q1) * sc;
-    }
-    __half2 h = __floats2half2_rn(v0, v1);  // exact (see file comment)
-    regs[r] = *reinterpret_cast<uint32_t*>(&h);
-  }
-  afrag[idx] = make_uint4(regs[0], regs[1], regs[2], regs[3]);
-}
 
 // ------------------------------------------------------------ main kernel
 struct Params {
@@ -365,31 +300,6 @@ __global__ void __launch_bounds__(Cf::THREADS, 1) gemm_kernel(const Params p) {
   }
 }
 
-// Sum the split-K partials in split order (deterministic), scale, convert.
-__global__ void reduce_kernel(const float* __restrict__ part, const float* __restrict__ alpha,
-                              float extra, void* out, int64_t MN, int splits, int out_bf16) {
-  lowbit::pdl_wait();
-  lowbit::pdl_launch_dependents();
-  const int64_t i4 = (blockIdx.x * int64_t(blockDim.x) + threadIdx.x) * 4;
-  if (i4 >= MN) return;  // MN % 4 == 0 (N % 32 == 0)
-  float4 s = *reinterpret_cast<const float4*>(part + i4);
-  for (int z = 1; z < splits; ++z) {
-    const float4 v = *reinterpret_cast<const float4*>(part + z * MN + i4);
-    s.x += v.x; s.y += v.y; s.z += v.z; s.w += v.w;
-  }
-  const float sc = *alpha * extra;
-  if (out_bf16) {
-    __nv_bfloat162* o = reinterpret_cast<__nv_bfloat162*>(static_cast<__nv_bfloat16*>(out) + i4);
-    o[0] = __floats2bfloat162_rn(s.x * sc, s.y * sc);
-    o[1] = __floats2bfloat162_rn(s.z * sc, s.w * sc);
-  } else {
-    __half2* o = reinterpret_cast<__half2*>(static_cast<__half*>(out) + i4);
-    o[0] = __floats2half2_rn(s.x * sc, s.y * sc);
-    o[1] = __floats2half2_rn(s.z * sc, s.w * sc);
-  }
-}
-
-
 // ------------------------------------------------------------ configs
 struct Launcher {
   int bm, bn, threads, smem;
@@ -427,9 +337,15 @@ const Launcher kConfigs[] = {LOWBIT_SM90_TILES(true), LOWBIT_SM90_TILES(false)};
 constexpr int kNumConfigs = sizeof(kConfigs) / sizeof(kConfigs[0]);
 // Which dequant variant the heuristic uses (0 = subnormal-scaled B).
 constexpr int kDefaultVariant = 0;  // both pass the tests on H100; 0 is cheaper
-// Configs kNumConfigs .. + kF16Tiles - 1: the dequantize + CUTLASS fp16 GEMM
-// path (dequant_gemm.cu); the tile is picked there when the heuristic runs.
-constexpr int kF16Config = kNumConfigs;
+// Configs kNumConfigs .. + kSmallMTiles - 1: the small-M weight-streaming
+// kernel (small_m_gemm.cu); then kF16Tiles configs of the dequantize +
+// CUTLASS fp16 GEMM path (dequant_gemm.cu). Each picks its own tile when the
+// heuristic runs.
+constexpr int kSmallMConfig = kNumConfigs;
+constexpr int kF16Config = kSmallMConfig + kSmallMTiles;
+constexpr int kHeuristicSmallM = -3, kHeuristicF16 = -2;
+// Up to this M (not batch-invariant) the small-M kernel runs.
+constexpr int64_t kSmallMMax = 64;
 
 int pick_config(int64_t M, bool batch_invariant) {
   // H100, all 8 SPEC §4 shapes (docs/perf-nvfp4-mm.md, v4): the dequantize +
@@ -437,7 +353,11 @@ int pick_config(int64_t M, bool batch_invariant) {
   // by 10-50% at M = 128. Batch-invariant mode stays on the mma.sync family
   // for every M (one kernel family, so a row's reduction order cannot depend
   // on M; HMMA and HGMMA need not sum inside a k16 step in the same order).
-  if (M > 256 && !batch_invariant) return -2;  // -2: f16 path, tile by heuristic
+  if (M > 256 && !batch_invariant) return kHeuristicF16;
+  // H200 sweep, 8 shapes (v5): the small-M kernel is 1.15-1.3x faster at
+  // M <= 16 and 6% faster summed over the shapes at M = 64. It is not used
+  // in batch-invariant mode (a different K order than the multistage tiles).
+  if (M <= kSmallMMax && !batch_invariant) return kHeuristicSmallM;
   // From the H100 sweep at N = K = 8192: BM 16 x BN 128 with split-K for
   // M <= 16, BM 64 x BN 128 up to 256, then BM 128 x BN 128.
   int tile = M <= 16 ? 1 : M <= 256 ? 4 : 5;
@@ -459,7 +379,7 @@ void ensure_smem(const Launcher& L, int device) {
 // LOWBIT_NVFP4_MM_PDL=0: plain launches (A/B timing, escape hatch); read per call.
 bool pdl_enabled() { return lowbit::env_flag("LOWBIT_NVFP4_MM_PDL", true); }
 
-int64_t sm90_num_configs() { return kNumConfigs + sm90::kF16Tiles; }
+int64_t sm90_num_configs() { return kF16Config + sm90::kF16Tiles; }
 
 void mm_sm90(const Problem& pr) {
   lowbit::DeviceGuard guard(pr.a);
@@ -473,8 +393,12 @@ void mm_sm90(const Problem& pr) {
   // 1. Kernel config (the f16 path has its own pre-pass and tile choice).
   const int cfg = pr.config >= 0 ? static_cast<int>(pr.config) : pick_config(M, pr.batch_invariant);
   const bool pdl = pdl_enabled();
-  if (cfg == -2 || cfg >= kF16Config) {
-    sm90::mm_f16_path(pr, cfg == -2 ? -1 : cfg - kF16Config, pdl);
+  if (cfg == kHeuristicF16 || cfg >= kF16Config) {
+    sm90::mm_f16_path(pr, cfg == kHeuristicF16 ? -1 : cfg - kF16Config, pdl);
+    return;
+  }
+  if (cfg == kHeuristicSmallM || cfg >= kSmallMConfig) {
+    sm90::mm_small_m(pr, cfg == kHeuristicSmallM ? -1 : cfg - kSmallMConfig, pdl);
     return;
   }
   const Launcher& L = kConfigs[cfg];
@@ -482,17 +406,8 @@ void mm_sm90(const Problem& pr) {
 
   // 2. A -> fp16 in mma.sync fragment order (workspace through torch:
   // caching allocator, graph-safe).
+  Tensor afrag = prepass_a(pr, kChunk / 16, stream, pdl);
   const int Mt = static_cast<int>((M + 15) / 16);
-  const int64_t total = (int64_t)Mt * C * 128;
-  Tensor afrag = lowbit::empty_on(pr.a, {total * 4}, lowbit::ScalarType::Int);
-  {
-    const int threads = 256;
-    const int64_t blocks = (total + threads - 1) / threads;
-    lowbit::launch_kernel(prepass_a_kernel, dim3(static_cast<unsigned>(blocks)), dim3(threads), 0, stream, pdl,
-                          pr.a.const_data_ptr<uint8_t>(), static_cast<const uint8_t*>(pr.sa.data_ptr()),
-                          static_cast<uint4*>(afrag.data_ptr()), static_cast<int>(M), static_cast<int>(K), C,
-                          total);
-  }
 
   // 3. split-K count.
   const int64_t tiles = ((N + L.bn - 1) / L.bn) * ((M + L.bm - 1) / L.bm);
@@ -542,14 +457,8 @@ void mm_sm90(const Problem& pr) {
   const bool pdl_main = pdl && tiles * splits >= 3 * sms;
   lowbit::launch_kernel(L.kernel, grid, dim3(L.threads), L.smem, stream, pdl_main, p);
 
-  if (splits > 1) {
-    const int64_t MN = M * N;
-    const int threads = 256;
-    const int64_t blocks = (MN / 4 + threads - 1) / threads;
-    lowbit::launch_kernel(reduce_kernel, dim3(static_cast<unsigned>(blocks)), dim3(threads), 0, stream, pdl,
-                          static_cast<const float*>(p.partial), p.alpha, L.subnorm ? 16384.f : 1.f, p.out, MN,
-                          splits, p.out_bf16);
-  }
+  if (splits > 1)
+    reduce_splits(p.partial, p.alpha, L.subnorm ? 16384.f : 1.f, p.out, M * N, splits, p.out_bf16, stream, pdl);
 }
 
 }  // namespace nvfp4_mm

@@ -59,11 +59,16 @@ def _time(fns, est_us: float) -> float:
     return time_cuda(fns, warmup=3, iters=iters, use_graph=True, replays_per_sample=reps)
 
 
+# SM90 config numbers of the private _ex op (mirrors csrc/sm90/mm_sm90.cu):
+SM90_MMA_CONFIGS = 28  # 0..27: multistage mma.sync tiles x 2 B-dequant variants
+SM90_SMALL_M = range(28, 34)  # the small-M weight-streaming kernel's tiles
+SM90_F16 = [34, 35]  # the dequantize + CUTLASS fp16 path's tiles
 # SM90 configs timed beside the heuristic's choice (impl "lowbit cfg<i>"), so
-# a heuristic change can be judged on the same run: from M = 257 both tiles
-# of the dequantize + CUTLASS path (configs 28, 29; the heuristic picks one).
-SM90_ALTERNATIVES = {(257, 1 << 30): [28, 29]}
-SM90_MMA_CONFIGS = 28  # configs 0..27: mma.sync tiles x 2 B-dequant variants
+# a heuristic change can be judged on the same run: up to M = 64 the
+# multistage kernel the small-M kernel replaced (config 1: BM 16 x BN 128,
+# config 4: BM 64 x BN 128), from M = 257 both tiles of the dequantize +
+# CUTLASS path (the heuristic picks one).
+SM90_ALTERNATIVES = {(1, 16): [1], (17, 64): [4], (257, 1 << 30): SM90_F16}
 
 
 def run(device, *, models=None, quick: bool = False, progress: Callable[[str], None] | None = None,
@@ -182,7 +187,7 @@ def sweep_configs(device, shapes, tokens, splits=(-1,), progress=None) -> list[d
     device = torch.device(device)
     g = torch.Generator().manual_seed(1)
     rows = []
-    ncfg = num_configs()["SM90"]
+    assert num_configs()["SM90"] == SM90_F16[-1] + 1, "bench.py's SM90 config numbers are stale"
     for k, n in shapes:
         wbytes = n * k // 2 + n * k // 16
         for m in tokens:
@@ -193,12 +198,12 @@ def sweep_configs(device, shapes, tokens, splits=(-1,), progress=None) -> list[d
             half = SM90_MMA_CONFIGS // 2  # configs c and c + half: same tile, two B-dequant variants
             cands = [(-1, -1)]
             if m <= 16:
-                cands += [(c, sp) for c in (0, 1, 2) for sp in (-1, 2, 4, 8, 16)]
+                cands += [(c, sp) for c in SM90_SMALL_M[:4] for sp in (-1, 4, 8, 16)] + [(1, -1)]
             elif m <= 128:
-                cands += [(c, -1) for c in (1, 3, 4, 7)] + [(4 + half, -1)]
+                cands += [(c, -1) for c in (1, 3, 4, 7, SM90_SMALL_M[4], SM90_SMALL_M[5])] + [(4 + half, -1)]
             else:
                 cands += [(c, -1) for c in range(4, half)] + [(7 + half, -1)]
-                cands += [(c, -1) for c in range(SM90_MMA_CONFIGS, ncfg)]  # f16 path tiles
+                cands += [(c, -1) for c in SM90_F16]
             for cfg, sp in cands:
                 if True:
                     fns = [(lambda s=s, c=cfg, p=sp: torch.ops.lowbit_nvfp4_mm._cutlass_scaled_fp4_mm_ex(

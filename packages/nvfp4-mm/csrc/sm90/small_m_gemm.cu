@@ -1,0 +1,357 @@
+// SM90 small-M NVFP4 GEMM (decode-sized M): the weights go from global memory
+// straight into registers, no shared-memory staging and no block-wide barrier
+// per K step.
+//
+// Why: the multistage kernel of mm_sm90.cu is instruction-bound at small M
+// (ncu, M = 1, 8192²: ~370 warp-instructions per 2048 weights, issue 59%
+// busy, DRAM 39%): cp.async address math for every 32-byte B row piece,
+// stage bookkeeping and a __syncthreads per 64 K. Here each warp owns
+// NT n8-tiles (8 NT weight rows), and a lane loads its whole share of a
+// 128-wide K chunk of a row with one 16-byte load: 32 nibbles = exactly two
+// 16-element scale blocks, whose two scale bytes are adjacent in the
+// swizzled scale layout (one 2-byte load). DEPTH chunks are in flight per
+// lane (a register ring); nothing is shared between warps except the A
+// fragments, which are small (M <= 64 rows, fp16, written by the pre-pass
+// in fragment order) and come into a double-buffered shared-memory window
+// of WIN chunks with one barrier per window.
+//
+// K permutation: lane (g, t) owns K [128 c + 32 t, +32) of chunk c; its
+// B register (k-step s, reg rb) is the nibble pair (i, i + 4) of 32-bit word
+// s/2 with i = 2 (s%2) + rb, i.e. K offsets 8 (s/2) + i and + 4. The
+// pre-pass writes A in the same order (split_k.h, ksteps = 8), so every dot
+// product is unchanged. Dequantization is the subnormal trick of
+// fp4_fp16.cuh (e2m1 * 2^-14, 4 integer ops per pair) and one HMUL2 for the
+// block scale; the epilogue multiplies by alpha * 2^14.
+#include "small_m_gemm.h"
+
+#include <lowbit/cuda_utils.h>
+
+#include "fp4_fp16.cuh"
+#include "mma_sync.cuh"
+#include "split_k.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <optional>
+
+namespace nvfp4_mm::sm90 {
+namespace {
+
+constexpr int kWarps = 4;
+
+struct SmallParams {
+  const uint4* afrag;  // [Mt][C][8][32]
+  const uint8_t* b;
+  const uint8_t* sb;
+  const float* alpha;
+  void* out;
+  float* partial;  // [splits][M][N] fp32 when splits > 1
+  int M, N, K, C, C4, Mt;
+  int chunks_per_split;
+  int splits;
+  int out_bf16;
+};
+
+// MT m16 tiles (all warps share them), NT n8 tiles per warp, LPC 16-byte
+// loads per lane and row per chunk (chunk = 128 LPC of K: a row's 64 LPC
+// bytes come in per warp), DEPTH chunks of B in flight per lane, WIN chunks
+// of A per shared-memory window, L2PF: L2 prefetch size hint of the B loads
+// (0: none, 128 or 256 bytes), MINB: CTAs per SM the register allocation
+// must allow (__launch_bounds__).
+template <int MT_, int NT_, int LPC_, int DEPTH_, int WIN_, int L2PF_ = 0, int MINB_ = 1>
+struct SmallCfg {
+  static constexpr int MT = MT_, NT = NT_, LPC = LPC_, DEPTH = DEPTH_, WIN = WIN_, L2PF = L2PF_, MINB = MINB_;
+  static constexpr int THREADS = 32 * kWarps;
+  static constexpr int BM = 16 * MT, BN = 8 * NT * kWarps;
+  static constexpr int KSTEPS = 8 * LPC, CHUNK_K = 16 * KSTEPS;
+  static constexpr int CHUNK_A_BYTES = MT * KSTEPS * 32 * 16;  // A fragments of one chunk
+  static constexpr int WIN_BYTES = WIN * CHUNK_A_BYTES;
+  static constexpr int SMEM = 2 * WIN_BYTES;
+  static_assert(LPC == 1 || LPC == 2, "a lane owns 32 or 64 K per chunk");
+  static_assert(WIN % DEPTH == 0, "the register ring index must be static inside a window");
+};
+
+// 16-byte streaming load of weights: read once, keep out of L1.
+template <int L2PF>
+__device__ __forceinline__ uint4 ldg_stream(const void* p) {
+  uint4 r;
+  if constexpr (L2PF == 256)
+    asm volatile("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p));
+  else if constexpr (L2PF == 128)
+    asm volatile("ld.global.nc.L1::no_allocate.L2::128B.v4.u32 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p));
+  else
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p));
+  return r;
+}
+
+// The scale bytes of a lane's chunk (LPC = 1: blocks 2t, 2t+1; LPC = 2:
+// blocks 4t .. 4t+3, one 4-block group of the swizzled layout); the 512-byte
+// scale tiles are shared by the CTA's warps, so these stay L1-cacheable.
+template <int LPC>
+__device__ __forceinline__ uint32_t ldg_scales(const void* p) {
+  if constexpr (LPC == 1) {
+    unsigned short r;
+    asm volatile("ld.global.nc.u16 %0, [%1];\n" : "=h"(r) : "l"(p));
+    return r;
+  } else {
+    uint32_t r;
+    asm volatile("ld.global.nc.u32 %0, [%1];\n" : "=r"(r) : "l"(p));
+    return r;
+  }
+}
+
+template <class Cf>
+__global__ void __launch_bounds__(Cf::THREADS, Cf::MINB) small_m_kernel(const SmallParams p) {
+  extern __shared__ __align__(128) uint8_t smem[];
+  constexpr int MT = Cf::MT, NT = Cf::NT, LPC = Cf::LPC, DEPTH = Cf::DEPTH, WIN = Cf::WIN;
+  constexpr int KSTEPS = Cf::KSTEPS, CHUNK_K = Cf::CHUNK_K;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int g = lane >> 2, t = lane & 3;
+  const int n_warp0 = blockIdx.x * Cf::BN + warp * NT * 8;
+  const int mt0 = blockIdx.y * MT;
+  const int c0 = blockIdx.z * p.chunks_per_split;
+  const int nch = min(p.C, c0 + p.chunks_per_split) - c0;  // >= 1 (host: no empty split)
+  const int kb = p.K / 2;
+  // This lane owns K [CHUNK_K c + 32 LPC t, + 32 LPC) of chunk c; its load l
+  // (32 K) of local chunk j is in range iff j < jlim[l] (K % 32 == 0).
+  int jlim[LPC];
+#pragma unroll
+  for (int l = 0; l < LPC; ++l) jlim[l] = min(nch, (p.K - 32 * (LPC * t + l) + CHUNK_K - 1) / CHUNK_K - c0);
+
+  // Per-lane addresses: one base pointer, n-tile jt at + jt * 8 rows;
+  // 32-bit scale offsets. Rows >= N are never loaded.
+  const uint8_t* bbase = p.b + (int64_t)(n_warp0 + g) * kb + (int64_t)c0 * (CHUNK_K / 2) + 16 * LPC * t;
+  const int64_t bstride = 8 * (int64_t)kb;
+  uint32_t soff[NT];
+  uint32_t nok = 0;  // bit jt: row of n-tile jt < N
+#pragma unroll
+  for (int jt = 0; jt < NT; ++jt) {
+    const int n = n_warp0 + 8 * jt + g;
+    nok |= (n < p.N ? 1u : 0u) << jt;
+    soff[jt] = static_cast<uint32_t>(((n / 128) * p.C4 + 2 * LPC * c0 + (LPC * t) / 2) * 512 + (n % 32) * 16 +
+                                     ((n / 32) % 4) * 4 + (2 * LPC * t) % 4);
+  }
+  constexpr int SCALE_STEP = 2 * LPC * 512;  // scale-layout bytes per chunk
+  auto load_b = [&](int j, uint4 (&bq)[NT][LPC], uint32_t (&sq)[NT]) {
+#pragma unroll
+    for (int jt = 0; jt < NT; ++jt) {
+      const bool rok = nok >> jt & 1;
+#pragma unroll
+      for (int l = 0; l < LPC; ++l)
+        bq[jt][l] = rok && j < jlim[l] ? ldg_stream<Cf::L2PF>(bbase + jt * bstride + j * (CHUNK_K / 2) + 16 * l)
+                                       : make_uint4(0, 0, 0, 0);
+      uint32_t sv = rok && j < jlim[0] ? ldg_scales<LPC>(p.sb + soff[jt] + j * SCALE_STEP) : 0u;
+      // Scale bytes past K (padding of the scale layout) may hold anything:
+      // 0 x NaN would poison the sum.
+      if constexpr (LPC == 2) sv = j < jlim[1] ? sv : (sv & 0xFFFFu);
+      sq[jt] = sv;
+    }
+  };
+  // A window w (chunks w*WIN ..) into buffer w % 2; m-tiles past the end
+  // re-read the last tile (their rows are never stored).
+  const int nwin = (nch + WIN - 1) / WIN;
+  auto load_a = [&](int w) {
+    uint4* dst = reinterpret_cast<uint4*>(smem + (w & 1) * Cf::WIN_BYTES);
+    const int jn = min(WIN, nch - w * WIN);
+    constexpr int PER_CHUNK = KSTEPS * 32;  // uint4 per (m-tile, chunk)
+    for (int i = threadIdx.x; i < MT * WIN * PER_CHUNK; i += Cf::THREADS) {
+      const int mi = i / (WIN * PER_CHUNK), jj = (i / PER_CHUNK) % WIN, e = i % PER_CHUNK;
+      if (jj >= jn) continue;
+      const int mt = min(mt0 + mi, p.Mt - 1);
+      cp_async16(dst + i, p.afrag + ((int64_t)mt * p.C + c0 + w * WIN + jj) * PER_CHUNK + e, true);
+    }
+    cp_async_commit();
+  };
+
+  float acc[MT][NT][4];
+#pragma unroll
+  for (int i = 0; i < MT; ++i)
+#pragma unroll
+    for (int jt = 0; jt < NT; ++jt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[i][jt][e] = 0.f;
+
+  // The weights are not written by the pre-pass this kernel may overlap
+  // (PDL), so the first DEPTH chunks are requested before waiting for A.
+  uint4 bq[DEPTH][NT][LPC];
+  uint32_t sq[DEPTH][NT];
+#pragma unroll
+  for (int d = 0; d < DEPTH; ++d) load_b(d, bq[d], sq[d]);
+  lowbit::pdl_wait();
+  load_a(0);
+
+  for (int w = 0; w < nwin; ++w) {
+    cp_async_wait<0>();
+    __syncthreads();  // window w visible; every warp is done with window w - 1
+    if (w + 1 < nwin) load_a(w + 1);
+    const uint4* sA = reinterpret_cast<const uint4*>(smem + (w & 1) * Cf::WIN_BYTES);
+#pragma unroll
+    for (int jj = 0; jj < WIN; ++jj) {
+      const int j = w * WIN + jj;
+      if (j >= nch) break;
+      uint4 (&b)[NT][LPC] = bq[jj % DEPTH];
+      uint32_t (&s)[NT] = sq[jj % DEPTH];
+      // Block scales as broadcast half2: sc[jt][blk], blk = 0 .. 2 LPC - 1.
+      uint32_t sc[NT][2 * LPC];
+#pragma unroll
+      for (int jt = 0; jt < NT; ++jt) {
+#pragma unroll
+        for (int h = 0; h < LPC; ++h) {
+          const uint32_t h2 = e4m3x2_to_half2(static_cast<uint16_t>(s[jt] >> (16 * h)));
+          sc[jt][2 * h] = __byte_perm(h2, 0, 0x1010);
+          sc[jt][2 * h + 1] = __byte_perm(h2, 0, 0x3232);
+        }
+      }
+#pragma unroll
+      for (int ks = 0; ks < KSTEPS; ++ks) {
+        const int q = ks >> 1;  // 32-bit word of the lane's 4 LPC words
+        uint32_t bf[NT][2];
+#pragma unroll
+        for (int jt = 0; jt < NT; ++jt) {
+          const uint4& v = b[jt][q >> 2];
+          const uint32_t wd = (q & 3) == 0 ? v.x : (q & 3) == 1 ? v.y : (q & 3) == 2 ? v.z : v.w;
+          const uint32_t r0 = (ks & 1) ? e2m1x2_raw<2>(wd) : e2m1x2_raw<0>(wd);
+          const uint32_t r1 = (ks & 1) ? e2m1x2_raw<3>(wd) : e2m1x2_raw<1>(wd);
+          bf[jt][0] = hmul2(r0, sc[jt][q >> 1]);
+          bf[jt][1] = hmul2(r1, sc[jt][q >> 1]);
+        }
+#pragma unroll
+        for (int i = 0; i < MT; ++i) {
+          const uint4 af = sA[((i * WIN + jj) * KSTEPS + ks) * 32 + lane];
+#pragma unroll
+          for (int jt = 0; jt < NT; ++jt) mma_f16(acc[i][jt], af, bf[jt][0], bf[jt][1]);
+        }
+      }
+      load_b(j + DEPTH, b, s);  // refill the slot just consumed
+    }
+  }
+  lowbit::pdl_launch_dependents();  // the reduce kernel (it waits for our completion)
+
+  // Epilogue: rows g and g + 8 of each m-tile, two adjacent columns per lane.
+  const float scale = p.splits == 1 ? *p.alpha * 16384.f : 1.f;
+  float* part = p.partial + (p.splits > 1 ? (int64_t)blockIdx.z * p.M * p.N : 0);
+#pragma unroll
+  for (int i = 0; i < MT; ++i) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int row = (mt0 + i) * 16 + g + 8 * h;
+      if (row >= p.M) continue;
+#pragma unroll
+      for (int jt = 0; jt < NT; ++jt) {
+        const int col = n_warp0 + 8 * jt + 2 * t;
+        if (col >= p.N) continue;
+        const int64_t o = (int64_t)row * p.N + col;
+        const float x0 = acc[i][jt][2 * h] * scale, x1 = acc[i][jt][2 * h + 1] * scale;
+        if (p.splits > 1)
+          *reinterpret_cast<float2*>(part + o) = make_float2(x0, x1);
+        else if (p.out_bf16)
+          *reinterpret_cast<__nv_bfloat162*>(static_cast<__nv_bfloat16*>(p.out) + o) =
+              __floats2bfloat162_rn(x0, x1);
+        else
+          *reinterpret_cast<__half2*>(static_cast<__half*>(p.out) + o) = __floats2half2_rn(x0, x1);
+      }
+    }
+  }
+}
+
+struct SmallLauncher {
+  int bm, bn, ksteps, smem;
+  void (*kernel)(const SmallParams);
+};
+template <class Cf>
+SmallLauncher make_small() {
+  return SmallLauncher{Cf::BM, Cf::BN, Cf::KSTEPS, Cf::SMEM, &small_m_kernel<Cf>};
+}
+
+// H200 sweep (docs/perf-nvfp4-mm.md, v5): tile 0 is the fastest or within
+// 2% at M = 1 and 16 on the 8 SPEC shapes; tile 5 at M = 64 beats the
+// multistage BM 64 tile by 6% summed over the shapes.
+const SmallLauncher kSmallTiles[kSmallMTiles] = {
+    // MT NT LPC DEPTH WIN L2PF MINB
+    make_small<SmallCfg<1, 4, 1, 2, 4, 128, 4>>(),  // 0: BM 16, BN 128: M <= 16
+    make_small<SmallCfg<1, 4, 1, 2, 4, 0, 4>>(),    // 1: tile 0 without the L2 prefetch hint
+    make_small<SmallCfg<1, 2, 2, 2, 2, 0, 4>>(),    // 2: BM 16, BN 64, 128 B per row and chunk
+    make_small<SmallCfg<1, 4, 1, 4, 4, 0, 3>>(),    // 3: tile 1, 4 chunks in flight, 3 CTAs/SM
+    make_small<SmallCfg<2, 4, 1, 2, 4, 128, 3>>(),  // 4: BM 32, BN 128
+    make_small<SmallCfg<4, 4, 1, 2, 2, 128, 2>>(),  // 5: BM 64, BN 128: 16 < M <= 64
+};
+
+int pick_tile(int64_t M) { return M <= 16 ? 0 : 5; }
+
+void ensure_smem(int idx, int device) {
+  static std::array<std::atomic<uint64_t>, kSmallMTiles> done{};
+  const uint64_t bit = 1ull << (device & 63);
+  if (done[idx].load(std::memory_order_relaxed) & bit) return;
+  LOWBIT_CUDA_CHECK(cudaFuncSetAttribute(kSmallTiles[idx].kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         kSmallTiles[idx].smem));
+  done[idx].fetch_or(bit, std::memory_order_relaxed);
+}
+
+}  // namespace
+
+void mm_small_m(const Problem& pr, int tile, bool pdl) {
+  const int dev = pr.a.get_device_index();
+  cudaStream_t stream = lowbit::current_stream(pr.a);
+  const int64_t M = pr.M, N = pr.N, K = pr.K;
+  if (tile < 0) tile = pick_tile(M);
+  const SmallLauncher& L = kSmallTiles[tile];
+  const int64_t sms = lowbit::device_sm_count(dev);
+  const int chunk_k = 16 * L.ksteps;
+  const int C = static_cast<int>((K + chunk_k - 1) / chunk_k);
+
+  Tensor afrag = prepass_a(pr, L.ksteps, stream, pdl);
+
+  const int64_t tiles = ((N + L.bn - 1) / L.bn) * ((M + L.bm - 1) / L.bm);
+  int splits = 1;
+  if (pr.splits > 0) {
+    splits = static_cast<int>(pr.splits);
+  } else {
+    // ~4 CTAs per SM (a power of two: equal parts of the usual power-of-two
+    // K), keeping >= 2 chunks per split.
+    const int64_t want = std::max<int64_t>(1, std::min<int64_t>({(4 * sms + tiles - 1) / tiles, C / 2, 64}));
+    while (splits * 2 <= want) splits *= 2;
+  }
+  int cps = (C + splits - 1) / splits;
+  splits = (C + cps - 1) / cps;  // no empty split
+
+  SmallParams p{};
+  p.afrag = static_cast<const uint4*>(afrag.data_ptr());
+  p.b = pr.b.const_data_ptr<uint8_t>();
+  p.sb = static_cast<const uint8_t*>(pr.sb.data_ptr());
+  p.alpha = pr.alpha.const_data_ptr<float>();
+  p.out = pr.out.data_ptr();
+  p.M = static_cast<int>(M);
+  p.N = static_cast<int>(N);
+  p.K = static_cast<int>(K);
+  p.C = C;
+  p.C4 = static_cast<int>((K + 63) / 64);
+  p.Mt = static_cast<int>((M + 15) / 16);
+  p.chunks_per_split = cps;
+  p.splits = splits;
+  p.out_bf16 = pr.out.scalar_type() == lowbit::ScalarType::BFloat16;
+  std::optional<Tensor> part;
+  if (splits > 1) {
+    part = lowbit::empty_on(pr.a, {(int64_t)splits * M * N}, lowbit::ScalarType::Float);
+    p.partial = static_cast<float*>(part->data_ptr());
+  }
+
+  ensure_smem(tile, dev);
+  dim3 grid(static_cast<unsigned>((N + L.bn - 1) / L.bn), static_cast<unsigned>((M + L.bm - 1) / L.bm),
+            static_cast<unsigned>(splits));
+  LOWBIT_CHECK(grid.y <= 65535, "cutlass_scaled_fp4_mm: M=", M, " too large for the SM90 small-M grid");
+  // Same rule as the multistage kernel (mm_sm90.cu): PDL for the main kernel
+  // only from ~3 CTAs per SM.
+  const bool pdl_main = pdl && tiles * splits >= 3 * sms;
+  lowbit::launch_kernel(L.kernel, grid, dim3(32 * kWarps), L.smem, stream, pdl_main, p);
+  if (splits > 1)
+    reduce_splits(p.partial, p.alpha, 16384.f, p.out, M * N, splits, p.out_bf16, stream, pdl);
+}
+
+}  // namespace nvfp4_mm::sm90

@@ -1,0 +1,28 @@
+// The two helper launches around the SM90 mma.sync kernels: the A pre-pass
+// (activations -> fp16 in mma.sync fragment order) and the deterministic
+// split-K reduce. Host declarations; kernels in split_k.cu.
+#pragma once
+
+#include "nvfp4_mm.h"
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace nvfp4_mm::sm90 {
+
+// A [M, K/2] + swizzled scales -> fp16 fragments, layout
+// [ceil(M/16)][ceil(K/W)][W/16 k-steps][32 lanes] x uint4 (a0..a3 of
+// m16n8k16), W = 16 * ksteps (64, 128 or 256). Inside every W-wide K chunk the
+// logical k order matches the B nibble ownership of the kernels: lane (g, t)
+// owns the W/4 contiguous K of chunk c starting at W c + (W/4) t, and its
+// B register (k-step s, reg rb) holds the nibble pair at offsets
+// 8 (s/2) + 2 (s%2) + rb and that + 4. Rows >= M and K >= K are zero.
+Tensor prepass_a(const Problem& p, int ksteps, cudaStream_t stream, bool pdl);
+
+// out[i] = convert(alpha * extra * sum_z part[z][i]), z in split order.
+// MN % 4 == 0.
+void reduce_splits(const float* part, const float* alpha, float extra, void* out, int64_t MN, int splits,
+                   bool out_bf16, cudaStream_t stream, bool pdl);
+
+}  // namespace nvfp4_mm::sm90
