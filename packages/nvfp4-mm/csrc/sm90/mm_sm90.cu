@@ -354,9 +354,10 @@ int pick_config(int64_t M, bool batch_invariant) {
   // for every M (one kernel family, so a row's reduction order cannot depend
   // on M; HMMA and HGMMA need not sum inside a k16 step in the same order).
   if (M > 256 && !batch_invariant) return kHeuristicF16;
-  // H200 sweep, 8 shapes (v5): the small-M kernel is 1.15-1.3x faster at
-  // M <= 16 and 6% faster summed over the shapes at M = 64. It is not used
-  // in batch-invariant mode (a different K order than the multistage tiles).
+  // H200, 8 shapes (v5): the small-M kernel is 1.18-1.42x faster at M = 1,
+  // 1.14-1.34x at M = 16 and 9% faster summed over the shapes at M = 64
+  // (0.95x on one). Not in batch-invariant mode: its K order differs from
+  // the multistage tiles', and its split count depends on the shape.
   if (M <= kSmallMMax && !batch_invariant) return kHeuristicSmallM;
   // From the H100 sweep at N = K = 8192: BM 16 x BN 128 with split-K for
   // M <= 16, BM 64 x BN 128 up to 256, then BM 128 x BN 128.

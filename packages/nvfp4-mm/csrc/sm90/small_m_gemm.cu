@@ -7,19 +7,20 @@
 // busy, DRAM 39%): cp.async address math for every 32-byte B row piece,
 // stage bookkeeping and a __syncthreads per 64 K. Here each warp owns
 // NT n8-tiles (8 NT weight rows), and a lane loads its whole share of a
-// 128-wide K chunk of a row with one 16-byte load: 32 nibbles = exactly two
-// 16-element scale blocks, whose two scale bytes are adjacent in the
-// swizzled scale layout (one 2-byte load). DEPTH chunks are in flight per
+// 128-wide K chunk of a row with one 16-byte load (L2 prefetch hint 128 B):
+// 32 nibbles = exactly two 16-element scale blocks, whose two scale bytes
+// are adjacent in the swizzled scale layout (one 2-byte load). (LPC = 2
+// tiles: two 16-byte loads and 256 K per chunk, one 4-byte scale load.) DEPTH chunks are in flight per
 // lane (a register ring); nothing is shared between warps except the A
 // fragments, which are small (M <= 64 rows, fp16, written by the pre-pass
 // in fragment order) and come into a double-buffered shared-memory window
 // of WIN chunks with one barrier per window.
 //
-// K permutation: lane (g, t) owns K [128 c + 32 t, +32) of chunk c; its
-// B register (k-step s, reg rb) is the nibble pair (i, i + 4) of 32-bit word
-// s/2 with i = 2 (s%2) + rb, i.e. K offsets 8 (s/2) + i and + 4. The
-// pre-pass writes A in the same order (split_k.h, ksteps = 8), so every dot
-// product is unchanged. Dequantization is the subnormal trick of
+// K permutation: lane (g, t) owns K [128 LPC c + 32 LPC t, + 32 LPC) of
+// chunk c; its B register (k-step s, reg rb) is the nibble pair (i, i + 4)
+// of its 32-bit word s/2 with i = 2 (s%2) + rb, i.e. K offsets 8 (s/2) + i
+// and + 4. The pre-pass writes A in the same order (split_k.h, ksteps =
+// 8 LPC), so every dot product is unchanged. Dequantization is the subnormal trick of
 // fp4_fp16.cuh (e2m1 * 2^-14, 4 integer ops per pair) and one HMUL2 for the
 // block scale; the epilogue multiplies by alpha * 2^14.
 #include "small_m_gemm.h"
@@ -270,9 +271,9 @@ SmallLauncher make_small() {
   return SmallLauncher{Cf::BM, Cf::BN, Cf::KSTEPS, Cf::SMEM, &small_m_kernel<Cf>};
 }
 
-// H200 sweep (docs/perf-nvfp4-mm.md, v5): tile 0 is the fastest or within
-// 2% at M = 1 and 16 on the 8 SPEC shapes; tile 5 at M = 64 beats the
-// multistage BM 64 tile by 6% summed over the shapes.
+// H200 sweeps (docs/perf-nvfp4-mm.md, v5): tile 0 is the fastest or within
+// 2% of the variants tried at M = 1 and 16 on the 8 SPEC shapes; tile 5 at
+// M = 64 beats the multistage BM 64 tile by 9% summed over the shapes.
 const SmallLauncher kSmallTiles[kSmallMTiles] = {
     // MT NT LPC DEPTH WIN L2PF MINB
     make_small<SmallCfg<1, 4, 1, 2, 4, 128, 4>>(),  // 0: BM 16, BN 128: M <= 16
@@ -313,10 +314,13 @@ void mm_small_m(const Problem& pr, int tile, bool pdl) {
   if (pr.splits > 0) {
     splits = static_cast<int>(pr.splits);
   } else {
-    // ~4 CTAs per SM (a power of two: equal parts of the usual power-of-two
-    // K), keeping >= 2 chunks per split.
-    const int64_t want = std::max<int64_t>(1, std::min<int64_t>({(4 * sms + tiles - 1) / tiles, C / 2, 64}));
-    while (splits * 2 <= want) splits *= 2;
+    // The smallest power of two (equal parts of the usual power-of-two K)
+    // giving >= 3.5 CTAs per SM, keeping >= 4 chunks (512 of K) per split.
+    // H200 split sweeps at M = 1 and 16 (v5): the best or within 3% on all 8
+    // SPEC shapes (8192² at 8 splits: 512 CTAs; 28672x4096 at 4: 896 CTAs;
+    // 6144x4096 stops at 8 (4 chunks): 16 splits were 17% slower).
+    const int64_t cap = std::max<int64_t>(1, std::min<int64_t>(C / 4, 64));
+    while (2 * tiles * splits < 7 * sms && splits * 2 <= cap) splits *= 2;
   }
   int cps = (C + splits - 1) / splits;
   splits = (C + cps - 1) / cps;  // no empty split
