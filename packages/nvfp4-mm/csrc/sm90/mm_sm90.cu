@@ -58,18 +58,6 @@ using namespace sm90;
 constexpr int kChunk = 64;  // K elements per pipeline stage / per scale word
 
 // ------------------------------------------------------------ main kernel
-struct Params {
-  const uint4* afrag;
-  const uint8_t* b;
-  const uint8_t* sb;
-  const float* alpha;
-  void* out;
-  float* partial;  // [splits][M][N] fp32 when splits > 1
-  int M, N, K, C, Mt;
-  int chunks_per_split;
-  int splits;
-  int out_bf16;
-};
 
 // Warp grid WM x WN, each warp MT m16 tiles x NT n8 tiles. WM > 1 halves the
 // shared-memory A traffic per MMA at the cost of each B fragment being
@@ -92,7 +80,7 @@ struct Cfg {
 
 // Packed B rows and their scale bytes of chunk c for an N-tile of BN rows.
 template <int BN, int THREADS>
-__device__ __forceinline__ void load_bs(const Params& p, uint8_t* sB, uint8_t* sS, int c, int n0) {
+__device__ __forceinline__ void load_bs(const MmaParams& p, uint8_t* sB, uint8_t* sS, int c, int n0) {
   const int tid = threadIdx.x;
   // Packed B: BN rows x 32 bytes (2 x 16 B); rows >= N and the K tail zero-fill.
   const int kb = p.K / 2;
@@ -129,7 +117,7 @@ __device__ __forceinline__ void load_bs(const Params& p, uint8_t* sB, uint8_t* s
 
 // A fragments of chunk c: MT tiles x 128 uint4, contiguous per (tile, chunk) in global.
 template <class Cf>
-__device__ __forceinline__ void load_a(const Params& p, uint8_t* sub, int c, int m_tile0) {
+__device__ __forceinline__ void load_a(const MmaParams& p, uint8_t* sub, int c, int m_tile0) {
   uint4* sA = reinterpret_cast<uint4*>(sub);
   for (int i = threadIdx.x; i < Cf::MT * Cf::WM * 128; i += Cf::THREADS) {
     const int mt = m_tile0 + i / 128;
@@ -142,7 +130,7 @@ __device__ __forceinline__ void load_a(const Params& p, uint8_t* sub, int c, int
 // Chunks c0 .. c0+KC-1 (those before c_end) into the KC sub-stages: A
 // fragments if WITH_A, packed B and scales if WITH_B.
 template <class Cf, bool WITH_A = true, bool WITH_B = true>
-__device__ __forceinline__ void load_stage(const Params& p, uint8_t* stage, int c0, int c_end, int m_tile0,
+__device__ __forceinline__ void load_stage(const MmaParams& p, uint8_t* stage, int c0, int c_end, int m_tile0,
                                            int n0) {
 #pragma unroll
   for (int kc = 0; kc < Cf::KC; ++kc) {
@@ -154,7 +142,7 @@ __device__ __forceinline__ void load_stage(const Params& p, uint8_t* stage, int 
 }
 
 template <class Cf>
-__global__ void __launch_bounds__(Cf::THREADS, 1) gemm_kernel(const Params p) {
+__global__ void __launch_bounds__(Cf::THREADS, 1) gemm_kernel(const MmaParams p) {
   extern __shared__ __align__(128) uint8_t smem[];
   constexpr int MT = Cf::MT, NT = Cf::NT, STAGES = Cf::STAGES;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -304,7 +292,7 @@ __global__ void __launch_bounds__(Cf::THREADS, 1) gemm_kernel(const Params p) {
 struct Launcher {
   int bm, bn, threads, smem;
   bool subnorm;
-  void (*kernel)(const Params);
+  void (*kernel)(const MmaParams);
 };
 
 template <class Cf>
@@ -408,7 +396,6 @@ void mm_sm90(const Problem& pr) {
   // 2. A -> fp16 in mma.sync fragment order (workspace through torch:
   // caching allocator, graph-safe).
   Tensor afrag = prepass_a(pr, kChunk / 16, stream, pdl);
-  const int Mt = static_cast<int>((M + 15) / 16);
 
   // 3. split-K count.
   const int64_t tiles = ((N + L.bn - 1) / L.bn) * ((M + L.bm - 1) / L.bm);
@@ -424,42 +411,9 @@ void mm_sm90(const Problem& pr) {
     splits = 1;
     while (splits * 2 <= want) splits *= 2;
   }
-  int cps = (C + splits - 1) / splits;
-  splits = (C + cps - 1) / cps;  // no empty split
-
-  Params p{};
-  p.afrag = static_cast<const uint4*>(afrag.data_ptr());
-  p.b = pr.b.const_data_ptr<uint8_t>();
-  p.sb = static_cast<const uint8_t*>(pr.sb.data_ptr());
-  p.alpha = pr.alpha.const_data_ptr<float>();
-  p.out = pr.out.data_ptr();
-  p.M = static_cast<int>(M);
-  p.N = static_cast<int>(N);
-  p.K = static_cast<int>(K);
-  p.C = C;
-  p.Mt = Mt;
-  p.chunks_per_split = cps;
-  p.splits = splits;
-  p.out_bf16 = pr.out.scalar_type() == lowbit::ScalarType::BFloat16;
-  std::optional<Tensor> part;
-  if (splits > 1) {
-    part = lowbit::empty_on(pr.a, {(int64_t)splits * M * N}, lowbit::ScalarType::Float);
-    p.partial = static_cast<float*>(part->data_ptr());
-  }
-
   ensure_smem(L, dev);
-  dim3 grid(static_cast<unsigned>((N + L.bn - 1) / L.bn), static_cast<unsigned>((M + L.bm - 1) / L.bm),
-            static_cast<unsigned>(splits));
-  LOWBIT_CHECK(grid.y <= 65535, "cutlass_scaled_fp4_mm: M=", M, " too large for the SM90 grid");
-  // PDL for the main kernel only when it has >= 3 CTAs per SM. Measured on
-  // the H100 (benchmarks/split_pdl_sweep.py, M = 1 / 16): with fewer, the
-  // early launch cost 12-30% (8192x8192 at 4 splits, 256 CTAs: 41.9 vs
-  // 32.0 us; 10240x8192 at 4 splits: 42.9 vs 38.1), with more it saved 3-12%.
-  const bool pdl_main = pdl && tiles * splits >= 3 * sms;
-  lowbit::launch_kernel(L.kernel, grid, dim3(L.threads), L.smem, stream, pdl_main, p);
-
-  if (splits > 1)
-    reduce_splits(p.partial, p.alpha, L.subnorm ? 16384.f : 1.f, p.out, M * N, splits, p.out_bf16, stream, pdl);
+  launch_mma_split_k(pr, L.kernel, afrag, kChunk, splits, L.bm, L.bn, L.threads, L.smem, L.subnorm ? 16384.f : 1.f,
+                     stream, pdl, sms);
 }
 
 }  // namespace nvfp4_mm

@@ -44,18 +44,6 @@ namespace {
 
 constexpr int kWarps = 4;
 
-struct SmallParams {
-  const uint4* afrag;  // [Mt][C][8][32]
-  const uint8_t* b;
-  const uint8_t* sb;
-  const float* alpha;
-  void* out;
-  float* partial;  // [splits][M][N] fp32 when splits > 1
-  int M, N, K, C, C4, Mt;
-  int chunks_per_split;
-  int splits;
-  int out_bf16;
-};
 
 // MT m16 tiles (all warps share them), NT n8 tiles per warp, LPC 16-byte
 // loads per lane and row per chunk (chunk = 128 LPC of K: a row's 64 LPC
@@ -109,7 +97,7 @@ __device__ __forceinline__ uint32_t ldg_scales(const void* p) {
 }
 
 template <class Cf>
-__global__ void __launch_bounds__(Cf::THREADS, Cf::MINB) small_m_kernel(const SmallParams p) {
+__global__ void __launch_bounds__(Cf::THREADS, Cf::MINB) small_m_kernel(const MmaParams p) {
   extern __shared__ __align__(128) uint8_t smem[];
   constexpr int MT = Cf::MT, NT = Cf::NT, LPC = Cf::LPC, DEPTH = Cf::DEPTH, WIN = Cf::WIN;
   constexpr int KSTEPS = Cf::KSTEPS, CHUNK_K = Cf::CHUNK_K;
@@ -264,7 +252,7 @@ __global__ void __launch_bounds__(Cf::THREADS, Cf::MINB) small_m_kernel(const Sm
 
 struct SmallLauncher {
   int bm, bn, ksteps, smem;
-  void (*kernel)(const SmallParams);
+  void (*kernel)(const MmaParams);
 };
 template <class Cf>
 SmallLauncher make_small() {
@@ -322,40 +310,9 @@ void mm_small_m(const Problem& pr, int tile, bool pdl) {
     const int64_t cap = std::max<int64_t>(1, std::min<int64_t>(C / 4, 64));
     while (2 * tiles * splits < 7 * sms && splits * 2 <= cap) splits *= 2;
   }
-  int cps = (C + splits - 1) / splits;
-  splits = (C + cps - 1) / cps;  // no empty split
-
-  SmallParams p{};
-  p.afrag = static_cast<const uint4*>(afrag.data_ptr());
-  p.b = pr.b.const_data_ptr<uint8_t>();
-  p.sb = static_cast<const uint8_t*>(pr.sb.data_ptr());
-  p.alpha = pr.alpha.const_data_ptr<float>();
-  p.out = pr.out.data_ptr();
-  p.M = static_cast<int>(M);
-  p.N = static_cast<int>(N);
-  p.K = static_cast<int>(K);
-  p.C = C;
-  p.C4 = static_cast<int>((K + 63) / 64);
-  p.Mt = static_cast<int>((M + 15) / 16);
-  p.chunks_per_split = cps;
-  p.splits = splits;
-  p.out_bf16 = pr.out.scalar_type() == lowbit::ScalarType::BFloat16;
-  std::optional<Tensor> part;
-  if (splits > 1) {
-    part = lowbit::empty_on(pr.a, {(int64_t)splits * M * N}, lowbit::ScalarType::Float);
-    p.partial = static_cast<float*>(part->data_ptr());
-  }
-
   ensure_smem(tile, dev);
-  dim3 grid(static_cast<unsigned>((N + L.bn - 1) / L.bn), static_cast<unsigned>((M + L.bm - 1) / L.bm),
-            static_cast<unsigned>(splits));
-  LOWBIT_CHECK(grid.y <= 65535, "cutlass_scaled_fp4_mm: M=", M, " too large for the SM90 small-M grid");
-  // Same rule as the multistage kernel (mm_sm90.cu): PDL for the main kernel
-  // only from ~3 CTAs per SM.
-  const bool pdl_main = pdl && tiles * splits >= 3 * sms;
-  lowbit::launch_kernel(L.kernel, grid, dim3(32 * kWarps), L.smem, stream, pdl_main, p);
-  if (splits > 1)
-    reduce_splits(p.partial, p.alpha, 16384.f, p.out, M * N, splits, p.out_bf16, stream, pdl);
+  launch_mma_split_k(pr, L.kernel, afrag, chunk_k, splits, L.bm, L.bn, 32 * kWarps, L.smem, 16384.f, stream, pdl,
+                     sms);
 }
 
 }  // namespace nvfp4_mm::sm90

@@ -7,6 +7,8 @@
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
 
+#include <optional>
+
 namespace nvfp4_mm::sm90 {
 namespace {
 
@@ -100,12 +102,51 @@ Tensor prepass_a(const Problem& p, int ksteps, cudaStream_t stream, bool pdl) {
   return afrag;
 }
 
-void reduce_splits(const float* part, const float* alpha, float extra, void* out, int64_t MN, int splits,
-                   bool out_bf16, cudaStream_t stream, bool pdl) {
-  const int threads = 256;
-  const unsigned blocks = static_cast<unsigned>((MN / 4 + threads - 1) / threads);
-  lowbit::launch_kernel(reduce_kernel, dim3(blocks), dim3(threads), 0, stream, pdl, part, alpha, extra, out, MN,
-                        splits, out_bf16 ? 1 : 0);
+void launch_mma_split_k(const Problem& pr, void (*kernel)(const MmaParams), const Tensor& afrag, int chunk_k,
+                        int splits, int bm, int bn, int threads, int smem, float unscale, cudaStream_t stream,
+                        bool pdl, int64_t sms) {
+  const int64_t M = pr.M, N = pr.N, K = pr.K;
+  const int C = static_cast<int>((K + chunk_k - 1) / chunk_k);
+  const int cps = (C + splits - 1) / splits;
+  splits = (C + cps - 1) / cps;  // no empty split
+
+  MmaParams p{};
+  p.afrag = static_cast<const uint4*>(afrag.data_ptr());
+  p.b = pr.b.const_data_ptr<uint8_t>();
+  p.sb = static_cast<const uint8_t*>(pr.sb.data_ptr());
+  p.alpha = pr.alpha.const_data_ptr<float>();
+  p.out = pr.out.data_ptr();
+  p.M = static_cast<int>(M);
+  p.N = static_cast<int>(N);
+  p.K = static_cast<int>(K);
+  p.C = C;
+  p.C4 = static_cast<int>((K + 63) / 64);
+  p.Mt = static_cast<int>((M + 15) / 16);
+  p.chunks_per_split = cps;
+  p.splits = splits;
+  p.out_bf16 = pr.out.scalar_type() == lowbit::ScalarType::BFloat16;
+  std::optional<Tensor> part;
+  if (splits > 1) {
+    part = lowbit::empty_on(pr.a, {(int64_t)splits * M * N}, lowbit::ScalarType::Float);
+    p.partial = static_cast<float*>(part->data_ptr());
+  }
+
+  const dim3 grid(static_cast<unsigned>((N + bn - 1) / bn), static_cast<unsigned>((M + bm - 1) / bm),
+                  static_cast<unsigned>(splits));
+  LOWBIT_CHECK(grid.y <= 65535, "cutlass_scaled_fp4_mm: M=", M, " too large for the SM90 grid");
+  // PDL for the main kernel only when it has >= 3 CTAs per SM. Measured on
+  // the H100 (benchmarks/split_pdl_sweep.py, M = 1 / 16, multistage kernel):
+  // with fewer, the early launch cost 12-30% (8192x8192 at 4 splits, 256
+  // CTAs: 41.9 vs 32.0 us; 10240x8192 at 4 splits: 42.9 vs 38.1), with more
+  // it saved 3-12%.
+  const bool pdl_main = pdl && int64_t(grid.x) * grid.y * grid.z >= 3 * sms;
+  lowbit::launch_kernel(kernel, grid, dim3(threads), smem, stream, pdl_main, p);
+  if (splits == 1) return;
+  const int64_t MN = M * N;  // % 4 == 0 (N % 32 == 0)
+  const int rthreads = 256;
+  const unsigned blocks = static_cast<unsigned>((MN / 4 + rthreads - 1) / rthreads);
+  lowbit::launch_kernel(reduce_kernel, dim3(blocks), dim3(rthreads), 0, stream, pdl,
+                        static_cast<const float*>(p.partial), p.alpha, unscale, p.out, MN, splits, p.out_bf16);
 }
 
 }  // namespace nvfp4_mm::sm90

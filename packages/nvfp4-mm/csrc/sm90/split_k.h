@@ -1,6 +1,8 @@
-// The two helper launches around the SM90 mma.sync kernels: the A pre-pass
-// (activations -> fp16 in mma.sync fragment order) and the deterministic
-// split-K reduce. Host declarations; kernels in split_k.cu.
+// What the two SM90 mma.sync kernels (mm_sm90.cu: multistage tiles;
+// small_m_gemm.cu: weights streamed into registers) share: their parameter
+// block, the A pre-pass (activations -> fp16 in mma.sync fragment order) and
+// the launch of the main kernel followed by the deterministic split-K
+// reduce. Host declarations; kernels in split_k.cu.
 #pragma once
 
 #include "nvfp4_mm.h"
@@ -8,6 +10,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <vector_types.h>
 
 namespace nvfp4_mm::sm90 {
 
@@ -20,9 +23,28 @@ namespace nvfp4_mm::sm90 {
 // 8 (s/2) + 2 (s%2) + rb and that + 4. Rows >= M and K >= K are zero.
 Tensor prepass_a(const Problem& p, int ksteps, cudaStream_t stream, bool pdl);
 
-// out[i] = convert(alpha * extra * sum_z part[z][i]), z in split order.
-// MN % 4 == 0.
-void reduce_splits(const float* part, const float* alpha, float extra, void* out, int64_t MN, int splits,
-                   bool out_bf16, cudaStream_t stream, bool pdl);
+struct MmaParams {
+  const uint4* afrag;  // prepass_a's output
+  const uint8_t* b;
+  const uint8_t* sb;
+  const float* alpha;
+  void* out;
+  float* partial;  // [splits][M][N] fp32 when splits > 1
+  int M, N, K;
+  int C;   // K chunks of the kernel's width
+  int C4;  // 4-block (64 K) groups of the swizzled scale layout
+  int Mt;  // 16-row tiles of A
+  int chunks_per_split, splits, out_bf16;
+};
+
+// One main-kernel launch + its reduce: fills MmaParams for K chunks of
+// chunk_k and `splits` (the caller's choice, trimmed so that no split is
+// empty), launches `kernel` on (ceil(N/bn), ceil(M/bm), splits) CTAs of
+// `threads` with `smem` bytes, then (splits > 1) the reduce, which scales by
+// alpha * unscale (splits == 1: the kernel does). Workspace via torch
+// (caching allocator, graph-safe).
+void launch_mma_split_k(const Problem& pr, void (*kernel)(const MmaParams), const Tensor& afrag, int chunk_k,
+                        int splits, int bm, int bn, int threads, int smem, float unscale, cudaStream_t stream,
+                        bool pdl, int64_t sms);
 
 }  // namespace nvfp4_mm::sm90
