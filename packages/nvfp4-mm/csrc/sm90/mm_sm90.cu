@@ -48,7 +48,6 @@
 
 #include <array>
 #include <atomic>
-#include <optional>
 
 namespace nvfp4_mm {
 namespace {
@@ -353,15 +352,6 @@ int pick_config(int64_t M, bool batch_invariant) {
   return kDefaultVariant * kTilesPerVariant + tile;
 }
 
-void ensure_smem(const Launcher& L, int device) {
-  // Dynamic shared memory above 48 KB must be opted into, per device.
-  static std::array<std::atomic<uint64_t>, kNumConfigs> done{};
-  const int idx = static_cast<int>(&L - kConfigs);
-  const uint64_t bit = 1ull << (device & 63);
-  if (done[idx].load(std::memory_order_relaxed) & bit) return;
-  LOWBIT_CUDA_CHECK(cudaFuncSetAttribute(L.kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, L.smem));
-  done[idx].fetch_or(bit, std::memory_order_relaxed);
-}
 
 }  // namespace
 
@@ -411,9 +401,9 @@ void mm_sm90(const Problem& pr) {
     splits = 1;
     while (splits * 2 <= want) splits *= 2;
   }
-  ensure_smem(L, dev);
-  launch_mma_split_k(pr, L.kernel, afrag, kChunk, splits, L.bm, L.bn, L.threads, L.smem, L.subnorm ? 16384.f : 1.f,
-                     stream, pdl, sms);
+  static std::array<std::atomic<uint64_t>, kNumConfigs> smem_done{};
+  launch_mma_split_k(pr, L.kernel, afrag, kChunk, splits, L.bm, L.bn, L.threads, L.smem, smem_done[cfg],
+                     L.subnorm ? 16384.f : 1.f, stream, pdl, sms);
 }
 
 }  // namespace nvfp4_mm

@@ -37,7 +37,6 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
-#include <optional>
 
 namespace nvfp4_mm::sm90 {
 namespace {
@@ -274,14 +273,6 @@ const SmallLauncher kSmallTiles[kSmallMTiles] = {
 
 int pick_tile(int64_t M) { return M <= 16 ? 0 : 5; }
 
-void ensure_smem(int idx, int device) {
-  static std::array<std::atomic<uint64_t>, kSmallMTiles> done{};
-  const uint64_t bit = 1ull << (device & 63);
-  if (done[idx].load(std::memory_order_relaxed) & bit) return;
-  LOWBIT_CUDA_CHECK(cudaFuncSetAttribute(kSmallTiles[idx].kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         kSmallTiles[idx].smem));
-  done[idx].fetch_or(bit, std::memory_order_relaxed);
-}
 
 }  // namespace
 
@@ -310,9 +301,9 @@ void mm_small_m(const Problem& pr, int tile, bool pdl) {
     const int64_t cap = std::max<int64_t>(1, std::min<int64_t>(C / 4, 64));
     while (2 * tiles * splits < 7 * sms && splits * 2 <= cap) splits *= 2;
   }
-  ensure_smem(tile, dev);
-  launch_mma_split_k(pr, L.kernel, afrag, chunk_k, splits, L.bm, L.bn, 32 * kWarps, L.smem, 16384.f, stream, pdl,
-                     sms);
+  static std::array<std::atomic<uint64_t>, kSmallMTiles> smem_done{};
+  launch_mma_split_k(pr, L.kernel, afrag, chunk_k, splits, L.bm, L.bn, 32 * kWarps, L.smem, smem_done[tile], 16384.f,
+                     stream, pdl, sms);
 }
 
 }  // namespace nvfp4_mm::sm90

@@ -103,8 +103,8 @@ Tensor prepass_a(const Problem& p, int ksteps, cudaStream_t stream, bool pdl) {
 }
 
 void launch_mma_split_k(const Problem& pr, void (*kernel)(const MmaParams), const Tensor& afrag, int chunk_k,
-                        int splits, int bm, int bn, int threads, int smem, float unscale, cudaStream_t stream,
-                        bool pdl, int64_t sms) {
+                        int splits, int bm, int bn, int threads, int smem, std::atomic<uint64_t>& smem_done,
+                        float unscale, cudaStream_t stream, bool pdl, int64_t sms) {
   const int64_t M = pr.M, N = pr.N, K = pr.K;
   const int C = static_cast<int>((K + chunk_k - 1) / chunk_k);
   const int cps = (C + splits - 1) / splits;
@@ -129,6 +129,13 @@ void launch_mma_split_k(const Problem& pr, void (*kernel)(const MmaParams), cons
   if (splits > 1) {
     part = lowbit::empty_on(pr.a, {(int64_t)splits * M * N}, lowbit::ScalarType::Float);
     p.partial = static_cast<float*>(part->data_ptr());
+  }
+
+  // Dynamic shared memory above 48 KB must be opted into, per device.
+  const uint64_t dev_bit = 1ull << (pr.a.get_device_index() & 63);
+  if (!(smem_done.load(std::memory_order_relaxed) & dev_bit)) {
+    LOWBIT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    smem_done.fetch_or(dev_bit, std::memory_order_relaxed);
   }
 
   const dim3 grid(static_cast<unsigned>((N + bn - 1) / bn), static_cast<unsigned>((M + bm - 1) / bm),

@@ -9,8 +9,8 @@
 
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cstdint>
-#include <vector_types.h>
 
 namespace nvfp4_mm::sm90 {
 
@@ -42,9 +42,11 @@ struct MmaParams {
 // empty), launches `kernel` on (ceil(N/bn), ceil(M/bm), splits) CTAs of
 // `threads` with `smem` bytes, then (splits > 1) the reduce, which scales by
 // alpha * unscale (splits == 1: the kernel does). Workspace via torch
-// (caching allocator, graph-safe).
+// (caching allocator, graph-safe). `smem_done`: the caller's per-kernel
+// record of the devices (bit = index % 64) where the kernel's dynamic shared
+// memory above 48 KB is already opted into.
 void launch_mma_split_k(const Problem& pr, void (*kernel)(const MmaParams), const Tensor& afrag, int chunk_k,
-                        int splits, int bm, int bn, int threads, int smem, float unscale, cudaStream_t stream,
-                        bool pdl, int64_t sms);
+                        int splits, int bm, int bn, int threads, int smem, std::atomic<uint64_t>& smem_done,
+                        float unscale, cudaStream_t stream, bool pdl, int64_t sms);
 
 }  // namespace nvfp4_mm::sm90
