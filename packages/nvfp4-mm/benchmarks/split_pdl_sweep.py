@@ -1,12 +1,12 @@
 """Small-M split-K count x PDL on/off, timed interleaved (docs/perf-nvfp4-mm.md v4.2).
 
 For each weight shape and M, the heuristic's launch and the given SM90 configs
-(default: the small-M tile, config 1) with forced split counts, each with and
+(default: config 28, tile 0 of the small-M kernel) with forced split counts, each with and
 without programmatic dependent launch (LOWBIT_NVFP4_MM_PDL).
 
     python benchmarks/split_pdl_sweep.py OUT.md [--configs 1,14] [--splits -1,8] [--pdl 1,0] [--tokens 1,16]
 
---configs: SM90 configs to compare (default: the small-M tile 1); split -1:
+--configs: SM90 configs to compare (default: 28); split -1:
 the heuristic's split count for that config.
 """
 
@@ -21,7 +21,7 @@ SHAPES = [(8192, 10240), (8192, 8192), (4096, 6144), (4096, 4096), (14336, 4096)
           (4096, 28672), (8192, 57344), (28672, 8192)]  # (K, N)
 TOKENS = [1, 16]
 SPLITS = [2, 4, 8, 16]
-SMALL_M_TILE = 1  # BM 16 x BN 128
+SMALL_M_TILE = 28  # the small-M kernel's tile 0 (BM 16 x BN 128), the heuristic's choice for M <= 16
 
 
 def main(out: str, configs=(SMALL_M_TILE,), splits=SPLITS, pdls=("1", "0"), tokens=TOKENS) -> int:
