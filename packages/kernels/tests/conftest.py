@@ -1,6 +1,8 @@
 """Fixtures for the `lowbit` command's tests: fake kernel families (tests/fakes)
 implementing the protocol of docs/DEVELOPING.md, and a runner that calls the
-command in-process or as a subprocess."""
+command in-process or as a subprocess, with the fakes in place of the
+installed entry points (in-process: _families.family_specs monkeypatched;
+subprocess: tests/fakes/lowbit_with.py does the same)."""
 
 from __future__ import annotations
 
@@ -34,10 +36,12 @@ def lowbit(capsys, monkeypatch, tmp_path):
     import fake_ok
 
     fake_ok.CALLS.clear()
+    from lowbit.kernels import _families
     from lowbit.kernels.cli import main
 
     def run(*argv, families=("fake_ok",)):
-        rc = main(list(argv), families=specs(families))
+        monkeypatch.setattr(_families, "family_specs", lambda: specs(families))
+        rc = main(list(argv))
         out, err = capsys.readouterr()
         return rc, out, err
 
@@ -47,22 +51,23 @@ def lowbit(capsys, monkeypatch, tmp_path):
 
 @pytest.fixture
 def lowbit_subprocess():
-    """run(*argv, families=[...]) -> CompletedProcess of `python -m lowbit.kernels`."""
+    """run(*argv, families=[...]) -> CompletedProcess of the command in a subprocess."""
 
-    def environ(families):
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            [str(FAKES), str(SRC)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
-        env["LOWBIT_FAMILIES"] = ",".join(f"{n}={m}" for n, m in specs(families))
-        return env
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(FAKES), str(SRC)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+
+    def command(argv, families):
+        fams = ",".join(f"{n}={m}" for n, m in specs(families))
+        return [sys.executable, "-m", "lowbit_with", fams, *argv]
 
     def run(*argv, families=("fake_ok",), cwd=None):
-        return subprocess.run([sys.executable, "-m", "lowbit.kernels", *argv], env=environ(families),
-                              cwd=cwd, capture_output=True, text=True, timeout=300)
+        return subprocess.run(command(argv, families), env=env, cwd=cwd, capture_output=True,
+                              text=True, timeout=300)
 
     def popen(*argv, families=("fake_ok",)):
-        return subprocess.Popen([sys.executable, "-m", "lowbit.kernels", *argv], env=environ(families),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        return subprocess.Popen(command(argv, families), env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
 
     run.popen = popen
     return run

@@ -254,7 +254,7 @@ def test_units_changing_with_m_are_kept_per_row():
 
 def test_plot_of_mixed_units_is_written(tmp_path):
     pytest.importorskip("matplotlib")
-    from lowbit.kernels._report import plot
+    from lowbit.kernels._plot import plot
 
     plot(tmp_path / "x.png", "p", "o", _mixed_rows())
     assert (tmp_path / "x.png").read_bytes()[:8] == PNG_MAGIC
@@ -269,3 +269,15 @@ def test_pivot_with_missing_cells(missing_impl):
             for m in (1, 2) for i in ("lowbit", "A") if not (m == 2 and i == missing_impl)]
     _, table = pivot(rows)
     assert len(table) == 2 and table[1][-1] == ""  # no speed-up without both sides
+
+
+def test_plot_shows_speedup_over_the_fastest_baseline():
+    from lowbit.kernels._plot import speedup_series
+
+    rows = [{"package": "p", "op": "o", "shape": "s", "M": m, "impl": i, "us": us,
+             "metric": 1.0, "metric_name": "TB/s"}
+            for m in (1, 64) for i, us in (("lowbit", 10.0 * m), ("A", 20.0), ("B", 15.0),
+                                            ("copy floor", 5.0))]
+    series = speedup_series(rows)
+    assert series == {"s": {"lowbit": [(1, 1.5), (64, 15.0 / 640)], "copy floor": [(1, 3.0), (64, 3.0)]}}
+    assert speedup_series([r for r in rows if r["impl"] != "lowbit"]) == {}

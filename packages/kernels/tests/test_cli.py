@@ -105,7 +105,8 @@ def test_default_device_is_cpu_without_gpu(lowbit):
 
 
 def test_models_are_canonicalised():
-    from lowbit.kernels._env import canonical_model, same_model
+    from lowbit.kernels.bench import same_model
+    from lowbit.testing.shapes import canonical_model
 
     assert canonical_model("llama3-8b") == "Llama-3-8B"
     assert canonical_model("LLAMA_3.1_405B") == "Llama-3.1-405B"

@@ -1,42 +1,14 @@
-"""The machine the command runs on: torch/CUDA versions, the device, model names."""
+"""The machine the command runs on: torch/CUDA versions, the device."""
 
 from __future__ import annotations
 
 import platform
-import re
 
-from ._families import SUPPORT_DISTS, dist_version
-
-# SPEC §4 model names as the packages' bench.run(models=...) receives them.
-MODELS = ("Llama-3-8B", "Llama-3-70B", "Llama-3.1-405B", "Qwen2.5-72B", "DeepSeek-R1")
-_ALIASES = {"llama3405b": "Llama-3.1-405B", "deepseekr1moe": "DeepSeek-R1", "deepseek": "DeepSeek-R1"}
+from ._families import SUPPORT_DISTS, dist_version, target_of_capability
 
 
 class UserError(Exception):
     """A mistake on the command line: printed as one line, exit status 2."""
-
-
-def _key(s: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", s.lower())
-
-
-def canonical_model(name: str) -> str | None:
-    """'llama3-8b', 'LLAMA-3-8B', 'llama-3.1-405b' -> the SPEC spelling; None if unknown."""
-    table = {_key(m): m for m in MODELS} | _ALIASES
-    return table.get(_key(str(name)))
-
-
-def same_model(a: str, b: str) -> bool:
-    ca = canonical_model(a)
-    return _key(a) == _key(b) or (ca is not None and ca == canonical_model(b))
-
-
-def package_models(bench_module) -> list[str] | None:
-    """The model names a package's bench knows (its MODELS dict/list), or None."""
-    models = getattr(bench_module, "MODELS", None)
-    if isinstance(models, (dict, list, tuple)) and models:
-        return [str(m) for m in models]
-    return None
 
 
 def parse_device(text: str | None):
@@ -78,8 +50,6 @@ def describe_device(device) -> dict:
                 "capability": None, "target": "CPU"}
     props = torch.cuda.get_device_properties(device)
     major, minor = props.major, props.minor
-    from ._families import target_of_capability
-
     return {
         "device": str(device),
         "name": props.name,

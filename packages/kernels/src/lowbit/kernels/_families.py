@@ -1,5 +1,9 @@
 """Discovery of the installed lowbit kernel packages ("families") and the
-protocol the `lowbit` command uses on them (docs/DEVELOPING.md):
+protocol the `lowbit` command uses on them (docs/DEVELOPING.md).
+
+A family is found through its entry point in the group "lowbit.families"
+(``<family> = "lowbit.<family>"`` in its pyproject.toml), so a new package is
+seen without any list here. Protocol:
 
     lowbit.<family>.OPS              {op: ("CPU", "SM90", ...)}
     lowbit.<family>.build_info()     {"cuda_archs": [...], "torch_built_against": ...}
@@ -14,19 +18,14 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
-import os
 import traceback
 from dataclasses import dataclass, field
 from types import ModuleType
 
-KNOWN_FAMILIES = ("nvfp4_quant", "nvfp4_mm", "w4a8_mm")
+ENTRY_POINT_GROUP = "lowbit.families"
 TARGETS = ("CPU", "SM90", "SM100", "SM120")
 # Packages that are not kernel families but belong to the installation.
 SUPPORT_DISTS = ("lowbit-kernels", "lowbit-cutlass-ext", "lowbit-testing")
-
-# Test/injection point: "name" (module lowbit.<name>) or "name=module.path",
-# comma separated. Replaces the known families entirely.
-FAMILIES_ENV = "LOWBIT_FAMILIES"
 
 
 class ProtocolError(Exception):
@@ -102,15 +101,11 @@ class Family:
 
 
 def family_specs() -> list[tuple[str, str]]:
-    """(name, module) for every family the command knows (or LOWBIT_FAMILIES)."""
-    env = os.environ.get(FAMILIES_ENV, "").strip()
-    if not env:
-        return [(f, f"lowbit.{f}") for f in KNOWN_FAMILIES]
-    specs = []
-    for item in filter(None, (s.strip() for s in env.split(","))):
-        name, _, module = item.partition("=")
-        specs.append((name.strip(), module.strip() or f"lowbit.{name.strip()}"))
-    return specs
+    """(name, module) of every installed family, sorted by name: the entry
+    points of the group "lowbit.families". Tests replace this function."""
+    eps = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    specs = {ep.name: ep.value.strip() for ep in eps}
+    return sorted(specs.items())
 
 
 def load_family(name: str, module_name: str) -> Family:
@@ -141,6 +136,7 @@ def load_family(name: str, module_name: str) -> Family:
 
 
 def discover(specs: list[tuple[str, str]] | None = None) -> list[Family]:
+    """Every family of `specs` (default: the installed ones), imported."""
     return [load_family(n, m) for n, m in (specs if specs is not None else family_specs())]
 
 

@@ -1,4 +1,4 @@
-"""Tables (terminal and Markdown), CSV/JSON files and PNG plots for `lowbit`."""
+"""Tables (terminal and Markdown) and CSV/JSON files of `lowbit` (plots: _plot.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import csv
 import io
 import json
 import math
-import re
 from pathlib import Path
 
 ROW_FIELDS = ("package", "op", "shape", "M", "impl", "us", "metric", "metric_name")
@@ -165,76 +164,3 @@ def write_csv(path: Path, rows: list[dict]) -> None:
 
 def write_json(path: Path, obj) -> None:
     path.write_text(json.dumps(obj, indent=1, default=str) + "\n")
-
-
-def slug(s: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", s).strip("_")
-
-
-def plot_file(package: str, op: str) -> str:
-    return f"{slug(package)}.{slug(op)}.png"
-
-
-def plot(path: Path, package: str, op: str, rows: list[dict]) -> None:
-    """One figure per (package, op): a subplot per shape, x = M (log2),
-    y = metric, one line per impl; bounds (floors) dashed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows, units, converted = harmonize(rows)
-    # One unit: plot it (higher is better). Units changing with M (bandwidth
-    # at small M, FLOP/s at large M): plot the time, the one common measure.
-    by_time = len(units) != 1
-    rows = [dict(r, shape=label(r), metric=r["us"] if by_time else r["metric"]) for r in rows]
-    unit = "µs per call (lower is better)" if by_time else units[0]
-    shapes = list(dict.fromkeys(r["shape"] for r in rows))
-    impls = list(dict.fromkeys(r["impl"] for r in rows))
-    colors = {i: f"C{k % 10}" for k, i in enumerate(impls)}
-    ncols = min(4, len(shapes))
-    nrows = -(-len(shapes) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows + 0.6),
-                             squeeze=False, layout="constrained")
-    for ax, shape in zip(axes.flat, shapes):
-        ms = sorted(set(r["M"] for r in rows if r["shape"] == shape))
-        for impl in impls:
-            pts = sorted((r["M"], r["metric"]) for r in rows if r["shape"] == shape and r["impl"] == impl)
-            if not pts:
-                continue
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", markersize=3,
-                    color=colors[impl], linestyle="--" if is_floor(impl) else "-",
-                    label=impl + (" *" if impl in converted and not by_time else ""))
-        ax.set_xscale("log", base=2)
-        if by_time:
-            ax.set_yscale("log")
-        ax.set_xticks(ms, [str(m) for m in ms])
-        ax.minorticks_off()
-        ax.set_title(shape, fontsize=9)
-        ax.set_xlabel("M (tokens)", fontsize=8)
-        ax.set_ylabel(unit, fontsize=8)
-        ax.tick_params(labelsize=7)
-        ax.grid(True, alpha=0.3)
-        if not by_time:
-            # A bound (copy floor) far above every implementation, e.g. a
-            # weight-bytes floor at large M, must not flatten the real curves.
-            real = [r["metric"] for r in rows if r["shape"] == shape and not is_floor(r["impl"])
-                    and r["metric"] == r["metric"]]
-            ax.set_ylim(bottom=0, top=1.15 * max(real) if real else None)
-    for ax in list(axes.flat)[len(shapes):]:
-        ax.axis("off")
-    handles, labels = [], []
-    for ax in axes.flat:
-        for h, lab in zip(*ax.get_legend_handles_labels()):
-            if lab not in labels:
-                handles.append(h)
-                labels.append(lab)
-    note = (f"  (* {', '.join(sorted(converted))}: time converted to {unit}, same work)"
-            if converted and not by_time else "")
-    fig.suptitle(f"{package} · {op}{note}", fontsize=11)
-    try:
-        fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 5), fontsize=8)
-    except ValueError:  # matplotlib < 3.7 has no "outside" locations
-        fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), fontsize=8)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
