@@ -8,14 +8,32 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 
-FAMILIES = ("nvfp4_quant", "nvfp4_mm", "w4a8_mm")
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    tomllib = pytest.importorskip("tomli")
+
+PACKAGES = Path(__file__).resolve().parents[1] / "packages"
+
+
+def declared_families() -> list[str]:
+    """Every family a package of this repository declares in the entry point
+    group "lowbit.families" (its pyproject.toml)."""
+    out = []
+    for pyproject in sorted(PACKAGES.glob("*/pyproject.toml")):
+        project = tomllib.loads(pyproject.read_text())["project"]
+        out += list(project.get("entry-points", {}).get("lowbit.families", {}))
+    return out
+
+
+FAMILIES = declared_families()
 
 
 def _installed(family: str) -> bool:
@@ -27,15 +45,29 @@ def _installed(family: str) -> bool:
 
 
 INSTALLED = [f for f in FAMILIES if _installed(f)]
-pytestmark = pytest.mark.skipif(not INSTALLED, reason="no lowbit kernel package is installed")
+needs_install = pytest.mark.skipif(not INSTALLED, reason="no lowbit kernel package is installed")
+
+
+def test_every_kernel_package_declares_its_family():
+    """A package shipping a selfcheck is a family: without the entry point the
+    `lowbit` command would not see it."""
+    shipped = {p.parent.name for p in PACKAGES.glob("*/src/lowbit/*/selfcheck.py")}
+    assert shipped and shipped <= set(FAMILIES), sorted(shipped - set(FAMILIES))
 
 
 def lowbit(*argv, timeout=900):
-    env = {k: v for k, v in os.environ.items() if k != "LOWBIT_FAMILIES"}
-    return subprocess.run([sys.executable, "-m", "lowbit.kernels", *argv], env=env,
+    return subprocess.run([sys.executable, "-m", "lowbit.kernels", *argv],
                           capture_output=True, text=True, timeout=timeout)
 
 
+@needs_install
+def test_every_installed_family_is_discovered():
+    from lowbit.kernels import family_specs
+
+    assert {name for name, _ in family_specs()} >= set(INSTALLED)
+
+
+@needs_install
 def test_info_sees_every_installed_package():
     p = lowbit("info", "--json", "--device", "cpu")
     assert p.returncode == 0, p.stderr
@@ -49,6 +81,7 @@ def test_info_sees_every_installed_package():
         assert "cuda_archs" in e["build_info"]
 
 
+@needs_install
 def test_info_table():
     p = lowbit("info")
     assert p.returncode == 0, p.stderr
@@ -56,6 +89,7 @@ def test_info_table():
         assert "lowbit-" + fam.replace("_", "-") in p.stdout
 
 
+@needs_install
 @pytest.mark.parametrize("device", ["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
 def test_check_passes(device):
     p = lowbit("check", "--json", "--device", device)
@@ -67,6 +101,7 @@ def test_check_passes(device):
     assert checked == set(INSTALLED)
 
 
+@needs_install
 def test_bench_quick_on_cpu_writes_results(tmp_path):
     p = lowbit("bench", "--device", "cpu", "--quick", "--out", str(tmp_path))
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]

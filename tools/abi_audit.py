@@ -87,14 +87,33 @@ def collect(paths: list[str], tmp: Path) -> list[tuple[str, Path]]:
 
 
 def installed() -> list[str]:
+    """The folders of every installed kernel family (entry point group "lowbit.families")."""
+    import importlib.metadata
     import importlib.util
 
     paths = []
-    for fam in ("nvfp4_quant", "nvfp4_mm", "w4a8_mm"):
-        spec = importlib.util.find_spec(f"lowbit.{fam}")
+    for ep in importlib.metadata.entry_points(group="lowbit.families"):
+        spec = importlib.util.find_spec(ep.value)
         if spec and spec.submodule_search_locations:
             paths += [str(p) for p in spec.submodule_search_locations]
     return paths
+
+
+def audit_all(libs: list[tuple[str, Path]]) -> int:
+    """Print one line per library (and its problems); the number that failed."""
+    failed = 0
+    sizes: dict[str, int] = {}
+    for label, so in libs:
+        problems = audit_so(so)
+        size = so.stat().st_size
+        sizes[label] = sizes.get(label, 0) + size
+        status = "ok" if not problems else f"FAIL ({len(problems)})"
+        print(f"{status:10} {size / 2**20:8.2f} MiB  {label}/{so.name}")
+        for pr in problems[:20]:
+            print(f"           - {pr}")
+        failed += bool(problems)
+    print("size per package: " + ", ".join(f"{k} {v / 2**20:.2f} MiB" for k, v in sizes.items()))
+    return failed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,19 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         if not libs:
             print("abi_audit: no .so found", file=sys.stderr)
             return 1
-        failed = 0
-        sizes: dict[str, int] = {}
-        for label, so in libs:
-            problems = audit_so(so)
-            size = so.stat().st_size
-            sizes[label] = sizes.get(label, 0) + size
-            status = "ok" if not problems else f"FAIL ({len(problems)})"
-            print(f"{status:10} {size / 2**20:8.2f} MiB  {label}/{so.name}")
-            for pr in problems[:20]:
-                print(f"           - {pr}")
-            failed += bool(problems)
-        print("size per package: " + ", ".join(f"{k} {v / 2**20:.2f} MiB" for k, v in sizes.items()))
-    return 1 if failed else 0
+        return 1 if audit_all(libs) else 0
 
 
 if __name__ == "__main__":

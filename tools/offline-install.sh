@@ -7,7 +7,7 @@
 # WHEEL_DIR holds the build-time wheels fetched elsewhere with
 #   pip download --no-deps -d WHEEL_DIR hatchling pathspec pluggy trove-classifiers nvidia-cutlass==4.2.0.0
 # (plus optionally prebuilt lowbit wheels). PACKAGE_DIRs default to every
-# kernel package. Builds use the environment as is (--no-build-isolation) and
+# package folder under packages/ (cutlass-ext is always installed first). Builds use the environment as is (--no-build-isolation) and
 # LOWBIT_CUDA_ARCHS (unset: the visible GPUs).
 set -euo pipefail
 wheels=$(cd "${1:?usage: tools/offline-install.sh WHEEL_DIR [PACKAGE_DIR ...]}" && pwd)
@@ -15,7 +15,11 @@ shift
 root=$(cd "$(dirname "$0")/.." && pwd)
 py=${PYTHON:-python3}
 pkgs=("$@")
-[ ${#pkgs[@]} -gt 0 ] || pkgs=("$root/packages/nvfp4-quant" "$root/packages/nvfp4-mm" "$root/packages/w4a8-mm" "$root/packages/kernels")
+if [ ${#pkgs[@]} -eq 0 ]; then
+  for d in "$root"/packages/*/; do
+    [ "$(basename "$d")" = cutlass-ext ] || pkgs+=("${d%/}")
+  done
+fi
 pip_offline=("$py" -m pip install --no-index --no-deps --no-build-isolation --find-links "$wheels")
 # 1. build tools + CUTLASS headers, then the shared build package (pure Python).
 "${pip_offline[@]}" hatchling pathspec pluggy trove-classifiers nvidia-cutlass==4.2.0.0
