@@ -1,8 +1,6 @@
 // Schedule names (always built, so a CPU-only build validates names the same
 // way) and the heuristic used when no schedule is given.
-#include "w4a8.h"
-
-#include <lowbit/torch_utils.h>
+#include "w4a8_mm.h"
 
 #include <algorithm>
 #include <string>
@@ -18,14 +16,42 @@ const std::vector<Schedule>& schedules() {
   return list;
 }
 
-int schedule_index(const char* op, const std::string& name) {
+namespace {
+// Names that select a compiled kernel with the same tile and kernel kind:
+// vLLM's 256x128_1x1x1 is a cooperative, persistent 256x128 tile; the
+// 256x128_2x1x1 kernel is that tile with a 2x1 cluster (the activation tile
+// multicast to both CTAs), the same per-element arithmetic, so the name
+// reuses it instead of another ~60 s CUTLASS translation unit.
+struct Alias {
+  const char* name;
+  const char* kernel;
+};
+constexpr Alias kAliases[] = {{"256x128_1x1x1", "256x128_2x1x1"}};
+
+int kernel_index(const std::string& name) {
   const auto& list = schedules();
-  std::string valid;
   for (size_t i = 0; i < list.size(); ++i) {
     if (name == list[i].name) return static_cast<int>(i);
-    valid += (i ? ", " : "");
-    valid += list[i].name;
   }
+  for (const auto& a : kAliases) {
+    if (name == a.name) return kernel_index(a.kernel);
+  }
+  return -1;
+}
+}  // namespace
+
+std::vector<std::string> schedule_names() {
+  std::vector<std::string> names;
+  for (const auto& s : schedules()) names.emplace_back(s.name);
+  for (const auto& a : kAliases) names.emplace_back(a.name);
+  return names;
+}
+
+int schedule_index(const char* op, const std::string& name) {
+  const int index = kernel_index(name);
+  if (index >= 0) return index;
+  std::string valid;
+  for (const auto& n : schedule_names()) valid += (valid.empty() ? "" : ", ") + n;
   fail(str(op, ": argument 'maybe_schedule': expected one of [", valid,
            "] or None (heuristic), got '", name, "'"));
 }
@@ -34,7 +60,7 @@ namespace {
 int by_name(const char* name) { return schedule_index("heuristic", name); }
 }  // namespace
 
-// Tuned on an H100 SXM from the sweeps in docs/perf-w4a8-mm.md (every
+// Tuned on an H100 SXM from the sweeps in perf/w4a8-mm/NOTES.md (every
 // schedule on every SPEC §4 Llama-3 8B/70B shape, M in {1..8192}).
 // Small M is weight-streaming bound with a fixed cost per call; the narrowest
 // token tile that covers M wastes the least MMA work. Three ways to spread

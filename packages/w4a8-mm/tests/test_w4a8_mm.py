@@ -112,6 +112,16 @@ def test_group_size_k(device):
 
 
 @pytest.mark.parametrize("device", checks.devices())
+def test_row_major_b(device):
+    # The same bytes as the column-major B in a row-major contiguous tensor of
+    # the same shape (what the prepack op returns for a row-major input):
+    # read as N rows of K nibbles either way, as vLLM does.
+    p = make_problem(5, 256, 512, device)
+    B_row = p["B"].t().contiguous().view(p["B"].shape)
+    assert torch.equal(run(dict(p, B=B_row)), run(p))
+
+
+@pytest.mark.parametrize("device", checks.devices())
 def test_m_zero(device):
     p = make_problem(0, 128, 256, device)
     out = run(p)
@@ -132,6 +142,19 @@ def test_cpu_schedule_name_accepted():
     # The CPU kernel ignores the tile choice but validates the name.
     p = make_problem(3, 128, 256, "cpu")
     assert torch.equal(run(p, schedule="128x16_1x1x1"), run(p))
+
+
+# vLLM v0.34.0's maybe_schedule names (SPEC §2.3): every one is accepted.
+VLLM_SCHEDULES = ("128x16_1x1x1", "128x32_1x1x1", "128x64_1x1x1", "128x128_1x1x1",
+                  "128x256_1x1x1", "128x256_2x1x1", "256x16_1x1x1", "256x32_1x1x1",
+                  "256x64_1x1x1", "256x128_1x1x1")
+
+
+@pytest.mark.parametrize("schedule", VLLM_SCHEDULES)
+def test_cpu_vllm_schedule_names_accepted(schedule):
+    assert schedule in w4.SCHEDULES
+    p = make_problem(3, 256, 256, "cpu")
+    assert torch.equal(run(p, schedule=schedule), run(p))
 
 
 def test_schedule_list_matches_op():
@@ -263,31 +286,35 @@ def test_gpu_side_stream():
 PDL_SCHEDULES = ["64x16_1x1x1", "128x16_1x1x1_dp", "128x256_1x1x1", "64x256_2x1x1"]
 
 
-def pdl_chain(ps, A, tok, schedule):
+def pdl_chain(ps, A, tok, schedule, serial=False):
     """GEMMs whose activations and token scales are written by the kernel right
     before them, and GEMMs right after a GEMM whose output block they reuse (a
     PDL kernel that wrote before the wait would be overwritten by the late
-    epilogue of the previous one)."""
+    epilogue of the previous one). serial=True synchronises after every
+    kernel, so no two overlap: the result PDL must reproduce."""
     outs = []
+    sync = torch.cuda.synchronize if serial else (lambda: None)
     for p in ps:
         torch.bitwise_or(p["A"].view(torch.uint8), 0, out=A.view(torch.uint8))
         torch.mul(p["tok"], 1.0, out=tok)
+        sync()
         outs.append(run(dict(p, A=A, tok=tok), schedule=schedule))
+        sync()
         run(ps[0], schedule=schedule)  # freed at once: the next output reuses its block
+        sync()
         outs.append(run(p, schedule=schedule))
+        sync()
     return outs
 
 
 @needs_sm90
 @pytest.mark.parametrize("graph", [False, True], ids=["eager", "graph"])
 @pytest.mark.parametrize("schedule", PDL_SCHEDULES)
-def test_gpu_pdl_chain(schedule, graph, monkeypatch):
+def test_gpu_pdl_chain(schedule, graph):
     M, N, K = 16, 1024, 2048
     ps = [make_problem(M, N, K, "cuda") for _ in range(3)]
     A, tok = torch.empty_like(ps[0]["A"]), torch.empty_like(ps[0]["tok"])
-    monkeypatch.setenv("LOWBIT_W4A8_PDL", "0")
-    want = pdl_chain(ps, A, tok, schedule)
-    monkeypatch.setenv("LOWBIT_W4A8_PDL", "1")
+    want = [o.clone() for o in pdl_chain(ps, A, tok, schedule, serial=True)]
     if graph:
         pdl_chain(ps, A, tok, schedule)  # warm-up outside capture
         g = torch.cuda.CUDAGraph()

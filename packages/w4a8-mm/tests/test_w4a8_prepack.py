@@ -50,6 +50,22 @@ def test_reference_atom_examples():
 
 
 @pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("N,K", [(16, 32), (128, 256), (48, 160)])
+def test_encode_and_reorder_row_major(device, N, K):
+    # vLLM reads B's memory as B.size(1) rows of 8 * B.size(0) nibbles
+    # whatever its strides: a row-major contiguous tensor with the same shape
+    # and bytes as the column-major one gives the same output bytes, with the
+    # input's (row-major) strides.
+    col = random_words(N, K, device)
+    row = col.t().contiguous().view(col.shape)  # same memory, strides (N, 1)
+    assert row.stride() == (N, 1)
+    out_col = w4.cutlass_encode_and_reorder_int4b(col)
+    out_row = w4.cutlass_encode_and_reorder_int4b(row)
+    assert out_row.shape == row.shape and out_row.stride() == row.stride()
+    assert torch.equal(out_row.reshape(-1).cpu(), out_col.t().contiguous().reshape(-1).cpu())
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("N,K", [(16, 32), (16, 128), (128, 128), (64, 256), (48, 160),
                                  (4096, 4096), (8192, 1024)])
 def test_encode_and_reorder(device, N, K):

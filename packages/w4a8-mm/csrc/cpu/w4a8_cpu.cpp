@@ -2,7 +2,9 @@
 // the device kernels, and the GEMM computed from the same prepacked bytes the
 // SM90 kernel reads (so weights can be prepacked offline and results checked
 // without a GPU).
-#include "w4a8.h"
+#include "w4a8_mm.h"
+
+#include <lowbit/nvfp4_codec.h>
 
 #include <torch/csrc/stable/ops.h>
 #include <torch/headeronly/util/BFloat16.h>
@@ -16,40 +18,24 @@
 namespace lowbit::w4a8 {
 namespace {
 
-// e4m3fn byte -> float (exact).
+// e4m3fn byte -> float (exact); the NaN bytes decode to NaN (a NaN group
+// scale makes its weights NaN, as on the GPU).
 float e4m3_to_float(uint8_t b) {
-  const int exp = (b >> 3) & 0xF, man = b & 7;
-  float v;
-  if (exp == 0xF && man == 7) v = NAN;
-  else if (exp == 0) v = std::ldexp(static_cast<float>(man), -9);
-  else v = std::ldexp(static_cast<float>(8 + man), exp - 10);
-  return (b & 0x80) ? -v : v;
+  return (b & 0x7F) == 0x7F ? NAN : nvfp4::e4m3_decode(b);
 }
 
 // float -> e4m3fn, round-to-nearest-even, saturating to +-448 (what
-// cvt.rn.satfinite.e4m3x2.f32 and CUTLASS's host conversion produce); NaN -> 0x7F.
+// cvt.rn.satfinite.e4m3x2.f32 produces); NaN -> 0x7F.
 uint8_t float_to_e4m3(float x) {
-  if (std::isnan(x)) return 0x7F;
-  const uint8_t sign = std::signbit(x) ? 0x80 : 0x00;
-  const float a = std::fabs(x);
-  if (a >= 448.f) return sign | 0x7E;
-  if (a < std::ldexp(1.f, -6)) {  // subnormal: units of 2^-9 (8 rounds up to min normal)
-    return sign | static_cast<uint8_t>(std::nearbyint(std::ldexp(a, 9)));
-  }
-  int e;
-  std::frexp(a, &e);  // a = f * 2^e, f in [0.5, 1)
-  e -= 1;             // a = q * 2^(e-3), q in [8, 16)
-  int q = static_cast<int>(std::nearbyint(std::ldexp(a, 3 - e)));
-  if (q == 16) { q = 8; ++e; }
-  return sign | static_cast<uint8_t>(((e + 7) << 3) | (q - 8));
+  return std::isnan(x) ? 0x7F : static_cast<uint8_t>(nvfp4::e4m3_encode(x));
 }
 
 uint32_t encode_nibble(uint32_t v) { return (v >= 1 && v <= 7) ? 8 - v : v; }
 
 }  // namespace
 
-void encode_reorder_cpu(const int32_t* in, int32_t* out, int64_t N, int64_t K) {
-  const int64_t kw = K / 8;
+void encode_and_reorder_int4b_cpu(const int32_t* in, int32_t* out, const ReorderProblem& p) {
+  const int64_t N = p.N, K = p.K, kw = K / 8;
   auto* o = reinterpret_cast<uint32_t*>(out);
   std::memset(o, 0, static_cast<size_t>(N * kw) * sizeof(uint32_t));
   for (int64_t n = 0; n < N; ++n) {
@@ -61,14 +47,14 @@ void encode_reorder_cpu(const int32_t* in, int32_t* out, int64_t N, int64_t K) {
   }
 }
 
-void pack_scale_cpu(const uint8_t* in, uint8_t* out, int64_t numel) {
-  for (int64_t i = 0; i < numel; ++i) {
+void pack_scale_fp8_cpu(const uint8_t* in, uint8_t* out, const PackScaleProblem& p) {
+  for (int64_t i = 0; i < p.numel; ++i) {
     const float s = e4m3_to_float(in[i]);
     for (int j = 0; j < 8; ++j) out[8 * i + j] = float_to_e4m3(-static_cast<float>(8 - j) * s);
   }
 }
 
-void mm_cpu(const MmProblem& p) {
+void w4a8_mm_cpu(const MmProblem& p) {
   const int64_t M = p.M, N = p.N, K = p.K, G = p.group_size;
   const auto* a = static_cast<const uint8_t*>(p.a);
   const auto* b = static_cast<const uint32_t*>(p.b);

@@ -2,7 +2,7 @@
 // Hopper reorder (SPEC §1.5), and the 8-entry fp8 scale lookup tables. Both
 // run on the caller's stream with no host round trip, so they are
 // graph-capturable and can prepack weights that already live on the GPU.
-#include "w4a8.h"
+#include "w4a8_mm.h"
 
 #include <lowbit/cuda_utils.h>
 
@@ -73,9 +73,9 @@ int grid_for(int64_t work, int threads, int device) {
 
 }  // namespace
 
-void encode_reorder_cuda(const int32_t* in, int32_t* out, int64_t N, int64_t K,
-                         int device, void* stream) {
-  const int64_t words = N * K / 8;
+void encode_and_reorder_int4b_cuda(const int32_t* in, int32_t* out, const ReorderProblem& p,
+                                   int device, void* stream) {
+  const int64_t N = p.N, K = p.K, words = N * K / 8;
   if (words == 0) return;
   constexpr int kThreads = 256;
   encode_reorder_kernel<<<grid_for(words, kThreads, device), kThreads, 0,
@@ -84,8 +84,9 @@ void encode_reorder_cuda(const int32_t* in, int32_t* out, int64_t N, int64_t K,
   LOWBIT_CHECK_LAUNCH();
 }
 
-void pack_scale_cuda(const uint8_t* in, uint8_t* out, int64_t numel, int device,
-                     void* stream) {
+void pack_scale_fp8_cuda(const uint8_t* in, uint8_t* out, const PackScaleProblem& p,
+                         int device, void* stream) {
+  const int64_t numel = p.numel;
   if (numel == 0) return;
   constexpr int kThreads = 256;
   pack_scale_kernel<<<grid_for(numel, kThreads, device), kThreads, 0,

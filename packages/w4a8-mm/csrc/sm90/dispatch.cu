@@ -1,6 +1,6 @@
 // Schedule index -> the entry points of its translation unit. Light TU (no
 // CUTLASS kernels): the heavy ones are gemm_<schedule>.cu.
-#include "w4a8.h"
+#include "w4a8_mm.h"
 
 #include <lowbit/torch_utils.h>
 
@@ -24,17 +24,15 @@ const Entry kEntries[] = {
 #undef X
 };
 constexpr int kCount = sizeof(kEntries) / sizeof(kEntries[0]);
+
+const Entry& entry(const MmProblem& p) {
+  LOWBIT_CHECK(p.schedule >= 0 && p.schedule < kCount, "cutlass_w4a8_mm: schedule index ",
+               p.schedule, " out of range");
+  return kEntries[p.schedule];
+}
 }  // namespace
 
-size_t mm_sm90_workspace(int schedule, const MmProblem& p) {
-  LOWBIT_CHECK(schedule >= 0 && schedule < kCount, "cutlass_w4a8_mm: schedule index ",
-               schedule, " out of range");
-  return kEntries[schedule].workspace(p);
-}
+size_t w4a8_mm_sm90_workspace(const MmProblem& p) { return entry(p).workspace(p); }
 
-void mm_sm90_run(int schedule, const MmProblem& p, void* workspace) {
-  LOWBIT_CHECK(schedule >= 0 && schedule < kCount, "cutlass_w4a8_mm: schedule index ",
-               schedule, " out of range");
-  kEntries[schedule].run(p, workspace);
-}
+void w4a8_mm_sm90(const MmProblem& p, void* workspace) { entry(p).run(p, workspace); }
 }  // namespace lowbit::w4a8

@@ -20,12 +20,11 @@
 #define CUTLASS_ENABLE_GDC_FOR_SM90 1
 #endif
 
-#include "w4a8.h"
+#include "w4a8_mm.h"
 
 #include <lowbit/cuda_utils.h>
 #include <lowbit/cutlass_utils.h>
 
-#include <cstdlib>
 #include <string>
 
 #include <cute/tensor.hpp>
@@ -57,7 +56,7 @@ using ScalePack = cutlass::Array<cutlass::float_e4m3_t, 8>;
 // offset = 64(n%8) + 4(n/8) + (k%4) + 16((k%16)/4) + 8(k/16). Written in the
 // same hierarchical form as CUTLASS 4.2's
 // compute_memory_reordering_atom<float_e4m3_t>() (the mainloop derives its
-// shared-memory layout from this representation); the test extension asserts
+// shared-memory layout from this representation); perf/w4a8-mm/layout_check asserts
 // the two types are identical and the H100 test compares the bytes.
 using ReorderAtom =
     Layout<Shape<Shape<Shape<_8, _2>, _1>, Shape<Shape<_4, _4, _2>, _1>>,
@@ -154,25 +153,12 @@ struct Gemm {
     args.hw_info.sm_count = p.sm_count;
     if constexpr (kStreamK) {
       // p.splits > 1 (heuristic_splits): fixed split-K; else CUTLASS's
-      // heuristic picks data-parallel / split-K / stream-K. The
-      // LOWBIT_W4A8_DECOMP environment variable (heuristic, dp, streamk,
-      // splitk2, splitk4, splitk8) overrides both, for tuning sweeps only.
+      // heuristic picks data-parallel / split-K / stream-K.
       using Decomp = typename Kernel::TileScheduler::DecompositionMode;
       args.scheduler.decomposition_mode = Decomp::Heuristic;
       if (p.splits > 1) {
         args.scheduler.decomposition_mode = Decomp::SplitK;
         args.scheduler.splits = p.splits;
-      }
-      if (const char* e = std::getenv("LOWBIT_W4A8_DECOMP")) {
-        const std::string d(e);
-        if (d == "heuristic" || d == "dp" || d == "streamk") args.scheduler.splits = 1;
-        if (d == "heuristic") args.scheduler.decomposition_mode = Decomp::Heuristic;
-        if (d == "dp") args.scheduler.decomposition_mode = Decomp::DataParallel;
-        if (d == "streamk") args.scheduler.decomposition_mode = Decomp::StreamK;
-        if (d.rfind("splitk", 0) == 0 && d.size() > 6) {
-          args.scheduler.decomposition_mode = Decomp::SplitK;
-          args.scheduler.splits = std::atoi(d.c_str() + 6);
-        }
       }
     }
     return args;

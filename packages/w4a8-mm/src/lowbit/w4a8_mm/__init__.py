@@ -1,7 +1,7 @@
 """lowbit.w4a8_mm: int4-weight x fp8-activation GEMM for Hopper (SPEC §1.5, §2.3).
 
 Ops (``torch.ops.lowbit_w4a8_mm``), schema-compatible with the CUTLASS W4A8
-ops of vLLM's stable-ABI extension:
+ops of vLLM v0.34.0:
 
 * ``cutlass_w4a8_mm(A, B, group_scales, group_size, channel_scales,
   token_scales, out_type=None, maybe_schedule=None) -> Tensor``
@@ -28,14 +28,9 @@ load_ops_library(_HERE)
 
 _ops = torch.ops.lowbit_w4a8_mm
 
-# Schedule names "{weight rows}x{tokens}_{cluster}" (csrc/schedules.def); the op
-# lists the same names when given an unknown one.
-SCHEDULES = (
-    "128x16_1x1x1", "128x32_1x1x1", "128x64_1x1x1", "128x128_1x1x1",
-    "128x128_2x1x1", "128x256_1x1x1", "128x256_2x1x1", "256x128_2x1x1",
-    "64x256_2x1x1", "64x16_1x1x1", "64x32_1x1x1", "64x64_1x1x1",
-    "128x16_1x1x1_dp", "128x32_1x1x1_dp", "128x64_1x1x1_dp",
-)
+# Every name maybe_schedule accepts, "{weight rows}x{tokens}_{cluster}", read
+# from the op (csrc/schedules.def + aliases): written once, in C++.
+SCHEDULES: tuple[str, ...] = tuple(_ops._schedule_names())
 GROUP_SIZE = 128
 E4M3_MAX = 448.0
 
@@ -102,7 +97,10 @@ def cutlass_pack_scale_fp8(scales: torch.Tensor) -> torch.Tensor:
 def cutlass_encode_and_reorder_int4b(B: torch.Tensor) -> torch.Tensor:
     """int32 [K/8, N] column-major (nibble i of word (j, n) = q[n, 8j+i]) ->
     unified-encoded, Hopper-reordered copy with B's shape and strides
-    (SPEC §1.5). N % 16 == 0, K % 32 == 0. On B's device, current stream."""
+    (SPEC §1.5). N % 16 == 0, K % 32 == 0. A row-major contiguous B of the
+    same shape is accepted too: as in vLLM, B's memory is read as N =
+    B.size(1) rows of K = 8 * B.size(0) nibbles whatever its strides. On B's
+    device, current stream."""
     return _ops.cutlass_encode_and_reorder_int4b(B)
 
 

@@ -1,0 +1,117 @@
+// Internal declarations of lowbit_w4a8_mm: one validated problem per op
+// (validation.cpp builds them), the schedule table and heuristic
+// (schedules.cpp), and the kernels by target: cpu/ (always), cuda/ (prepack,
+// every built architecture), sm90/ (the GEMM, sm_90a only).
+#pragma once
+
+#include <lowbit/torch_utils.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace lowbit::w4a8 {
+
+// ---------------------------------------------------------------- schedules
+// A kernel schedule is one CUTLASS instantiation of the swapped problem
+// D^T[N, M] = W[N, K] * A[M, K]^T: the int4 weight is CUTLASS's "A" operand
+// (it must go through registers), so "TMxTN" is (weight rows N) x (tokens M)
+// per CTA tile and "CMxCNxCK" the cluster over (N, M, K). All are TMA
+// warp-specialized kernels; schedules.def says which scheduler each uses.
+struct Schedule {
+  const char* name;
+  int tile_n;     // weight rows per tile (TM in the name)
+  int tile_m;     // tokens per tile (TN in the name)
+  int cluster_n;  // CTAs per cluster along weight rows
+  int cluster_m;  // CTAs per cluster along tokens
+  int kind;  // 0 cooperative, 1 cooperative + stream-K, 2 ping-pong (schedules.def)
+};
+
+// The compiled kernels (schedules.def order); indices below index this list.
+const std::vector<Schedule>& schedules();
+// Every name maybe_schedule accepts: the kernels' names, then the aliases
+// (names that select a kernel with the same tile; schedules.cpp).
+std::vector<std::string> schedule_names();
+// Kernel index for an accepted name; raises listing schedule_names() if unknown.
+int schedule_index(const char* op, const std::string& name);
+// The built-in choice for a problem (tuned on an H100 SXM, see
+// perf/w4a8-mm/NOTES.md); sm_count lets it reason about waves.
+int heuristic_schedule(int64_t M, int64_t N, int64_t K, int sm_count);
+// Split-K factor for a stream-K schedule (1 = let CUTLASS's stream-K
+// heuristic decide): fixed splits when the output tiles fill too few SMs.
+int heuristic_splits(int schedule, int64_t M, int64_t N, int64_t K, int sm_count);
+
+// ---------------------------------------------------------------- problems
+// cutlass_encode_and_reorder_int4b: B's dense memory read as N rows of K nibbles.
+struct ReorderProblem {
+  int64_t N = 0, K = 0;
+};
+
+// cutlass_pack_scale_fp8: numel scales -> numel 8-byte tables.
+struct PackScaleProblem {
+  int64_t numel = 0;
+};
+
+// cutlass_w4a8_mm. validate_w4a8_mm fills the inputs; the op sets `out`, the
+// SM90 path the launch fields.
+struct MmProblem {
+  const void* a = nullptr;             // fp8 e4m3 [M, K] row-major
+  const void* b = nullptr;             // encoded + reordered int4 (N x K)
+  const void* group_scales = nullptr;  // 8 x e4m3 per scale, [K/g, N]
+  const float* channel_scales = nullptr;
+  bool channel_vector = false;  // [N] (true) or one element (false)
+  const float* token_scales = nullptr;
+  bool token_vector = false;  // [M] (true) or one element (false)
+  void* out = nullptr;        // [M, N] row-major
+  bool out_bf16 = true;       // bfloat16 (true) or float16 (false)
+  int64_t M = 0, N = 0, K = 0, group_size = 0;
+  int schedule = -1;  // kernel index from maybe_schedule; -1 = heuristic
+  // Launch fields (SM90 only).
+  int splits = 1;    // > 1: split-K decomposition (stream-K schedules only)
+  bool pdl = false;  // programmatic dependent launch (kernels built with it)
+  int device = 0;
+  int sm_count = 0;
+  void* stream = nullptr;  // cudaStream_t
+};
+
+// ---------------------------------------------------------------- validation
+ReorderProblem validate_encode_and_reorder_int4b(const Tensor& B);
+PackScaleProblem validate_pack_scale_fp8(const Tensor& scales);
+MmProblem validate_w4a8_mm(const Tensor& A, const Tensor& B, const Tensor& group_scales,
+                           int64_t group_size, const Tensor& channel_scales,
+                           const Tensor& token_scales, std::optional<ScalarType> out_type,
+                           const std::optional<std::string>& maybe_schedule);
+
+// ---------------------------------------------------------------- CPU kernels
+void encode_and_reorder_int4b_cpu(const int32_t* in, int32_t* out, const ReorderProblem& p);
+void pack_scale_fp8_cpu(const uint8_t* in, uint8_t* out, const PackScaleProblem& p);
+void w4a8_mm_cpu(const MmProblem& p);
+
+// Position of logical int4 element (n, k) of an N x K weight in the
+// reordered buffer (SPEC §1.5), in int4 elements.
+inline int64_t reorder_offset(int64_t n, int64_t k, int64_t N) {
+  const int64_t atom = (n / 16) + (N / 16) * (k / 32);
+  const int64_t nn = n % 16, kk = k % 32;
+  return atom * 512 + 64 * (nn % 8) + 16 * ((kk % 16) / 4) + 8 * (kk / 16) +
+         4 * (nn / 8) + (kk % 4);
+}
+
+// ---------------------------------------------------------------- CUDA
+#if LOWBIT_WITH_CUDA
+// Device prepack kernels (csrc/cuda/prepack.cu), any built architecture; the
+// caller holds the device guard.
+void encode_and_reorder_int4b_cuda(const int32_t* in, int32_t* out, const ReorderProblem& p,
+                                   int device, void* stream);
+void pack_scale_fp8_cuda(const uint8_t* in, uint8_t* out, const PackScaleProblem& p,
+                         int device, void* stream);
+#endif
+
+#if LOWBIT_BUILT_SM90
+// SM90 GEMM (csrc/sm90/): workspace bytes for p.schedule, and the launch.
+size_t w4a8_mm_sm90_workspace(const MmProblem& p);
+void w4a8_mm_sm90(const MmProblem& p, void* workspace);
+#endif
+
+}  // namespace lowbit::w4a8
