@@ -12,8 +12,6 @@
 #include <torch/headeronly/core/ScalarType.h>
 
 #include <cstdint>
-#include <cstdlib>
-#include <cstring>
 #include <initializer_list>
 #include <sstream>
 #include <stdexcept>
@@ -44,13 +42,6 @@ inline std::string str(const Args&... args) {
 
 [[noreturn]] inline void fail(const std::string& msg) {
   throw std::runtime_error(msg);
-}
-
-// An on/off environment switch read per call (so tests can flip it): unset
-// gives `dflt`, "0" is off, anything else on.
-inline bool env_flag(const char* name, bool dflt) {
-  const char* e = std::getenv(name);
-  return e ? std::strcmp(e, "0") != 0 : dflt;
 }
 
 }  // namespace lowbit
