@@ -1,0 +1,336 @@
+"""vLLM v0.34.0's ``_custom_ops`` Python API, implemented with lowbit's kernels.
+
+``from lowbit import vllm_ops as ops`` replaces ``from vllm import _custom_ops as ops``
+for the NVFP4 and W4A8 calls below: every function here has vLLM v0.34.0's name,
+parameters (names, order, kinds, defaults), output allocation and return dtypes
+and shapes. Compatibility notes, per op, are in docs/VLLM-COMPAT.md; the op
+contracts in docs/SPEC.md §2.
+
+Kernel families are imported on first use, so this module imports with only some
+of them installed; a function whose family is missing raises ImportError naming
+the distribution to install.
+
+Environment variables that change a result in vLLM are honoured the same way,
+read at each call:
+
+* ``VLLM_BATCH_INVARIANT`` (non-zero integer = on): ``cutlass_scaled_fp4_mm``
+  uses the batch-invariant kernel (every row's bits independent of M).
+* ``VLLM_MAX_TOKENS_PER_EXPERT_FP4_MOE`` (default 163840): rows per top-k slot
+  of the scale buffer the two experts-quant functions allocate.
+
+Bad arguments raise RuntimeError naming the argument (vLLM's wrappers assert).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+
+import torch
+
+__all__ = [
+    "create_fp4_scale_tensor",
+    "create_fp4_output_tensors",
+    "scaled_fp4_quant",
+    "scaled_fp4_experts_quant",
+    "silu_and_mul_scaled_fp4_experts_quant",
+    "silu_and_mul_nvfp4_quant",
+    "cutlass_scaled_mm_supports_fp4",
+    "cutlass_scaled_fp4_mm",
+    "cutlass_w4a8_mm",
+    "cutlass_pack_scale_fp8",
+    "cutlass_encode_and_reorder_int4b",
+]
+
+VLLM_VERSION = "0.34.0"
+"""The vLLM release whose Python API and op schemas this module reproduces."""
+
+BLOCK = 16  # NVFP4 elements per e4m3 block scale
+_DEFAULT_MAX_TOKENS_PER_EXPERT = 163840  # vLLM's default for the env var below
+
+# family module -> the distribution that ships it
+_DISTRIBUTIONS = {
+    "nvfp4_quant": "lowbit-nvfp4-quant",
+    "nvfp4_mm": "lowbit-nvfp4-mm",
+    "w4a8_mm": "lowbit-w4a8-mm",
+}
+
+
+# ----------------------------------------------------------------- plumbing
+def _family(name: str, caller: str):
+    """Import ``lowbit.<name>`` (loads its ops and fakes) and return the module."""
+    module = f"lowbit.{name}"
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name not in (module, "lowbit"):
+            raise  # something the family itself needs is missing: not ours to rename
+        dist = _DISTRIBUTIONS[name]
+        raise ImportError(
+            f"lowbit.vllm_ops.{caller}: needs the kernel family {module}, which is not "
+            f"installed; install the distribution '{dist}' (pip install {dist})",
+            name=module,
+        ) from e
+
+
+def _ops(name: str, caller: str):
+    _family(name, caller)
+    return getattr(torch.ops, f"lowbit_{name}")
+
+
+def _fail(fn: str, arg: str, expected: str, got) -> None:
+    raise RuntimeError(f"{fn}: argument '{arg}': expected {expected}, got {got}")
+
+
+def _round_up(a: int, b: int) -> int:
+    return (a + b - 1) // b * b
+
+
+def _env_int(name: str, default: int) -> int:
+    """An integer environment variable read like C's atoi (leading integer,
+    anything else 0), as vLLM's C++ reads VLLM_BATCH_INVARIANT."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    match = re.match(r"\s*([+-]?\d+)", raw)
+    return int(match.group(1)) if match else 0
+
+
+def _batch_invariant() -> bool:
+    return _env_int("VLLM_BATCH_INVARIANT", 0) != 0
+
+
+def _max_tokens_per_expert() -> int:
+    return _env_int("VLLM_MAX_TOKENS_PER_EXPERT_FP4_MOE", _DEFAULT_MAX_TOKENS_PER_EXPERT)
+
+
+# ----------------------------------------------------------------- NVFP4 allocation helpers
+def create_fp4_scale_tensor(
+    m: int,
+    n: int,
+    device: torch.device,
+    is_sf_swizzled_layout: bool,
+) -> torch.Tensor:
+    """The scale buffer ``scaled_fp4_quant`` writes for an ``[m, n]`` input, in
+    the op's dtypes (SPEC §1.3): swizzled int32 ``[round_up(m, 128),
+    round_up(n/16, 4)/4]`` (four e4m3 bytes per word), or linear uint8
+    ``[m, n/16]``. Uninitialised: the quant ops write every byte of it."""
+    if is_sf_swizzled_layout:
+        rows, cols = _round_up(m, 128), _round_up(n // BLOCK, 4)
+        return torch.empty((rows, cols // 4), device=device, dtype=torch.int32)
+    return torch.empty((m, n // BLOCK), device=device, dtype=torch.uint8)
+
+
+def create_fp4_output_tensors(
+    m: int,
+    n: int,
+    device: torch.device,
+    is_sf_swizzled_layout: bool,
+    padded_n: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(packed uint8 [m, pn/2], scale buffer for pn)`` with pn = padded_n or n:
+    the two outputs of ``scaled_fp4_quant.out`` (padded width pn >= n: codes and
+    scales past n are written as zero by the op)."""
+    width = n if padded_n is None else padded_n
+    output = torch.empty((m, width // 2), device=device, dtype=torch.uint8)
+    return output, create_fp4_scale_tensor(m, width, device, is_sf_swizzled_layout)
+
+
+# ----------------------------------------------------------------- NVFP4 quantization
+def _check_quant_args(fn: str, input: torch.Tensor, n: int, padded_n: int | None) -> None:
+    if n % BLOCK != 0:
+        _fail(fn, "input", "a last dimension that is a multiple of 16", f"shape {tuple(input.shape)}")
+    if input.dtype not in (torch.float16, torch.bfloat16):
+        _fail(fn, "input", "dtype torch.float16 or torch.bfloat16", input.dtype)
+    if padded_n is not None and (padded_n < n or padded_n % BLOCK != 0):
+        _fail(fn, "padded_n", f"a multiple of 16 that is >= n = {n}", padded_n)
+
+
+def scaled_fp4_quant(
+    input: torch.Tensor,
+    input_global_scale: torch.Tensor,
+    is_sf_swizzled_layout: bool = True,
+    backend: str = "none",
+    padded_n: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Quantize the last dimension of ``input`` (fp16/bf16 ``[..., n]``, n % 16 == 0)
+    to NVFP4 with the fp32 one-element ``input_global_scale``.
+
+    Returns ``(packed uint8 [m, pn/2], scales float8_e4m3fn)`` with m the product
+    of the leading dimensions and pn = ``padded_n`` or n (``padded_n``: a multiple
+    of 16, >= n; columns past n are zero codes with zero scales). Scales are the
+    128x4-swizzled ``[round_up(m, 128), round_up(pn/16, 4)]`` or, with
+    ``is_sf_swizzled_layout=False``, linear ``[m, pn/16]``.
+
+    ``backend`` containing "trtllm" with m <= 32 selects FlashInfer's 8x4 scale
+    layout in vLLM; lowbit does not implement that layout and raises
+    NotImplementedError (ValueError first if ``padded_n`` != n, as vLLM).
+    """
+    fn = "scaled_fp4_quant"
+    if input.dim() < 1:
+        _fail(fn, "input", "a tensor with at least 1 dimension", "a 0-D tensor")
+    n = input.shape[-1]
+    input = input.reshape(1 if input.dim() == 1 else -1, n)
+    m = input.shape[0]
+    _check_quant_args(fn, input, n, padded_n)
+    if "trtllm" in backend and m <= 32:
+        if padded_n is not None and padded_n != n:
+            raise ValueError("padded_n is not supported with TRTLLM 8x4 scale layout.")
+        raise NotImplementedError(
+            f"{fn}: backend={backend!r} with m = {m} <= 32 selects FlashInfer's 8x4 scale-factor "
+            "layout, which lowbit does not implement; use backend='none' (128x4 layout)")
+    ops = _ops("nvfp4_quant", fn)
+    output, output_scale = create_fp4_output_tensors(
+        m, n, input.device, is_sf_swizzled_layout, padded_n=padded_n)
+    ops.scaled_fp4_quant.out(input, input_global_scale, is_sf_swizzled_layout,
+                             output=output, output_scale=output_scale)
+    return output, output_scale.view(torch.float8_e4m3fn)
+
+
+def _experts_quant(fn: str, op_name: str, input_tensor, input_global_scale, expert_offsets,
+                   blockscale_offsets, topk: int, gated: bool):
+    if input_tensor.dim() != 2:
+        _fail(fn, "input_tensor", "a 2-D tensor", f"{input_tensor.dim()}-D")
+    m_topk, width = input_tensor.shape
+    if gated and width % 2 != 0:
+        _fail(fn, "input_tensor", "an even last dimension (gate || up)", width)
+    k = width // 2 if gated else width
+    max_tokens = _max_tokens_per_expert()
+    if m_topk > max_tokens * topk:
+        _fail(fn, "input_tensor",
+              f"at most VLLM_MAX_TOKENS_PER_EXPERT_FP4_MOE * topk = {max_tokens} * {topk} rows",
+              m_topk)
+    ops = _ops("nvfp4_quant", fn)
+    output = torch.empty(m_topk, k // 2, device=input_tensor.device, dtype=torch.uint8)
+    words = (k // BLOCK + 3) // 4  # int32 words of four e4m3 scales per row
+    output_scales = torch.empty(max_tokens * topk, words, device=input_tensor.device,
+                                dtype=torch.int32)
+    getattr(ops, op_name)(output, output_scales, input_tensor, input_global_scale,
+                          expert_offsets, blockscale_offsets)
+    return output, output_scales.view(torch.float8_e4m3fn)
+
+
+def scaled_fp4_experts_quant(
+    input_tensor: torch.Tensor,
+    input_global_scale: torch.Tensor,
+    expert_offsets: torch.Tensor,
+    blockscale_offsets: torch.Tensor,
+    topk: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """NVFP4 quantization of expert-grouped rows ``input_tensor [m_topk, k]``
+    (fp16/bf16; expert e's rows are expert_offsets[e]..expert_offsets[e+1]) with
+    per-expert fp32 ``input_global_scale [E]``; ``blockscale_offsets [E+1]``: the
+    first scale row of each expert (multiples of 128).
+
+    Returns ``(packed uint8 [m_topk, k/2], scales float8_e4m3fn [R, round_up(k/16, 4)])``
+    with R = VLLM_MAX_TOKENS_PER_EXPERT_FP4_MOE * topk, as vLLM allocates
+    (scale rows outside the experts' regions are left unwritten).
+    """
+    return _experts_quant("scaled_fp4_experts_quant", "scaled_fp4_experts_quant", input_tensor,
+                          input_global_scale, expert_offsets, blockscale_offsets, topk,
+                          gated=False)
+
+
+def silu_and_mul_scaled_fp4_experts_quant(
+    input_tensor: torch.Tensor,
+    input_global_scale: torch.Tensor,
+    expert_offsets: torch.Tensor,
+    blockscale_offsets: torch.Tensor,
+    topk: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """As :func:`scaled_fp4_experts_quant` on ``silu(gate) * up`` (rounded to the
+    input dtype) of ``input_tensor [m_topk, 2k] = gate || up``; returns packed
+    ``[m_topk, k/2]`` and the scales for k."""
+    fn = "silu_and_mul_scaled_fp4_experts_quant"
+    return _experts_quant(fn, fn, input_tensor, input_global_scale, expert_offsets,
+                          blockscale_offsets, topk, gated=True)
+
+
+def silu_and_mul_nvfp4_quant(
+    result: torch.Tensor,
+    result_block_scale: torch.Tensor,
+    input: torch.Tensor,
+    input_global_scale: torch.Tensor,
+) -> None:
+    """The op ``silu_and_mul_nvfp4_quant`` itself (vLLM v0.34.0 has no Python
+    wrapper: its callers call ``torch.ops._C.silu_and_mul_nvfp4_quant`` with these
+    arguments). Writes NVFP4 of ``silu(gate) * up`` of ``input [m, 2d]`` into
+    ``result`` (uint8 ``[m, pn/2]``, pn >= d) and the swizzled
+    ``result_block_scale`` (int32 ``[Mp, Kp/4]`` or a byte view ``[Mp, Kp]``)."""
+    ops = _ops("nvfp4_quant", "silu_and_mul_nvfp4_quant")
+    ops.silu_and_mul_nvfp4_quant(result, result_block_scale, input, input_global_scale)
+
+
+# ----------------------------------------------------------------- NVFP4 GEMM
+def cutlass_scaled_mm_supports_fp4(cuda_device_capability: int) -> bool:
+    """True where lowbit has an NVFP4 GEMM kernel for that compute capability
+    (e.g. 90, 100, 120) in this build (vLLM: only 100-129)."""
+    ops = _ops("nvfp4_mm", "cutlass_scaled_mm_supports_fp4")
+    return bool(ops.cutlass_scaled_mm_supports_fp4(cuda_device_capability))
+
+
+def cutlass_scaled_fp4_mm(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    block_scale_a: torch.Tensor,
+    block_scale_b: torch.Tensor,
+    alpha: torch.Tensor,
+    out_dtype: torch.dtype,
+    bias: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``out_dtype(alpha * A @ B^T + bias)`` as a new ``[M, N]`` tensor.
+
+    a: uint8 ``[M, K/2]``; b: uint8 ``[N, K/2]``; block scales float8_e4m3fn
+    swizzled ``[round_up(rows, 128), round_up(K/16, 4)]``; alpha fp32 one element;
+    bias: optional ``[N]`` in out_dtype. With VLLM_BATCH_INVARIANT set the
+    batch-invariant kernel is used (each row's bits independent of M).
+    """
+    fn = "cutlass_scaled_fp4_mm"
+    if a.dim() != 2 or b.dim() != 2:
+        _fail(fn, "a, b", "2-D tensors", f"shapes {tuple(a.shape)} and {tuple(b.shape)}")
+    if _batch_invariant():
+        mm = _family("nvfp4_mm", fn)
+        extra = {} if bias is None else {"bias": bias}
+        return mm.scaled_fp4_mm(a, b, block_scale_a, block_scale_b, alpha, out_dtype,
+                                batch_invariant=True, **extra)
+    ops = _ops("nvfp4_mm", fn)
+    out = torch.empty((a.shape[0], b.shape[0]), dtype=out_dtype, device=a.device)
+    # without a bias the six-argument call is valid for both schema forms
+    args = (out, a, b, block_scale_a, block_scale_b, alpha) + (() if bias is None else (bias,))
+    ops.cutlass_scaled_fp4_mm(*args)
+    return out
+
+
+# ----------------------------------------------------------------- W4A8
+def cutlass_w4a8_mm(
+    a: torch.Tensor,
+    b_q: torch.Tensor,
+    b_group_scales: torch.Tensor,
+    b_group_size: int,
+    b_channel_scales: torch.Tensor,
+    a_token_scales: torch.Tensor,
+    out_type: torch.dtype | None = None,
+    maybe_schedule: str | None = None,
+) -> torch.Tensor:
+    """``out[m, n] = ch[n] * tok[m] * sum_k a[m, k] * w[n, k]`` (int4 weights x fp8
+    activations). b_q: from :func:`cutlass_encode_and_reorder_int4b`;
+    b_group_scales: from :func:`cutlass_pack_scale_fp8`. out_type bf16 (None) or
+    fp16, honoured (vLLM v0.34.0 always returns bf16). maybe_schedule: one of
+    vLLM's schedule names, None = lowbit's heuristic."""
+    ops = _ops("w4a8_mm", "cutlass_w4a8_mm")
+    return ops.cutlass_w4a8_mm(a, b_q, b_group_scales, b_group_size, b_channel_scales,
+                               a_token_scales, out_type, maybe_schedule)
+
+
+def cutlass_pack_scale_fp8(scales: torch.Tensor) -> torch.Tensor:
+    """fp8 group scales -> the packed lookup tables ``cutlass_w4a8_mm`` reads
+    (fp8, numel * 8 elements)."""
+    return _ops("w4a8_mm", "cutlass_pack_scale_fp8").cutlass_pack_scale_fp8(scales)
+
+
+def cutlass_encode_and_reorder_int4b(b: torch.Tensor) -> torch.Tensor:
+    """int32 ``[K/8, N]`` int4 weights -> the encoded, reordered copy
+    ``cutlass_w4a8_mm`` reads (same shape and strides)."""
+    ops = _ops("w4a8_mm", "cutlass_encode_and_reorder_int4b")
+    return ops.cutlass_encode_and_reorder_int4b(b)

@@ -1,0 +1,455 @@
+"""lowbit.vllm_ops: vLLM v0.34.0's `_custom_ops` Python API on lowbit's kernels (issue #13 item 7).
+
+Signatures are compared with a table written from vLLM v0.34.0's
+vllm/_custom_ops.py; behaviour (allocation, dtypes, shapes, env variables,
+padding, bias, schedule names) is checked against lowbit's own family APIs,
+which the family packages test against the SPEC oracles.
+"""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from lowbit import vllm_ops
+from lowbit.testing.checks import devices, raises_arg
+
+# function -> its signature in vLLM v0.34.0 (vllm/_custom_ops.py). silu_and_mul_nvfp4_quant
+# has no wrapper there (callers call the op): its row is the op's schema.
+V0340_SIGNATURES: dict[str, str] = {
+    "create_fp4_scale_tensor":
+        "(m: int, n: int, device: torch.device, is_sf_swizzled_layout: bool) -> torch.Tensor",
+    "create_fp4_output_tensors":
+        "(m: int, n: int, device: torch.device, is_sf_swizzled_layout: bool,"
+        " padded_n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]",
+    "scaled_fp4_quant":
+        "(input: torch.Tensor, input_global_scale: torch.Tensor, is_sf_swizzled_layout: bool = True,"
+        " backend: str = 'none', padded_n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]",
+    "scaled_fp4_experts_quant":
+        "(input_tensor: torch.Tensor, input_global_scale: torch.Tensor, expert_offsets: torch.Tensor,"
+        " blockscale_offsets: torch.Tensor, topk: int) -> tuple[torch.Tensor, torch.Tensor]",
+    "silu_and_mul_scaled_fp4_experts_quant":
+        "(input_tensor: torch.Tensor, input_global_scale: torch.Tensor, expert_offsets: torch.Tensor,"
+        " blockscale_offsets: torch.Tensor, topk: int) -> tuple[torch.Tensor, torch.Tensor]",
+    "silu_and_mul_nvfp4_quant":
+        "(result: torch.Tensor, result_block_scale: torch.Tensor, input: torch.Tensor,"
+        " input_global_scale: torch.Tensor) -> None",
+    "cutlass_scaled_mm_supports_fp4": "(cuda_device_capability: int) -> bool",
+    "cutlass_scaled_fp4_mm":
+        "(a: torch.Tensor, b: torch.Tensor, block_scale_a: torch.Tensor, block_scale_b: torch.Tensor,"
+        " alpha: torch.Tensor, out_dtype: torch.dtype, bias: torch.Tensor | None = None) -> torch.Tensor",
+    "cutlass_w4a8_mm":
+        "(a: torch.Tensor, b_q: torch.Tensor, b_group_scales: torch.Tensor, b_group_size: int,"
+        " b_channel_scales: torch.Tensor, a_token_scales: torch.Tensor,"
+        " out_type: torch.dtype | None = None, maybe_schedule: str | None = None) -> torch.Tensor",
+    "cutlass_pack_scale_fp8": "(scales: torch.Tensor) -> torch.Tensor",
+    "cutlass_encode_and_reorder_int4b": "(b: torch.Tensor) -> torch.Tensor",
+}
+
+# vLLM v0.34.0's W4A8 schedule names (csrc/quantization/cutlass_w4a8/w4a8_mm_entry.cu)
+V0340_W4A8_SCHEDULES = (
+    "128x16_1x1x1", "128x32_1x1x1", "128x64_1x1x1", "128x128_1x1x1", "128x256_1x1x1",
+    "128x256_2x1x1", "256x16_1x1x1", "256x32_1x1x1", "256x64_1x1x1", "256x128_1x1x1",
+)
+
+# Behaviour still being brought to the v0.34.0 form by another change (key ->
+# reason); those tests are strict xfails, so they fail once the change lands and
+# the entry must go. Empty when everything has landed.
+PENDING: dict[str, str] = {
+    "bias": "lowbit-nvfp4-mm: cutlass_scaled_fp4_mm gains `Tensor? bias=None` (issue #13 item 5)",
+}
+
+DEVICES = devices()
+BLOCK = 16
+
+
+def pending(key: str):
+    """Strict xfail while PENDING names `key`, else no mark."""
+    if key in PENDING:
+        return pytest.mark.xfail(reason=PENDING[key], strict=True)
+    return lambda test: test
+
+
+def _signature(text: str) -> inspect.Signature:
+    scope: dict = {}
+    exec(f"from __future__ import annotations\ndef f{text}: pass", scope)
+    return inspect.signature(scope["f"])
+
+
+def _parts(sig: inspect.Signature):
+    params = [(p.name, p.kind, p.default, p.annotation) for p in sig.parameters.values()]
+    return params, sig.return_annotation
+
+
+# ----------------------------------------------------------------- API surface
+@pytest.mark.parametrize("name", sorted(V0340_SIGNATURES))
+def test_signature_is_vllm_v0340(name):
+    want_params, want_ret = _parts(_signature(V0340_SIGNATURES[name]))
+    got_params, got_ret = _parts(inspect.signature(getattr(vllm_ops, name)))
+    assert got_params == want_params
+    assert got_ret == want_ret
+
+
+def test_exports_exactly_the_table():
+    assert sorted(vllm_ops.__all__) == sorted(V0340_SIGNATURES)
+    assert vllm_ops.VLLM_VERSION == "0.34.0"
+
+
+def test_import_loads_no_family():
+    code = ("import sys, lowbit.vllm_ops\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[:2] in "
+            "(['lowbit', 'nvfp4_quant'], ['lowbit', 'nvfp4_mm'], ['lowbit', 'w4a8_mm'])))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("module, dist, call", [
+    ("lowbit.nvfp4_quant", "lowbit-nvfp4-quant",
+     lambda: vllm_ops.scaled_fp4_quant(torch.zeros(2, 16, dtype=torch.bfloat16), torch.ones(1))),
+    ("lowbit.nvfp4_mm", "lowbit-nvfp4-mm", lambda: vllm_ops.cutlass_scaled_mm_supports_fp4(100)),
+    ("lowbit.w4a8_mm", "lowbit-w4a8-mm",
+     lambda: vllm_ops.cutlass_pack_scale_fp8(torch.ones(1, 16).to(torch.float8_e4m3fn))),
+])
+def test_missing_family_names_its_distribution(monkeypatch, module, dist, call):
+    monkeypatch.setitem(sys.modules, module, None)  # import of it now fails as if absent
+    with pytest.raises(ImportError, match=f"'{dist}'"):
+        call()
+
+
+# ----------------------------------------------------------------- helpers
+def test_create_fp4_output_tensors_allocates_as_vllm():
+    out, sf = vllm_ops.create_fp4_output_tensors(130, 48, torch.device("cpu"), True)
+    assert (out.shape, out.dtype, sf.shape, sf.dtype) == ((130, 24), torch.uint8, (256, 1), torch.int32)
+    out, sf = vllm_ops.create_fp4_output_tensors(130, 48, torch.device("cpu"), False, padded_n=64)
+    assert (out.shape, out.dtype, sf.shape, sf.dtype) == ((130, 32), torch.uint8, (130, 4), torch.uint8)
+    sf = vllm_ops.create_fp4_scale_tensor(5, 112, torch.device("cpu"), True)
+    assert (sf.shape, sf.dtype) == ((128, 2), torch.int32)
+
+
+# ----------------------------------------------------------------- scaled_fp4_quant
+def _nq():
+    return pytest.importorskip("lowbit.nvfp4_quant")
+
+
+def _bytes(t: torch.Tensor) -> torch.Tensor:
+    return t.contiguous().view(torch.uint8).reshape(t.shape[0], -1)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("swizzled", [True, False])
+@pytest.mark.parametrize("shape", [(64,), (3, 5, 64), (130, 48)])
+def test_scaled_fp4_quant_outputs(device, dtype, swizzled, shape):
+    nq = _nq()
+    x = torch.randn(shape, dtype=dtype, device=device)
+    gs = nq.global_scale(x)
+    packed, sf = vllm_ops.scaled_fp4_quant(x, gs, swizzled)
+    n = shape[-1]
+    m = x.numel() // n
+    want_sf = nq.swizzled_scale_shape(m, n) if swizzled else (m, n // BLOCK)
+    assert (packed.shape, packed.dtype) == ((m, n // 2), torch.uint8)
+    assert (tuple(sf.shape), sf.dtype) == (want_sf, torch.float8_e4m3fn)
+    ref_packed, ref_sf = nq.scaled_fp4_quant(x, gs, swizzled)
+    assert torch.equal(packed, ref_packed)
+    assert torch.equal(_bytes(sf), _bytes(ref_sf))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("swizzled", [True, False])
+@pytest.mark.parametrize("m, n, padded_n", [(5, 48, 64), (130, 48, 112), (7, 32, 32)])
+def test_scaled_fp4_quant_padded_n(device, swizzled, m, n, padded_n):
+    nq = _nq()
+    x = torch.randn(m, n, dtype=torch.bfloat16, device=device)
+    gs = nq.global_scale(x)
+    packed, sf = vllm_ops.scaled_fp4_quant(x, gs, swizzled, padded_n=padded_n)
+    ref_packed, ref_sf = nq.scaled_fp4_quant(x, gs, swizzled)
+    assert packed.shape == (m, padded_n // 2)
+    assert torch.equal(packed[:, : n // 2], ref_packed)
+    assert not packed[:, n // 2:].any(), "padding codes must be zero"
+    if swizzled:
+        # the whole buffer: the input's scales, every other byte zero
+        lin = torch.zeros(m, padded_n // BLOCK, dtype=torch.uint8, device=device)
+        lin[:, : n // BLOCK] = _bytes(nq.unswizzle_scales(ref_sf, m, n))
+        want = nq.swizzle_scales(lin.view(torch.float8_e4m3fn))
+        assert tuple(sf.shape) == tuple(want.shape)
+        assert torch.equal(_bytes(sf), _bytes(want))
+    else:
+        assert sf.shape == (m, padded_n // BLOCK)
+        assert torch.equal(_bytes(sf[:, : n // BLOCK]), _bytes(ref_sf))
+        assert not _bytes(sf[:, n // BLOCK:]).any()
+
+
+def test_scaled_fp4_quant_trtllm_small_m_is_out_of_scope():
+    x = torch.randn(32, 64, dtype=torch.bfloat16)
+    gs = torch.ones(1)
+    with pytest.raises(NotImplementedError, match="8x4"):
+        vllm_ops.scaled_fp4_quant(x, gs, backend="flashinfer-trtllm")
+    with pytest.raises(ValueError, match="padded_n"):
+        vllm_ops.scaled_fp4_quant(x, gs, backend="trtllm", padded_n=96)
+
+
+def test_scaled_fp4_quant_trtllm_large_m_is_the_128x4_path():
+    nq = _nq()
+    x = torch.randn(33, 64, dtype=torch.bfloat16)
+    gs = nq.global_scale(x)
+    packed, sf = vllm_ops.scaled_fp4_quant(x, gs, backend="trtllm")
+    ref_packed, ref_sf = nq.scaled_fp4_quant(x, gs)
+    assert torch.equal(packed, ref_packed) and torch.equal(_bytes(sf), _bytes(ref_sf))
+
+
+def test_scaled_fp4_quant_bad_arguments():
+    gs = torch.ones(1)
+    with raises_arg("input", "multiple of 16"):
+        vllm_ops.scaled_fp4_quant(torch.zeros(4, 40, dtype=torch.bfloat16), gs)
+    with raises_arg("input", "torch.float16"):
+        vllm_ops.scaled_fp4_quant(torch.zeros(4, 32), gs)
+    with raises_arg("padded_n", ">= n = 48"):
+        vllm_ops.scaled_fp4_quant(torch.zeros(4, 48, dtype=torch.bfloat16), gs, padded_n=32)
+    with raises_arg("padded_n", "multiple of 16"):
+        vllm_ops.scaled_fp4_quant(torch.zeros(4, 48, dtype=torch.bfloat16), gs, padded_n=56)
+
+
+# ----------------------------------------------------------------- experts quant
+def _experts_problem(device, counts=(3, 0, 5), k=64, gated=False):
+    nq = _nq()
+    m = sum(counts)
+    x = torch.randn(m, 2 * k if gated else k, dtype=torch.bfloat16, device=device)
+    gs = torch.rand(len(counts), device=device) * 100 + 50
+    off, sf_off = nq.expert_offsets(torch.tensor(counts, device=device))
+    return x, gs, off, sf_off
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("gated", [False, True], ids=["plain", "silu"])
+def test_experts_quant_allocates_max_tokens_times_topk(monkeypatch, device, gated):
+    nq = _nq()
+    monkeypatch.setenv("VLLM_MAX_TOKENS_PER_EXPERT_FP4_MOE", "128")
+    topk, k = 3, 64
+    x, gs, off, sf_off = _experts_problem(device, k=k, gated=gated)
+    fn = vllm_ops.silu_and_mul_scaled_fp4_experts_quant if gated else vllm_ops.scaled_fp4_experts_quant
+    packed, sf = fn(x, gs, off, sf_off, topk)
+    assert (packed.shape, packed.dtype) == ((x.shape[0], k // 2), torch.uint8)
+    assert (tuple(sf.shape), sf.dtype) == ((128 * topk, 4), torch.float8_e4m3fn)
+    ref_fn = nq.silu_and_mul_scaled_fp4_experts_quant if gated else nq.scaled_fp4_experts_quant
+    ref_packed, ref_sf = ref_fn(x, gs, off, sf_off, scale_rows=128 * topk)
+    assert torch.equal(packed, ref_packed)
+    rows = int(sf_off[-1])  # the experts' regions; vLLM leaves the rest unwritten
+    assert torch.equal(_bytes(sf)[:rows], _bytes(ref_sf)[:rows])
+
+
+def test_experts_quant_default_buffer_rows():
+    _nq()
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode():  # 163840 * topk rows: shapes only, no memory
+        x, gs, off, sf_off = _experts_problem("cpu", k=256)
+        _, sf = vllm_ops.scaled_fp4_experts_quant(x, gs, off, sf_off, 8)
+        assert tuple(sf.shape) == (163840 * 8, 16)
+
+
+def test_experts_quant_bad_arguments(monkeypatch):
+    _nq()
+    monkeypatch.setenv("VLLM_MAX_TOKENS_PER_EXPERT_FP4_MOE", "2")
+    x, gs, off, sf_off = _experts_problem("cpu")
+    with raises_arg("input_tensor", "VLLM_MAX_TOKENS_PER_EXPERT_FP4_MOE"):
+        vllm_ops.scaled_fp4_experts_quant(x, gs, off, sf_off, 2)
+    with raises_arg("input_tensor", "2-D"):
+        vllm_ops.scaled_fp4_experts_quant(x[None], gs, off, sf_off, 8)
+    with raises_arg("input_tensor", "even"):
+        vllm_ops.silu_and_mul_scaled_fp4_experts_quant(x[:, :63], gs, off, sf_off, 8)
+
+
+# ----------------------------------------------------------------- fused SiLU op
+@pytest.mark.parametrize("device", DEVICES)
+def test_silu_and_mul_nvfp4_quant_is_the_op(device):
+    nq = _nq()
+    m, d = 5, 64
+    x = torch.randn(m, 2 * d, dtype=torch.bfloat16, device=device)
+    gs = torch.tensor([300.0], device=device)
+    result = torch.empty(m, d // 2, dtype=torch.uint8, device=device)
+    mp, kp = nq.swizzled_scale_shape(m, d)
+    scale = torch.empty(mp, kp // 4, dtype=torch.int32, device=device)  # vLLM's allocation
+    assert vllm_ops.silu_and_mul_nvfp4_quant(result, scale, x, gs) is None
+    ref_result, ref_scale = nq.silu_and_mul_nvfp4_quant(x, gs)
+    assert torch.equal(result, ref_result)
+    assert torch.equal(_bytes(scale), _bytes(ref_scale))
+
+
+# ----------------------------------------------------------------- NVFP4 GEMM
+def _mm():
+    return pytest.importorskip("lowbit.nvfp4_mm")
+
+
+def _gemm_problem(device, m=5, n=64, k=128):
+    from lowbit.testing.nvfp4_gemm import quantized_operand
+
+    g = torch.Generator().manual_seed(13)
+    a, sa, ga = quantized_operand(m, k, device, g)
+    b, sb, gb = quantized_operand(n, k, device, g)
+    return a, b, sa, sb, (1.0 / (ga * gb)).float()
+
+
+def _gemm_devices():
+    mm = _mm()
+    out = ["cpu"]
+    if torch.cuda.is_available():
+        major, minor = torch.cuda.get_device_capability()
+        if mm.cutlass_scaled_mm_supports_fp4(10 * major + minor):
+            out.append("cuda")
+    return out
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("out_dtype", [torch.bfloat16, torch.float16])
+def test_cutlass_scaled_fp4_mm_allocates_out(monkeypatch, device, out_dtype):
+    if device not in _gemm_devices():
+        pytest.skip("no NVFP4 GEMM kernel for this device in this build")
+    monkeypatch.delenv("VLLM_BATCH_INVARIANT", raising=False)
+    a, b, sa, sb, alpha = _gemm_problem(device)
+    out = vllm_ops.cutlass_scaled_fp4_mm(a, b, sa, sb, alpha, out_dtype)
+    assert (out.shape, out.dtype, out.device.type) == ((5, 64), out_dtype, torch.device(device).type)
+    assert torch.equal(out, _mm().scaled_fp4_mm(a, b, sa, sb, alpha, out_dtype))
+
+
+@pending("bias")
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("batch_invariant", ["0", "1"])
+@pytest.mark.parametrize("out_dtype", [torch.bfloat16, torch.float16])
+def test_cutlass_scaled_fp4_mm_bias(monkeypatch, device, batch_invariant, out_dtype):
+    if device not in _gemm_devices():
+        pytest.skip("no NVFP4 GEMM kernel for this device in this build")
+    from lowbit.testing.nvfp4_gemm import nvfp4_gemm_ref, relative_error
+
+    monkeypatch.setenv("VLLM_BATCH_INVARIANT", batch_invariant)
+    a, b, sa, sb, alpha = _gemm_problem(device)
+    bias = torch.randn(64, device=device).to(out_dtype)
+    out = vllm_ops.cutlass_scaled_fp4_mm(a, b, sa, sb, alpha, out_dtype, bias)
+    ref = nvfp4_gemm_ref(a, b, sa, sb, alpha) + bias.float()
+    assert out.dtype == out_dtype
+    assert relative_error(out.float(), ref) < 1e-2
+
+
+@pytest.mark.parametrize("value, on", [("1", True), ("0", False), ("", False), ("2", True),
+                                       ("yes", False), (None, False)])
+def test_batch_invariant_env_is_honoured(monkeypatch, value, on):
+    mm = _mm()
+    if value is None:
+        monkeypatch.delenv("VLLM_BATCH_INVARIANT", raising=False)
+    else:
+        monkeypatch.setenv("VLLM_BATCH_INVARIANT", value)
+    calls = []
+    real = mm.scaled_fp4_mm
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(mm, "scaled_fp4_mm", spy)
+    a, b, sa, sb, alpha = _gemm_problem("cpu")
+    out = vllm_ops.cutlass_scaled_fp4_mm(a, b, sa, sb, alpha, torch.bfloat16)
+    assert [c.get("batch_invariant") for c in calls] == ([True] if on else [])
+    assert out.shape == (5, 64) and out.dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_batch_invariant_rows_do_not_depend_on_m(monkeypatch, device):
+    if device not in _gemm_devices():
+        pytest.skip("no NVFP4 GEMM kernel for this device in this build")
+    monkeypatch.setenv("VLLM_BATCH_INVARIANT", "1")
+    a, b, sa, sb, alpha = _gemm_problem(device, m=200, n=256, k=512)
+    full = vllm_ops.cutlass_scaled_fp4_mm(a, b, sa, sb, alpha, torch.bfloat16)
+    nq = _nq()
+    for r in (0, 77, 199):  # row r alone, with its scales re-laid for a 1-row operand
+        lin = nq.unswizzle_scales(sa, 200, 512)[r: r + 1]
+        one = vllm_ops.cutlass_scaled_fp4_mm(a[r: r + 1], b, nq.swizzle_scales(lin), sb, alpha,
+                                             torch.bfloat16)
+        assert torch.equal(one[0], full[r])
+
+
+def test_cutlass_scaled_fp4_mm_bad_rank():
+    _mm()
+    a, b, sa, sb, alpha = _gemm_problem("cpu")
+    with raises_arg("a, b", "2-D"):
+        vllm_ops.cutlass_scaled_fp4_mm(a[None], b, sa, sb, alpha, torch.bfloat16)
+
+
+@pytest.mark.parametrize("capability", [75, 80, 89, 90, 100, 103, 110, 120, 121])
+def test_supports_fp4_is_the_family_answer(capability):
+    mm = _mm()
+    got = vllm_ops.cutlass_scaled_mm_supports_fp4(capability)
+    assert type(got) is bool and got == mm.cutlass_scaled_mm_supports_fp4(capability)
+
+
+# ----------------------------------------------------------------- W4A8
+def _w4():
+    return pytest.importorskip("lowbit.w4a8_mm")
+
+
+def _w4a8_devices():
+    out = ["cpu"]
+    if torch.cuda.is_available() and torch.cuda.get_device_capability() == (9, 0):
+        out.append("cuda")
+    return out
+
+
+def _w4a8_problem(device, m=8, n=256, k=512):
+    w4 = _w4()
+    g = torch.Generator().manual_seed(7)
+    w = torch.randn(n, k, generator=g).to(device)
+    x = torch.randn(m, k, generator=g).to(device)
+    packed = w4.quantize_weight(w)
+    a, tok = w4.quantize_activation(x)
+    return dict(a=a, b_q=packed.B, b_group_scales=packed.group_scales,
+                b_group_size=packed.group_size, b_channel_scales=packed.channel_scales,
+                a_token_scales=tok)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("out_type", [None, torch.bfloat16, torch.float16])
+def test_cutlass_w4a8_mm_keywords_and_dtype(device, out_type):
+    if device not in _w4a8_devices():
+        pytest.skip("the W4A8 GEMM has CPU and SM90 kernels only")
+    kw = _w4a8_problem(device)
+    out = vllm_ops.cutlass_w4a8_mm(**kw, out_type=out_type)
+    assert out.shape == (8, 256) and out.dtype == (out_type or torch.bfloat16)
+    want = _w4().cutlass_w4a8_mm(kw["a"], kw["b_q"], kw["b_group_scales"], kw["b_group_size"],
+                                 kw["b_channel_scales"], kw["a_token_scales"], out_type, None)
+    assert torch.equal(out, want)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("schedule", V0340_W4A8_SCHEDULES)
+def test_cutlass_w4a8_mm_accepts_every_vllm_schedule(device, schedule):
+    if device not in _w4a8_devices():
+        pytest.skip("the W4A8 GEMM has CPU and SM90 kernels only")
+    from lowbit.testing.w4a8 import rel_err
+
+    kw = _w4a8_problem(device)
+    out = vllm_ops.cutlass_w4a8_mm(**kw, maybe_schedule=schedule)
+    heuristic = vllm_ops.cutlass_w4a8_mm(**kw)
+    assert out.shape == heuristic.shape and out.dtype == torch.bfloat16
+    assert rel_err(out, heuristic) < 1e-2
+
+
+def test_cutlass_w4a8_mm_unknown_schedule():
+    kw = _w4a8_problem("cpu")
+    with pytest.raises(RuntimeError, match="schedule"):
+        vllm_ops.cutlass_w4a8_mm(**kw, maybe_schedule="64x64_1x1x1_nonexistent")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_w4a8_prepack_helpers(device):
+    w4 = _w4()
+    s = (torch.rand(4, 256, device=device) + 0.5).to(torch.float8_e4m3fn)
+    packed = vllm_ops.cutlass_pack_scale_fp8(s)
+    assert packed.shape == (s.numel() * 8,) and packed.dtype == torch.float8_e4m3fn
+    assert torch.equal(packed.view(torch.uint8), w4.cutlass_pack_scale_fp8(s).view(torch.uint8))
+    q = torch.randint(-8, 8, (256, 512), dtype=torch.int8, device=device)
+    b = w4.pack_int4(q)  # int32 [K/8, N], column-major as vLLM's callers pass it
+    enc = vllm_ops.cutlass_encode_and_reorder_int4b(b)
+    assert (enc.shape, enc.stride(), enc.dtype) == (b.shape, b.stride(), torch.int32)
+    assert torch.equal(enc, w4.cutlass_encode_and_reorder_int4b(b))
