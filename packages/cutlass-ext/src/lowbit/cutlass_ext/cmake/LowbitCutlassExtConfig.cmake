@@ -146,23 +146,11 @@ else()
   find_package(CUDAToolkit QUIET)
 endif()
 
-# ------------------------------------------------------------ the extension
-# lowbit_add_extension(<name> PACKAGE <dist name> MODULE <import path>
-#                      [SOURCE_DIR csrc] [INCLUDE_DIRS ...])
-function(lowbit_add_extension name)
-  cmake_parse_arguments(ARG "" "PACKAGE;MODULE;SOURCE_DIR" "INCLUDE_DIRS" ${ARGN})
-  if(NOT ARG_PACKAGE OR NOT ARG_MODULE)
-    message(FATAL_ERROR "lowbit_add_extension(${name}): PACKAGE and MODULE are required")
-  endif()
-  if(NOT ARG_SOURCE_DIR)
-    set(ARG_SOURCE_DIR "${CMAKE_CURRENT_SOURCE_DIR}/csrc")
-  endif()
-  set(archs "${LOWBIT_RESOLVED_CUDA_ARCHS}")
-
-  file(GLOB host_srcs CONFIGURE_DEPENDS "${ARG_SOURCE_DIR}/*.cpp" "${ARG_SOURCE_DIR}/cpu/*.cpp")
-  add_library(${name} MODULE ${host_srcs})
-
-  set(groups cuda sm90 sm100 sm120)
+# One OBJECT library per source folder (cuda/ for every arch, sm90/, sm100/,
+# sm120/ for their family only), compiled for the requested archs that folder
+# targets. Sets in the caller: objects (the libraries), used_archs (archs that
+# received device code: what the .so can run on), built_sm90/100/120 (0/1).
+function(_lowbit_add_arch_objects name source_dir archs)
   set(regex_cuda ".*")
   set(regex_sm90 "^9[0-9]")
   set(regex_sm100 "^1[01][0-9]")
@@ -170,30 +158,10 @@ function(lowbit_add_extension name)
   set(built_sm90 0)
   set(built_sm100 0)
   set(built_sm120 0)
-  set(with_cuda 0)
-  if(archs)
-    set(with_cuda 1)
-  endif()
-
-  set(defs
-    TORCH_TARGET_VERSION=${LOWBIT_TORCH_TARGET_VERSION}
-    LOWBIT_PACKAGE="${ARG_PACKAGE}"
-    LOWBIT_WITH_CUDA=${with_cuda})
-  set(incs ${LOWBIT_CUTLASS_EXT_INCLUDE_DIR} ${ARG_SOURCE_DIR} ${ARG_INCLUDE_DIRS})
-  set(sys_incs ${LOWBIT_TORCH_INCLUDE_DIR} ${LOWBIT_CUTLASS_INCLUDE_DIRS})
-  if(CUDAToolkit_FOUND)
-    list(APPEND sys_incs ${CUDAToolkit_INCLUDE_DIRS})
-    foreach(d IN LISTS CUDAToolkit_INCLUDE_DIRS)
-      if(EXISTS "${d}/cccl")
-        list(APPEND sys_incs "${d}/cccl")  # CUTLASS includes <cuda/std/...> in host TUs too
-      endif()
-    endforeach()
-  endif()
-
   set(objects "")
-  set(used_archs "")  # archs that received device code: what the .so can run on
-  foreach(g IN LISTS groups)
-    file(GLOB srcs CONFIGURE_DEPENDS "${ARG_SOURCE_DIR}/${g}/*.cu")
+  set(used_archs "")
+  foreach(g IN ITEMS cuda sm90 sm100 sm120)
+    file(GLOB srcs CONFIGURE_DEPENDS "${source_dir}/${g}/*.cu")
     set(g_archs "")
     foreach(a IN LISTS archs)
       if(a MATCHES "${regex_${g}}")
@@ -217,6 +185,83 @@ function(lowbit_add_extension name)
       $<$<COMPILE_LANGUAGE:CUDA>:--expt-relaxed-constexpr --expt-extended-lambda -lineinfo>)
     list(APPEND objects ${name}_${g})
   endforeach()
+  foreach(v IN ITEMS objects used_archs built_sm90 built_sm100 built_sm120)
+    set(${v} "${${v}}" PARENT_SCOPE)
+  endforeach()
+endfunction()
+
+# The module's link: libtorch_cpu by name only (the loader matches it to the
+# copy `import torch` already loaded; never libtorch_cuda: CPU torch must load
+# us), static cudart (no dependency on the CUDA runtime wheels torch ships).
+function(_lowbit_link_module name with_cuda)
+  set_target_properties(${name} PROPERTIES
+    PREFIX "" CXX_STANDARD 17 CXX_STANDARD_REQUIRED ON
+    CXX_VISIBILITY_PRESET hidden VISIBILITY_INLINES_HIDDEN ON
+    POSITION_INDEPENDENT_CODE ON
+    SKIP_BUILD_RPATH ON INSTALL_RPATH "")
+  target_link_directories(${name} PRIVATE "${LOWBIT_TORCH_LIB_DIR}")
+  target_link_libraries(${name} PRIVATE torch_cpu)
+  target_link_options(${name} PRIVATE "LINKER:--no-undefined" "LINKER:--as-needed"
+    "LINKER:--exclude-libs,ALL")
+  if(with_cuda)
+    target_link_libraries(${name} PRIVATE CUDA::cudart_static)
+    set_target_properties(${name} PROPERTIES CUDA_RESOLVE_DEVICE_SYMBOLS ON)
+  endif()
+endfunction()
+
+# Installs the module and <name>_build_info.json beside it: what this build
+# contains, read at run time by `lowbit info` and the tests.
+function(_lowbit_install_with_build_info name package module used_archs)
+  string(REPLACE ";" "\", \"" archs_json "${used_archs}")
+  if(used_archs)
+    set(archs_json "\"${archs_json}\"")
+  endif()
+  file(READ "${LOWBIT_TORCH_INCLUDE_DIR}/../version.py" _tv LIMIT 200)
+  string(REGEX MATCH "__version__ = '([^']+)'" _ "${_tv}")
+  set(torch_ver "${CMAKE_MATCH_1}")
+  file(GENERATE OUTPUT "${CMAKE_CURRENT_BINARY_DIR}/${name}_build_info.json" CONTENT
+"{\"package\": \"${package}\", \"library\": \"${name}\", \"cuda_archs\": [${archs_json}], \"torch_built_against\": \"${torch_ver}\", \"torch_target_version\": \"2.10\", \"cuda_compiler\": \"${CMAKE_CUDA_COMPILER_VERSION}\"}\n")
+  install(TARGETS ${name} LIBRARY DESTINATION "${module}")
+  install(FILES "${CMAKE_CURRENT_BINARY_DIR}/${name}_build_info.json" DESTINATION "${module}")
+endfunction()
+
+# ------------------------------------------------------------ the extension
+# lowbit_add_extension(<name> PACKAGE <dist name> MODULE <import path>
+#                      [SOURCE_DIR csrc] [INCLUDE_DIRS ...])
+function(lowbit_add_extension name)
+  cmake_parse_arguments(ARG "" "PACKAGE;MODULE;SOURCE_DIR" "INCLUDE_DIRS" ${ARGN})
+  if(NOT ARG_PACKAGE OR NOT ARG_MODULE)
+    message(FATAL_ERROR "lowbit_add_extension(${name}): PACKAGE and MODULE are required")
+  endif()
+  if(NOT ARG_SOURCE_DIR)
+    set(ARG_SOURCE_DIR "${CMAKE_CURRENT_SOURCE_DIR}/csrc")
+  endif()
+  set(archs "${LOWBIT_RESOLVED_CUDA_ARCHS}")
+
+  file(GLOB host_srcs CONFIGURE_DEPENDS "${ARG_SOURCE_DIR}/*.cpp" "${ARG_SOURCE_DIR}/cpu/*.cpp")
+  add_library(${name} MODULE ${host_srcs})
+
+  set(with_cuda 0)
+  if(archs)
+    set(with_cuda 1)
+  endif()
+
+  set(defs
+    TORCH_TARGET_VERSION=${LOWBIT_TORCH_TARGET_VERSION}
+    LOWBIT_PACKAGE="${ARG_PACKAGE}"
+    LOWBIT_WITH_CUDA=${with_cuda})
+  set(incs ${LOWBIT_CUTLASS_EXT_INCLUDE_DIR} ${ARG_SOURCE_DIR} ${ARG_INCLUDE_DIRS})
+  set(sys_incs ${LOWBIT_TORCH_INCLUDE_DIR} ${LOWBIT_CUTLASS_INCLUDE_DIRS})
+  if(CUDAToolkit_FOUND)
+    list(APPEND sys_incs ${CUDAToolkit_INCLUDE_DIRS})
+    foreach(d IN LISTS CUDAToolkit_INCLUDE_DIRS)
+      if(EXISTS "${d}/cccl")
+        list(APPEND sys_incs "${d}/cccl")  # CUTLASS includes <cuda/std/...> in host TUs too
+      endif()
+    endforeach()
+  endif()
+
+  _lowbit_add_arch_objects(${name} "${ARG_SOURCE_DIR}" "${archs}")
 
   list(APPEND defs LOWBIT_BUILT_SM90=${built_sm90} LOWBIT_BUILT_SM100=${built_sm100}
                    LOWBIT_BUILT_SM120=${built_sm120})
@@ -233,35 +278,8 @@ function(lowbit_add_extension name)
     target_sources(${name} PRIVATE $<TARGET_OBJECTS:${o}>)
   endforeach()
 
-  set_target_properties(${name} PROPERTIES
-    PREFIX "" CXX_STANDARD 17 CXX_STANDARD_REQUIRED ON
-    CXX_VISIBILITY_PRESET hidden VISIBILITY_INLINES_HIDDEN ON
-    POSITION_INDEPENDENT_CODE ON
-    SKIP_BUILD_RPATH ON INSTALL_RPATH "")
-  # Link libtorch_cpu by name only: the loader matches it to the copy that
-  # `import torch` already loaded. Never libtorch_cuda (CPU torch must load us).
-  target_link_directories(${name} PRIVATE "${LOWBIT_TORCH_LIB_DIR}")
-  target_link_libraries(${name} PRIVATE torch_cpu)
-  target_link_options(${name} PRIVATE "LINKER:--no-undefined" "LINKER:--as-needed"
-    "LINKER:--exclude-libs,ALL")
-  if(with_cuda)
-    # Static cudart: no dependency on the CUDA runtime wheels torch ships.
-    target_link_libraries(${name} PRIVATE CUDA::cudart_static)
-    set_target_properties(${name} PROPERTIES CUDA_RESOLVE_DEVICE_SYMBOLS ON)
-  endif()
-
-  # What this build contains, read at run time by `lowbit info` and the tests.
-  string(REPLACE ";" "\", \"" archs_json "${used_archs}")
-  if(used_archs)
-    set(archs_json "\"${archs_json}\"")
-  endif()
-  file(READ "${LOWBIT_TORCH_INCLUDE_DIR}/../version.py" _tv LIMIT 200)
-  string(REGEX MATCH "__version__ = '([^']+)'" _ "${_tv}")
-  set(torch_ver "${CMAKE_MATCH_1}")
-  file(GENERATE OUTPUT "${CMAKE_CURRENT_BINARY_DIR}/${name}_build_info.json" CONTENT
-"{\"package\": \"${ARG_PACKAGE}\", \"library\": \"${name}\", \"cuda_archs\": [${archs_json}], \"torch_built_against\": \"${torch_ver}\", \"torch_target_version\": \"2.10\", \"cuda_compiler\": \"${CMAKE_CUDA_COMPILER_VERSION}\"}\n")
-  install(TARGETS ${name} LIBRARY DESTINATION "${ARG_MODULE}")
-  install(FILES "${CMAKE_CURRENT_BINARY_DIR}/${name}_build_info.json" DESTINATION "${ARG_MODULE}")
+  _lowbit_link_module(${name} ${with_cuda})
+  _lowbit_install_with_build_info(${name} "${ARG_PACKAGE}" "${ARG_MODULE}" "${used_archs}")
   message(STATUS "lowbit: ${ARG_PACKAGE}: CUDA architectures [${used_archs}] of [${archs}] "
     "(sm90=${built_sm90} sm100=${built_sm100} sm120=${built_sm120})")
 endfunction()
