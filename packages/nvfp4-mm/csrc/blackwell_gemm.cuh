@@ -1,9 +1,11 @@
 // Blackwell (SM100 / SM120) NVFP4 x NVFP4 GEMM through CUTLASS 3.x block-scaled
 // tensor-core collectives: nv_float4_t<float_e2m1_t> operands (e2m1 data +
-// ue4m3 scale per 16 elements), fp32 accumulation, D = alpha * acc with alpha
-// read from device memory. The scale-factor layout CUTLASS expects
-// (Sm1xxBlkScaledConfig) is the 128x4 swizzled layout of SPEC §1.3, so the
-// op's tensors are passed through unchanged.
+// ue4m3 scale per 16 elements), fp32 accumulation, D = alpha * acc + bias[n]
+// (CUTLASS's per-column-bias linear combination: one fp32 fma, one rounding;
+// a null bias pointer broadcasts 0) with alpha read from device memory. The
+// scale-factor layout CUTLASS expects (Sm1xxBlkScaledConfig) is the 128x4
+// swizzled layout of docs/SPEC.md §1.3, so the op's tensors are passed
+// through unchanged.
 //
 // Included by the per-(arch, output dtype) translation units in sm100/ and
 // sm120/ (one instantiation set per TU keeps each nvcc run near 1 minute).
@@ -20,6 +22,7 @@
 #include <cutlass/cutlass.h>
 #include <cutlass/detail/sm100_blockscaled_layout.hpp>
 #include <cutlass/epilogue/collective/collective_builder.hpp>
+#include <cutlass/epilogue/fusion/operations.hpp>
 #include <cutlass/gemm/collective/collective_builder.hpp>
 #include <cutlass/gemm/device/gemm_universal_adapter.h>
 #include <cutlass/gemm/dispatch_policy.hpp>
@@ -41,10 +44,11 @@ struct Fp4Gemm {
   static constexpr int kAlignD = 128 / cutlass::sizeof_bits<ElementD>::value;
   using OpClass = cutlass::arch::OpClassBlockScaledTensorOp;
 
+  using Fusion = cutlass::epilogue::fusion::LinCombPerColBias<ElementD, float, ElementD, void, float>;
   using Epilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
       ArchTag, OpClass, TileShape, ClusterShape, cutlass::epilogue::collective::EpilogueTileAuto,
       float, float, void, LayoutD, kAlignD, ElementD, LayoutD, kAlignD,
-      cutlass::epilogue::collective::EpilogueScheduleAuto>::CollectiveOp;
+      cutlass::epilogue::collective::EpilogueScheduleAuto, Fusion>::CollectiveOp;
 
   using Mainloop = typename cutlass::gemm::collective::CollectiveBuilder<
       ArchTag, OpClass, ElementA, LayoutA, kAlignAB, ElementB, LayoutB, kAlignAB, float, TileShape,
@@ -81,12 +85,13 @@ struct Fp4Gemm {
         {{}, nullptr, stride_d, reinterpret_cast<ElementD*>(p.out.data_ptr()), stride_d}};
     args.epilogue.thread.alpha_ptr = p.alpha.const_data_ptr<float>();
     args.epilogue.thread.beta = 0.f;
+    args.epilogue.thread.bias_ptr = p.bias ? reinterpret_cast<const ElementD*>(p.bias->data_ptr()) : nullptr;
     args.hw_info.device_id = p.a.get_device_index();
     args.hw_info.sm_count = lowbit::device_sm_count(p.a.get_device_index());
 
     Gemm gemm;
     LOWBIT_CHECK(gemm.can_implement(args) == cutlass::Status::kSuccess,
-                 "cutlass_scaled_fp4_mm: the ", arch_name, " CUTLASS kernel cannot implement M=", M,
+                 kOp, ": the ", arch_name, " CUTLASS kernel cannot implement M=", M,
                  " N=", N, " K=", K);
     const size_t ws_bytes = Gemm::get_workspace_size(args);
     std::optional<Tensor> ws;
@@ -96,8 +101,8 @@ struct Fp4Gemm {
       ws_ptr = ws->data_ptr();
     }
     cudaStream_t stream = lowbit::current_stream(p.a);
-    LOWBIT_CUTLASS_CHECK(gemm.initialize(args, ws_ptr, stream), "cutlass_scaled_fp4_mm");
-    LOWBIT_CUTLASS_CHECK(gemm.run(stream), "cutlass_scaled_fp4_mm");
+    LOWBIT_CUTLASS_CHECK(gemm.initialize(args, ws_ptr, stream), kOp);
+    LOWBIT_CUTLASS_CHECK(gemm.run(stream), kOp);
     LOWBIT_CHECK_LAUNCH();
   }
 };

@@ -1,36 +1,56 @@
-// nvfp4-mm internal declarations: one validated problem, one kernel per target.
+// nvfp4-mm internal declarations: the validated problem, its validation and
+// one kernel entry per target.
 #pragma once
 
 #include <lowbit/torch_utils.h>
+
+#include <optional>
+#include <string>
+#include <vector>
 
 namespace nvfp4_mm {
 
 using lowbit::Tensor;
 
-// A validated D = alpha * A·Bᵀ problem (SPEC §1.4, §2.2). M rows of A and D,
-// N rows of B (= columns of D), K logical fp4 elements per row.
+// A validated out = to_out(alpha * A·Bᵀ + bias) problem (docs/SPEC.md §1.4,
+// §2.2). M rows of A and out, N rows of B (= columns of out), K logical fp4
+// elements per row.
 struct Problem {
   Tensor out, a, b, sa, sb, alpha;
+  std::optional<Tensor> bias;  // [N] in the output dtype
   int64_t M, N, K;
   bool batch_invariant;  // every row's reduction order independent of M
-  int64_t config;        // -1 = heuristic; else a kernel config (bench/tests)
-  int64_t splits;        // -1 = heuristic; else split-K count (SM90)
+  std::string kernel;    // empty = the target's heuristic; else a name of kernel_names()
+  int64_t splits;        // -1 = heuristic; else the kernel's split count (SM90)
 };
 
-// Each target: the kernel entry and its number of selectable configs (the
-// private _ex op picks one by index; -1 = the built-in heuristic).
-void mm_cpu(const Problem& p);
+constexpr const char* kOp = "cutlass_scaled_fp4_mm";
+
+// cutlass_scaled_fp4_mm's arguments (every check of the op lives here).
+Problem validate_scaled_fp4_mm(Tensor out, Tensor a, Tensor b, Tensor sa, Tensor sb, Tensor alpha,
+                               std::optional<Tensor> bias);
+// The private by-name op's extra arguments on top of the above.
+Problem validate_scaled_fp4_mm_with_kernel(Tensor out, Tensor a, Tensor b, Tensor sa, Tensor sb,
+                                           Tensor alpha, std::optional<Tensor> bias, bool batch_invariant,
+                                           std::optional<std::string> kernel, int64_t splits);
+
+// Rejects a kernel name that is not in `names` (names the valid ones).
+void check_kernel_name(const std::string& name, const std::vector<std::string>& names, const char* target);
+
+// Per target: the kernel entry and the names of its selectable kernels.
+void scaled_fp4_mm_cpu(const Problem& p);
+std::vector<std::string> cpu_kernel_names();
 #if LOWBIT_BUILT_SM90
-void mm_sm90(const Problem& p);
-int64_t sm90_num_configs();
+void scaled_fp4_mm_sm90(const Problem& p);
+std::vector<std::string> sm90_kernel_names();
 #endif
 #if LOWBIT_BUILT_SM100
-void mm_sm100(const Problem& p);
-int64_t sm100_num_configs();
+void scaled_fp4_mm_sm100(const Problem& p);
+std::vector<std::string> sm100_kernel_names();
 #endif
 #if LOWBIT_BUILT_SM120
-void mm_sm120(const Problem& p);
-int64_t sm120_num_configs();
+void scaled_fp4_mm_sm120(const Problem& p);
+std::vector<std::string> sm120_kernel_names();
 #endif
 
 }  // namespace nvfp4_mm

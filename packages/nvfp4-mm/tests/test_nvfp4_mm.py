@@ -1,4 +1,4 @@
-"""lowbit-nvfp4-mm against the pure-torch reference (SPEC §1.4, §2.2, §3)."""
+"""lowbit-nvfp4-mm against the pure-torch reference (docs/SPEC.md §1.4, §2.2, §3)."""
 
 from __future__ import annotations
 
@@ -40,14 +40,24 @@ def _problem(m, n, k, device, seed, quantized=True):
     return a, b, sa, sb, alpha
 
 
-def _run(a, b, sa, sb, alpha, dtype, **ex):
+def _run(a, b, sa, sb, alpha, dtype, bias=None, **ex):
+    """ex: kernel (a name of mm.kernel_names), splits, bi (batch-invariant)."""
     out = poison_(torch.empty(a.shape[0], b.shape[0], dtype=dtype, device=a.device))
     if ex:
-        OPS._cutlass_scaled_fp4_mm_ex(out, a, b, sa, sb, alpha, ex.get("bi", False), ex.get("config", -1),
-                                      ex.get("splits", -1))
+        OPS._cutlass_scaled_fp4_mm_with_kernel(out, a, b, sa, sb, alpha, bias, ex.get("bi", False),
+                                               ex.get("kernel"), ex.get("splits", -1))
     else:
-        OPS.cutlass_scaled_fp4_mm(out, a, b, sa, sb, alpha)
+        OPS.cutlass_scaled_fp4_mm(out, a, b, sa, sb, alpha, bias)
     return out
+
+
+def _bias(n, dtype, device, seed):
+    """A bias of the size of the products' sums (so both terms matter)."""
+    return (torch.randn(n, generator=_gen(seed)) * 4).to(dtype).to(device)
+
+
+def _sm90_kernels():
+    return mm.kernel_names("cuda") if HAS_SM90 else []
 
 
 # ------------------------------------------------------------------ numerics
@@ -65,6 +75,39 @@ def test_matches_reference(device, dtype, m, n, k):
     assert err <= LIMIT, f"relative error {err:.3g} > {LIMIT} (M={m} N={n} K={k})"
     # The output rounding bounds the error: far tighter than the limit.
     assert err <= 4e-3
+
+
+@pytest.mark.parametrize("device", devices())
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("m", [1, 7, 150])
+def test_bias(device, dtype, m):
+    """out = to_out(alpha * A·Bᵀ + bias): fp32 epilogue, one rounding."""
+    n, k = 96, 160
+    a, b, sa, sb, alpha = _problem(m, n, k, device, seed=m + 40)
+    bias = _bias(n, dtype, device, seed=m)
+    out = _run(a, b, sa, sb, alpha, dtype, bias=bias)
+    ref = nvfp4_gemm_ref(a, b, sa, sb, alpha, bias)
+    assert relative_error(out.float(), ref) <= 4e-3
+    # The bias is not ignored: without it the result is far from ref.
+    assert relative_error(_run(a, b, sa, sb, alpha, dtype).float(), ref) > 1e-2
+    wrapped = mm.scaled_fp4_mm(a, b, sa, sb, alpha, dtype, bias=bias)
+    assert torch.equal(wrapped, out)
+
+
+def test_cpu_bias_exact():
+    """alpha * acc + bias in fp32 then one rounding: 144 + 0.5 is exact in
+    fp16 and bf16 rounds it to 144 (ties to even), as to_out(fp32) does."""
+    k = 32
+    a = torch.full((1, k // 2), 0x12, dtype=torch.uint8)
+    b = torch.full((32, k // 2), 0x77, dtype=torch.uint8)
+    from lowbit.testing.nvfp4 import swizzle_scales
+
+    sa = swizzle_scales(torch.full((1, 2), 2.0).to(torch.float8_e4m3fn))
+    sb = swizzle_scales(torch.full((32, 2), 1.0).to(torch.float8_e4m3fn))
+    for dtype in (torch.float16, torch.bfloat16):
+        bias = torch.full((32,), 0.5, dtype=dtype)
+        out = _run(a, b, sa, sb, torch.tensor([0.5]), dtype, bias=bias)
+        assert torch.equal(out, torch.full((1, 32), 144.5).to(dtype)), dtype
 
 
 @pytest.mark.parametrize("device", devices())
@@ -124,10 +167,10 @@ def test_padding_garbage_ignored(device):
     psa, psb = poison_pad(sa, m), poison_pad(sb, n)
     out = _run(a, b, psa, psb, alpha, torch.bfloat16)
     assert relative_error(out.float(), ref) <= 4e-3
-    if device == "cuda" and HAS_SM90:  # every SM90 kernel reads (some of) the padding differently
-        for cfg in range(mm.num_configs()["SM90"]):
-            out = _run(a, b, psa, psb, alpha, torch.bfloat16, config=cfg)
-            assert relative_error(out.float(), ref) <= 4e-3, cfg
+    if device == "cuda":  # every kernel reads (some of) the padding differently
+        for name in mm.kernel_names(device):
+            out = _run(a, b, psa, psb, alpha, torch.bfloat16, kernel=name)
+            assert relative_error(out.float(), ref) <= 4e-3, name
 
 
 @pytest.mark.parametrize("device", devices())
@@ -143,6 +186,10 @@ def test_empty_shapes(device):
     sb = torch.empty(128, 0, dtype=torch.float8_e4m3fn, device=device)
     out = _run(a, b, sa, sb, torch.ones(1, device=device), torch.float16)
     assert torch.equal(out, torch.zeros(4, 32, dtype=torch.float16, device=device))
+    # K = 0 with a bias: every row is the bias.
+    bias = _bias(32, torch.float16, device, seed=3)
+    out = _run(a, b, sa, sb, torch.ones(1, device=device), torch.float16, bias=bias)
+    assert torch.equal(out, bias.expand(4, 32))
 
 
 # ------------------------------------------------------------------ modes
@@ -203,8 +250,12 @@ def test_opcheck(device):
     # Scales as uint8 bytes (accepted, same layout): opcheck's schema test
     # runs torch arithmetic on every input, which fp8 tensors do not support.
     sa, sb = sa.view(torch.uint8), sb.view(torch.uint8)
+    bias = _bias(64, torch.bfloat16, device, seed=4)
     torch.library.opcheck(OPS.cutlass_scaled_fp4_mm, (out, a, b, sa, sb, alpha))
-    torch.library.opcheck(OPS._cutlass_scaled_fp4_mm_ex, (out, a, b, sa, sb, alpha, True, -1, -1))
+    torch.library.opcheck(OPS.cutlass_scaled_fp4_mm, (out, a, b, sa, sb, alpha, bias))
+    torch.library.opcheck(OPS._cutlass_scaled_fp4_mm_with_kernel, (out, a, b, sa, sb, alpha, None, True, None, -1))
+    name = mm.kernel_names(device)[0]
+    torch.library.opcheck(OPS._cutlass_scaled_fp4_mm_with_kernel, (out, a, b, sa, sb, alpha, bias, False, name, -1))
 
 
 @pytest.mark.parametrize("device", devices())
@@ -247,33 +298,40 @@ def test_cuda_graph_and_device_alpha():
 
 @pytest.mark.skipif(not HAS_SM90, reason="needs an SM90 GPU")
 @pytest.mark.parametrize("m", [1, 16, 64, 150, 1000])
-def test_sm90_every_config_and_split(m):
-    """Every SM90 kernel config and split-K count computes the same function."""
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_sm90_every_kernel_and_split(m, with_bias):
+    """Every named SM90 kernel and split count computes the same function
+    (split-K: the bias is added once, in the reduce)."""
     n, k = 160, 1024 + 32 * 3
     a, b, sa, sb, alpha = _problem(m, n, k, "cuda", seed=m)
-    ref = nvfp4_gemm_ref(a, b, sa, sb, alpha)
-    for cfg in range(mm.num_configs()["SM90"]):
-        for splits in (1, 3, 7):
-            out = _run(a, b, sa, sb, alpha, torch.float16, config=cfg, splits=splits)
+    bias = _bias(n, torch.float16, "cuda", seed=m) if with_bias else None
+    ref = nvfp4_gemm_ref(a, b, sa, sb, alpha, bias)
+    for name in _sm90_kernels():
+        for splits in (-1, 1, 3, 7):
+            out = _run(a, b, sa, sb, alpha, torch.float16, bias=bias, kernel=name, splits=splits)
             err = relative_error(out.float(), ref)
-            assert err <= 4e-3, (cfg, splits, err)
+            assert err <= 4e-3, (name, splits, err)
+
+
+def _dequant_cutlass_kernels():
+    return [x for x in _sm90_kernels() if x.startswith("dequant_cutlass_")]
 
 
 @pytest.mark.skipif(not HAS_SM90, reason="needs an SM90 GPU")
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_sm90_f16_path_chunks(monkeypatch, dtype):
-    """The dequantize + CUTLASS path in row and column chunks (bounds shrunk
-    so that M=1000 runs as 8 A chunks (last one 104 rows) and N=800 as 4 B
-    chunks (last one 32 columns)); every config of that path."""
+def test_sm90_dequant_cutlass_chunks(dtype):
+    """The dequantize + CUTLASS kernels in row and column chunks (splits = 8:
+    M=1000 runs as 8 A chunks (last one 104 rows), N=800 as 4 B chunks (last
+    one 32 columns), the bias sliced with them)."""
     m, n, k = 1000, 800, 1120
     a, b, sa, sb, alpha = _problem(m, n, k, "cuda", seed=77)
-    ref = nvfp4_gemm_ref(a, b, sa, sb, alpha)
-    first = mm.num_configs()["SM90"] - 2  # the last two configs are that path
-    for chunk in ("", "65536"):
-        monkeypatch.setenv("LOWBIT_NVFP4_MM_CHUNK_ELEMS", chunk)
-        for cfg in (first, first + 1):
-            out = _run(a, b, sa, sb, alpha, dtype, config=cfg)
-            assert relative_error(out.float(), ref) <= 4e-3, (chunk, cfg)
+    bias = _bias(n, dtype, "cuda", seed=77)
+    for bb in (None, bias):
+        ref = nvfp4_gemm_ref(a, b, sa, sb, alpha, bb)
+        for splits in (-1, 8):
+            for name in _dequant_cutlass_kernels():
+                out = _run(a, b, sa, sb, alpha, dtype, bias=bb, kernel=name, splits=splits)
+                assert relative_error(out.float(), ref) <= 4e-3, (splits, name, bb is None)
 
 
 def _identity_operand(k, device):
@@ -287,13 +345,13 @@ def _identity_operand(k, device):
 
 @pytest.mark.skipif(not HAS_SM90, reason="needs an SM90 GPU")
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_sm90_f16_path_dequant_exact(monkeypatch, dtype):
+def test_sm90_dequant_cutlass_exact(dtype):
     """Bitwise: with the other operand the identity, the dequantize + CUTLASS
     path returns alpha * dequant(operand) exactly (every e2m1 * e4m3 value and
     alpha = 0.5 are exact in bf16/fp16), so every element of both dequantized
     operands is checked, not only a norm. K = 4640: two row slices of the
     dequant kernel, the last partial; K/16 = 290 blocks (scale padding 2);
-    with shrunk bounds also row offsets and B column chunks."""
+    with 3 chunks also row offsets and B column chunks."""
     from lowbit.testing.nvfp4_gemm import dequantize_operand
 
     k, rows = 4640, 352  # rows: N of the second call (a multiple of 32, not of 128)
@@ -301,26 +359,22 @@ def test_sm90_f16_path_dequant_exact(monkeypatch, dtype):
     x, sx = random_operand(rows, k, "cuda", _gen(5))
     want = 0.5 * dequantize_operand(x, sx, rows, k)
     alpha = torch.tensor([0.5], device="cuda")
-    first = mm.num_configs()["SM90"] - 2
-    for chunk in ("", "1048576"):
-        monkeypatch.setenv("LOWBIT_NVFP4_MM_CHUNK_ELEMS", chunk)
-        for cfg in (first, first + 1):
-            as_a = _run(x, eye, sx, seye, alpha, dtype, config=cfg)  # [rows, K] = alpha * A
-            as_b = _run(eye, x, seye, sx, alpha, dtype, config=cfg)  # [K, rows] = alpha * B^T
-            assert torch.equal(as_a.float(), want), (chunk, cfg, "a")
-            assert torch.equal(as_b.float(), want.T), (chunk, cfg, "b")
+    for splits in (-1, 3):
+        for name in _dequant_cutlass_kernels():
+            as_a = _run(x, eye, sx, seye, alpha, dtype, kernel=name, splits=splits)  # [rows, K] = alpha * A
+            as_b = _run(eye, x, seye, sx, alpha, dtype, kernel=name, splits=splits)  # [K, rows] = alpha * B^T
+            assert torch.equal(as_a.float(), want), (splits, name, "a")
+            assert torch.equal(as_b.float(), want.T), (splits, name, "b")
 
 
 @pytest.mark.skipif(not HAS_SM90, reason="needs an SM90 GPU")
-@pytest.mark.parametrize("pdl", ["1", "0"])
 @pytest.mark.parametrize("m", [1, 64, 1000])  # split-K + reduce, mma.sync, dequant + CUTLASS
-def test_sm90_pdl_chain(monkeypatch, pdl, m):
+def test_sm90_pdl_chain(m):
     """Programmatic dependent launch: back-to-back calls in one stream, each
     one's operands written by the two kernels right before it (copies into
     reused buffers) and every output checked. A kernel reading its inputs
     before griddepcontrol.wait, or writing early, would mix up the calls.
     Eager and as a CUDA graph."""
-    monkeypatch.setenv("LOWBIT_NVFP4_MM_PDL", pdl)
     # N = 4096: 32 N-tiles x 16 splits = 512 CTAs at M = 1 and 64, enough
     # (>= 3 per SM on an H100) for the main kernel's own PDL launch.
     n, k = 4096, 4096 + 32
@@ -384,7 +438,7 @@ def _good(device="cpu", m=5, n=64, k=96):
 
 def _call(args):
     OPS.cutlass_scaled_fp4_mm(args["out"], args["a"], args["b"], args["block_scale_a"],
-                              args["block_scale_b"], args["alpha"])
+                              args["block_scale_b"], args["alpha"], args.get("bias"))
 
 
 def _mod(**kw):
@@ -419,6 +473,12 @@ BAD = {
     "out dtype": (lambda: _mod(out=lambda x: x["out"].float()), ("out", "float16", "float32")),
     "out shape": (lambda: _mod(out=lambda x: x["out"][:, :32].contiguous()), ("out", "[5, 64]", "[5, 32]")),
     "out non-contiguous": (lambda: _mod(out=lambda x: x["out"].t().contiguous().t()), ("out", "contiguous")),
+    "bias dtype": (lambda: _mod(bias=lambda x: torch.zeros(64, dtype=torch.float16)), ("bias", "bfloat16", "float16")),
+    "bias fp32": (lambda: _mod(bias=lambda x: torch.zeros(64)), ("bias", "bfloat16", "float32")),
+    "bias shape": (lambda: _mod(bias=lambda x: torch.zeros(32, dtype=torch.bfloat16)), ("bias", "[64]", "[32]")),
+    "bias rank": (lambda: _mod(bias=lambda x: torch.zeros(1, 64, dtype=torch.bfloat16)), ("bias", "[64]", "[1, 64]")),
+    "bias non-contiguous": (lambda: _mod(bias=lambda x: torch.zeros(128, dtype=torch.bfloat16)[::2]),
+                            ("bias", "contiguous")),
 }
 
 
@@ -429,21 +489,35 @@ def test_bad_input(case):
         _call(make())
 
 
-def test_bad_ex_arguments():
+def test_bad_with_kernel_arguments():
     x = _good()
-    args = (x["out"], x["a"], x["b"], x["block_scale_a"], x["block_scale_b"], x["alpha"])
-    with raises_arg("config", "-1"):
-        OPS._cutlass_scaled_fp4_mm_ex(*args, False, 99, -1)
+    args = (x["out"], x["a"], x["b"], x["block_scale_a"], x["block_scale_b"], x["alpha"], None)
+    with raises_arg("kernel", "reference", "multistage_64x128"):
+        OPS._cutlass_scaled_fp4_mm_with_kernel(*args, False, "multistage_64x128", -1)
     with raises_arg("splits", "1 .. 64"):
-        OPS._cutlass_scaled_fp4_mm_ex(*args, False, -1, 0)
+        OPS._cutlass_scaled_fp4_mm_with_kernel(*args, False, None, 0)
     with raises_arg("splits", "batch_invariant"):
-        OPS._cutlass_scaled_fp4_mm_ex(*args, True, -1, 4)
+        OPS._cutlass_scaled_fp4_mm_with_kernel(*args, True, None, 4)
+    with raises_arg("kernel", "batch_invariant"):
+        OPS._cutlass_scaled_fp4_mm_with_kernel(*args, True, "reference", -1)
+
+
+def test_kernel_names():
+    assert mm.kernel_names("cpu") == ["reference"]
+    assert OPS._kernel_names(80) == []
+    x = _good()
+    out = _run(x["a"], x["b"], x["block_scale_a"], x["block_scale_b"], x["alpha"], torch.bfloat16, kernel="reference")
+    assert relative_error(out.float(), nvfp4_gemm_ref(x["a"], x["b"], x["block_scale_a"], x["block_scale_b"],
+                                                      x["alpha"])) <= 4e-3
+    if HAS_SM90:
+        assert len(mm.kernel_names("cuda")) == 7
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("arg", ["out", "b", "block_scale_a", "block_scale_b", "alpha"])
+@pytest.mark.parametrize("arg", ["out", "b", "block_scale_a", "block_scale_b", "alpha", "bias"])
 def test_bad_device_mix(arg):
     x = _good("cuda")
+    x["bias"] = torch.zeros(64, dtype=torch.bfloat16, device="cuda")
     x[arg] = x[arg].cpu()
     with raises_arg(arg, "cuda:0", "cpu"):
         _call(x)

@@ -1,8 +1,10 @@
-// CPU reference kernel of the NVFP4 GEMM (SPEC §1.4): dequantize both
+// CPU reference kernel of the NVFP4 GEMM (docs/SPEC.md §1.4): dequantize both
 // operands exactly to fp32 (every e2m1·e4m3 product is exact), then one fp32
 // dot product per output in ascending k. Each row's result depends only on
 // that row, so the kernel is batch invariant by construction.
 #include "nvfp4_mm.h"
+
+#include <lowbit/nvfp4_codec.h>
 
 #include <cmath>
 #include <cstring>
@@ -13,24 +15,10 @@
 namespace nvfp4_mm {
 namespace {
 
-float decode_e2m1(uint8_t code) {
-  static const float kMag[8] = {0.f, 0.5f, 1.f, 1.5f, 2.f, 3.f, 4.f, 6.f};
-  const float v = kMag[code & 7];
-  return (code & 8) ? -v : v;  // 0b1000 decodes to -0.0 == 0
-}
-
-float decode_e4m3(uint8_t byte) {
-  const int sign = byte >> 7, exp = (byte >> 3) & 0xF, man = byte & 7;
-  if (exp == 0xF && man == 7) return NAN;  // e4m3fn: only S.1111.111 is NaN
-  float v = exp == 0 ? std::ldexp(static_cast<float>(man), -9)
-                     : std::ldexp(1.f + man / 8.f, exp - 7);
-  return sign ? -v : v;
-}
-
-// Byte offset of (row r, scale column c) in the 128x4 swizzled layout (§1.3).
-int64_t swizzled_offset(int64_t r, int64_t c, int64_t num_k_tiles) {
-  return ((r / 128) * num_k_tiles + (c / 4)) * 512 + (r % 32) * 16 +
-         ((r / 32) % 4) * 4 + (c % 4);
+// e4m3 scale byte -> fp32, NaN bytes included (the codec leaves those to the
+// caller; here a NaN scale must poison its block's products, SPEC §1.4).
+float decode_scale(uint8_t byte) {
+  return (byte & 0x7F) == 0x7F ? NAN : lowbit::nvfp4::e4m3_decode(byte);
 }
 
 float bits_to_float(uint32_t b) {
@@ -60,6 +48,13 @@ uint16_t float_to_half_bits(float f) {
   return static_cast<uint16_t>((sign >> 16) | (shl1_w > 0xFF000000u ? 0x7E00u : nonsign));
 }
 
+float half_bits_to_float(uint16_t h) {
+  const uint32_t sign = uint32_t{h & 0x8000u} << 16, e = (h >> 10) & 0x1F, m = h & 0x3FF;
+  if (e == 0) return (sign ? -1.f : 1.f) * std::ldexp(static_cast<float>(m), -24);
+  if (e == 31) return bits_to_float(sign | 0x7F800000u | (m << 13));
+  return bits_to_float(sign | ((e + 112) << 23) | (m << 13));
+}
+
 uint16_t float_to_bf16_bits(float f) {
   uint32_t x;
   std::memcpy(&x, &f, 4);
@@ -77,20 +72,30 @@ void dequant(const uint8_t* q, const uint8_t* s, int64_t rows, int64_t K,
     for (int64_t r = r0; r < r1; ++r) {
       float* d = dst.data() + r * K;
       for (int64_t c = 0; c < K / 16; ++c) {
-        const float sc = decode_e4m3(s[swizzled_offset(r, c, num_k_tiles)]);
+        const float sc = decode_scale(s[lowbit::nvfp4::swizzled_offset(r, c, num_k_tiles)]);
         for (int64_t j = 0; j < 8; ++j) {
           const uint8_t byte = q[r * kb + c * 8 + j];
-          d[c * 16 + 2 * j] = decode_e2m1(byte & 0xF) * sc;
-          d[c * 16 + 2 * j + 1] = decode_e2m1(byte >> 4) * sc;
+          d[c * 16 + 2 * j] = lowbit::nvfp4::e2m1_decode(byte & 0xF) * sc;
+          d[c * 16 + 2 * j + 1] = lowbit::nvfp4::e2m1_decode(byte >> 4) * sc;
         }
       }
     }
   });
 }
 
+// bias[n] as fp32 (the output dtype's bits), or 0 without a bias.
+float bias_at(const uint16_t* bias, bool half, int64_t n) {
+  if (!bias) return 0.f;
+  const uint16_t h = bias[n];
+  return half ? half_bits_to_float(h) : bits_to_float(uint32_t{h} << 16);
+}
+
 }  // namespace
 
-void mm_cpu(const Problem& p) {
+std::vector<std::string> cpu_kernel_names() { return {"reference"}; }
+
+void scaled_fp4_mm_cpu(const Problem& p) {
+  if (!p.kernel.empty()) check_kernel_name(p.kernel, cpu_kernel_names(), "CPU");
   const int64_t M = p.M, N = p.N, K = p.K;
   std::vector<float> a, b;
   dequant(p.a.const_data_ptr<uint8_t>(), static_cast<const uint8_t*>(p.sa.data_ptr()),
@@ -100,6 +105,7 @@ void mm_cpu(const Problem& p) {
   const float alpha = *p.alpha.const_data_ptr<float>();
   const bool half = p.out.scalar_type() == lowbit::ScalarType::Half;
   uint16_t* out = static_cast<uint16_t*>(p.out.data_ptr());
+  const uint16_t* bias = p.bias ? static_cast<const uint16_t*>(p.bias->data_ptr()) : nullptr;
   torch::stable::parallel_for(0, M, 1, [&](int64_t m0, int64_t m1) {
     for (int64_t m = m0; m < m1; ++m) {
       const float* ar = a.data() + m * K;
@@ -107,7 +113,7 @@ void mm_cpu(const Problem& p) {
         const float* br = b.data() + n * K;
         float acc = 0.f;
         for (int64_t k = 0; k < K; ++k) acc += ar[k] * br[k];
-        const float v = alpha * acc;
+        const float v = alpha * acc + bias_at(bias, half, n);  // fp32, one output rounding
         out[m * N + n] = half ? float_to_half_bits(v) : float_to_bf16_bits(v);
       }
     }

@@ -1,18 +1,19 @@
-// SM120 NVFP4 GEMM, bf16 output: the two CUTLASS tile configs of this arch
-// (0: tile 128x128x256, small M; 1: tile 128x128x128, large M).
+// SM120 NVFP4 GEMM, bf16 output: the two CUTLASS tiles of this arch
+// (select_kernel.cu names them). One output dtype per translation unit keeps
+// each nvcc run near 1 minute.
 #include "blackwell_gemm.cuh"
 
 namespace nvfp4_mm {
 
-void mm_sm120_bf16(const Problem& p, int cfg) {
+void run_sm120_bf16(const Problem& p, int tile) {
 #if defined(CUTLASS_ARCH_MMA_SM120_SUPPORTED)
   using namespace cute;
-  if (cfg == 0)
+  if (tile == 0)
     blackwell::Fp4Gemm<cutlass::arch::Sm120, Shape<_128, _128, _256>, Shape<_1, _1, _1>, cutlass::bfloat16_t>::run(p, "SM120");
   else
     blackwell::Fp4Gemm<cutlass::arch::Sm120, Shape<_128, _128, _128>, Shape<_1, _1, _1>, cutlass::bfloat16_t>::run(p, "SM120");
 #else
-  lowbit::fail("cutlass_scaled_fp4_mm: this CUTLASS build has no SM120 block-scaled MMA support");
+  lowbit::fail(lowbit::str(kOp, ": this CUTLASS build has no SM120 block-scaled MMA support"));
 #endif
 }
 

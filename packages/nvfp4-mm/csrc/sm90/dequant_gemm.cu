@@ -4,9 +4,9 @@
 // element vs 0.5625 B packed) cost a few percent (~280/M of the GEMM time)
 // while CUTLASS's mainloop runs at cuBLAS speed.
 //
-// Exactness: e2m1 x e4m3 is exact in fp16 (see mm_sm90.cu), so the fp16 copies
-// hold the SPEC §1.4 operand values exactly and alpha is applied in the
-// epilogue. Inside each 16-element block the fp16 copy stores the values in
+// Exactness: e2m1 x e4m3 is exact in fp16 (see multistage_gemm.cu), so the
+// fp16 copies hold the docs/SPEC.md §1.4 operand values exactly; alpha and
+// the bias are applied in the GEMM's epilogue. Inside each 16-element block the fp16 copy stores the values in
 // the order (0,4),(1,5),(2,6),(3,7),(8,12),... (what e2m1x2_raw yields); A and
 // B use the same order, so every dot product is unchanged.
 //
@@ -15,12 +15,13 @@
 // per A chunk (only when M * K exceeds the A bound).
 #include "f16_gemm.h"
 
+#include "families.h"
 #include "fp4_fp16.cuh"
 
 #include <lowbit/cuda_utils.h>
+#include <lowbit/nvfp4_codec.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <optional>
 
 namespace nvfp4_mm::sm90 {
@@ -28,14 +29,6 @@ namespace {
 
 constexpr int64_t kMaxAElems = int64_t{128} << 20;  // 256 MiB of fp16
 constexpr int64_t kMaxBElems = int64_t{128} << 20;  // 256 MiB of fp16
-
-// LOWBIT_NVFP4_MM_CHUNK_ELEMS (tests only) shrinks both bounds so that small
-// problems exercise the chunk loops. Read per call: tests change it.
-int64_t chunk_bound(int64_t dflt) {
-  const char* e = std::getenv("LOWBIT_NVFP4_MM_CHUNK_ELEMS");
-  const long long v = e ? std::atoll(e) : 0;
-  return v > 0 ? v : dflt;
-}
 
 // Rows [row0, row0 + rows) of an NVFP4 operand ([*, K/2] packed, swizzled
 // scales) -> fp16 [rows, K].
@@ -71,8 +64,9 @@ __global__ void __launch_bounds__(kDqThreads) dequant_kernel(DequantJob j0, Dequ
   const int units = K / 8;
   const int cols4 = (K / 16 + 3) / 4;  // scale columns / 4 (K/16 padded to 4)
   const uint32_t* q = reinterpret_cast<const uint32_t*>(j.q + r * (K / 2));
-  // 128x4 swizzle: this row's scales sit at a fixed offset inside each 512-byte tile.
-  const uint8_t* s = j.s + (r / 128) * cols4 * 512 + (r % 32) * 16 + ((r / 32) % 4) * 4;
+  // The swizzled offset is a sum of a row part and a column part: this
+  // row's scales sit at a fixed offset inside each 512-byte tile.
+  const uint8_t* s = j.s + lowbit::nvfp4::swizzled_offset<int64_t>(r, 0, cols4);
   uint4* o = j.out + lr * units;
   const int u0 = static_cast<int>(blockIdx.y) * kSliceUnits + static_cast<int>(threadIdx.x);
   uint32_t w[kUnits];
@@ -82,7 +76,7 @@ __global__ void __launch_bounds__(kDqThreads) dequant_kernel(DequantJob j0, Dequ
     const int u = u0 + i * kDqThreads;
     if (u < units) {
       w[i] = __ldg(q + u);
-      sb[i] = __ldg(s + (u >> 3) * 512 + ((u >> 1) & 3));  // block u/2 -> tile column (u/2)/4, byte (u/2)%4
+      sb[i] = __ldg(s + lowbit::nvfp4::swizzled_offset<int>(0, u >> 1, cols4));  // unit u is in block u/2
     }
   }
   const uint32_t two14 = 0x74007400u;  // half2(16384, 16384): undo e2m1x2_raw's 2^-14
@@ -104,12 +98,12 @@ DequantJob job(const Tensor& q, const Tensor& s, const Tensor& dst, int64_t row0
                     static_cast<uint4*>(dst.data_ptr()), row0, rows};
 }
 
-void dequant(const DequantJob& j0, const DequantJob* j1, int K, cudaStream_t stream, bool pdl) {
+void dequant(const DequantJob& j0, const DequantJob* j1, int K, cudaStream_t stream) {
   const int64_t rows = j0.rows + (j1 ? j1->rows : 0);  // <= 2 * 128Mi / K: fits gridDim.x
   const dim3 grid(static_cast<unsigned>(rows), static_cast<unsigned>((K / 8 + kSliceUnits - 1) / kSliceUnits));
   DequantJob none = j0;
   none.rows = 0;
-  lowbit::launch_kernel(dequant_kernel, grid, dim3(kDqThreads), 0, stream, pdl, j0, j1 ? *j1 : none, K);
+  lowbit::launch_kernel(dequant_kernel, grid, dim3(kDqThreads), 0, stream, /*pdl=*/true, j0, j1 ? *j1 : none, K);
 }
 
 // Equal chunks of at most `max_rows` rows, each a multiple of `align` rows.
@@ -124,11 +118,11 @@ const F16GemmTile kTiles[] = {
     LOWBIT_NVFP4_F16_TILES(LOWBIT_NVFP4_F16_ENTRY)
 #undef LOWBIT_NVFP4_F16_ENTRY
 };
-static_assert(sizeof(kTiles) / sizeof(kTiles[0]) == kF16Tiles, "kF16Tiles must match the tile table");
+static_assert(sizeof(kTiles) / sizeof(kTiles[0]) == kDequantCutlassTiles, "one name per tile");
 
 // Tile config by wave efficiency on this GPU: output tiles / (waves * SMs),
 // with the 128x128 tile derated 10% for its lower per-tile efficiency. On the
-// H100 run that tuned it (docs/perf-nvfp4-mm.md, v4) it picks the faster of
+// H100 run that tuned it (perf/nvfp4-mm/NOTES.md, v4) it picks the faster of
 // the two on 23 of 28 (shape, M >= 512) points; a miss costs <= 10%.
 int pick_tile(int64_t m, int64_t n, int sms) {
   auto eff = [&](int64_t tm, int64_t tn) {
@@ -138,54 +132,72 @@ int pick_tile(int64_t m, int64_t n, int sms) {
   return eff(128, 256) >= 0.9 * eff(128, 128) ? 0 : 1;
 }
 
-}  // namespace
+// Row chunks of A and column chunks of B: at most the workspace bounds, or
+// (splits > 0) at most `splits` chunks each. Multiples of 128 rows keep every
+// A chunk's first row on a scale tile boundary (not required by the kernel)
+// and the GEMM tiles full.
+struct Chunks {
+  int64_t m, n;
+};
+Chunks pick_chunks(const Problem& p) {
+  auto parts = [&](int64_t total, int64_t align) {
+    return std::min(total, lowbit::round_up<int64_t>(lowbit::ceil_div<int64_t>(total, p.splits), align));
+  };
+  if (p.splits > 0) return Chunks{parts(p.M, 128), parts(p.N, 256)};
+  return Chunks{chunk_rows(p.M, kMaxAElems / p.K, 128), chunk_rows(p.N, kMaxBElems / p.K, 256)};
+}
 
-void mm_f16_path(const Problem& p, int tile, bool pdl) {
-  const int dev = p.a.get_device_index();
-  cudaStream_t stream = lowbit::current_stream(p.a);
-  const int64_t M = p.M, N = p.N, K = p.K;
-  const int sms = lowbit::device_sm_count(dev);
-  // Row chunks: multiples of 128 keep every chunk's first row on a scale tile
-  // boundary (not required by the kernel) and the GEMM tiles full.
-  const int64_t mc = chunk_rows(M, chunk_bound(kMaxAElems) / K, 128);
-  const int64_t nc = chunk_rows(N, chunk_bound(kMaxBElems) / K, 256);
-  const F16GemmTile& T = kTiles[tile >= 0 ? tile : pick_tile(mc, nc, sms)];
-  Tensor aw = lowbit::empty_on(p.a, {mc * K}, lowbit::ScalarType::Half);
-  Tensor bw = lowbit::empty_on(p.a, {nc * K}, lowbit::ScalarType::Half);
-
+F16Gemm gemm_params(const Problem& p, const Tensor& aw, const Tensor& bw, int sms) {
   F16Gemm g{};
   g.a = aw.data_ptr();
   g.b = bw.data_ptr();
   g.alpha = p.alpha.const_data_ptr<float>();
-  g.K = static_cast<int>(K);
-  g.ldd = N;
+  g.K = static_cast<int>(p.K);
+  g.ldd = p.N;
   g.out_bf16 = p.out.scalar_type() == lowbit::ScalarType::BFloat16;
-  g.device = dev;
+  g.device = p.a.get_device_index();
   g.sm_count = sms;
-  g.stream = stream;
-  g.pdl = pdl;
+  g.stream = lowbit::current_stream(p.a);
+  return g;
+}
+
+}  // namespace
+
+const char* const kDequantCutlassNames[kDequantCutlassTiles] = {"dequant_cutlass_128x256",
+                                                                 "dequant_cutlass_128x128"};
+
+void run_dequant_cutlass(const Problem& p, int tile) {
+  const int64_t M = p.M, N = p.N, K = p.K;
+  const int sms = lowbit::device_sm_count(p.a.get_device_index());
+  const Chunks ch = pick_chunks(p);
+  const F16GemmTile& T = kTiles[tile >= 0 ? tile : pick_tile(ch.m, ch.n, sms)];
+  Tensor aw = lowbit::empty_on(p.a, {ch.m * K}, lowbit::ScalarType::Half);
+  Tensor bw = lowbit::empty_on(p.a, {ch.n * K}, lowbit::ScalarType::Half);
+  F16Gemm g = gemm_params(p, aw, bw, sms);
   // The CUTLASS workspace depends on the shape only through the tile count;
   // size it for the largest chunk.
-  g.M = static_cast<int>(mc);
-  g.N = static_cast<int>(nc);
+  g.M = static_cast<int>(ch.m);
+  g.N = static_cast<int>(ch.n);
   const size_t ws_bytes = T.workspace(g);
   std::optional<Tensor> ws;
   if (ws_bytes) ws = lowbit::empty_on(p.a, {static_cast<int64_t>(ws_bytes)}, lowbit::ScalarType::Byte);
 
-  for (int64_t m0 = 0; m0 < M; m0 += mc) {
-    const int64_t mr = std::min(mc, M - m0);
-    for (int64_t n0 = 0; n0 < N; n0 += nc) {
-      const int64_t nr = std::min(nc, N - n0);
+  const size_t out_elem = 2;  // bf16 / fp16 outputs and bias
+  for (int64_t m0 = 0; m0 < M; m0 += ch.m) {
+    const int64_t mr = std::min(ch.m, M - m0);
+    for (int64_t n0 = 0; n0 < N; n0 += ch.n) {
+      const int64_t nr = std::min(ch.n, N - n0);
       const DequantJob jb = job(p.b, p.sb, bw, n0, nr);
       if (n0 == 0) {
         const DequantJob ja = job(p.a, p.sa, aw, m0, mr);
-        dequant(ja, &jb, static_cast<int>(K), stream, pdl);
+        dequant(ja, &jb, static_cast<int>(K), g.stream);
       } else {
-        dequant(jb, nullptr, static_cast<int>(K), stream, pdl);
+        dequant(jb, nullptr, static_cast<int>(K), g.stream);
       }
       g.M = static_cast<int>(mr);
       g.N = static_cast<int>(nr);
-      g.d = static_cast<char*>(p.out.data_ptr()) + (m0 * N + n0) * int64_t{2};  // 2-byte outputs
+      g.d = static_cast<char*>(p.out.data_ptr()) + (m0 * N + n0) * out_elem;
+      g.bias = p.bias ? static_cast<const char*>(p.bias->data_ptr()) + n0 * out_elem : nullptr;
       T.run(g, ws ? ws->data_ptr() : nullptr);
     }
   }

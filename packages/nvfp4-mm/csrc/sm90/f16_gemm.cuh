@@ -1,6 +1,8 @@
 // CUTLASS 3.x Hopper GEMM used by the SM90 large-M path: TMA + warp-specialized
 // cooperative fp16 wgmma (fp32 accumulation), persistent tile scheduler, TMA
-// epilogue D = alpha * acc with alpha read from device memory (graph-safe).
+// epilogue D = alpha * acc + bias[n] (CUTLASS's per-column-bias linear
+// combination: one fp32 fma, then the conversion) with alpha read from device
+// memory (graph-safe) and the bias broadcast as 0 when its pointer is null.
 #pragma once
 
 // Programmatic dependent launch: CUTLASS's kernels then wait (griddepcontrol)
@@ -37,7 +39,7 @@ struct F16GemmKernel {
   using TileShape = Shape<Int<TM>, Int<TN>, _64>;
   using ClusterShape = Shape<Int<CM>, Int<CN>, _1>;
   static constexpr int kAlign = 8;  // 16 bytes of fp16 / bf16
-  using Fusion = cutlass::epilogue::fusion::LinearCombination<ElementD, float, void, float>;
+  using Fusion = cutlass::epilogue::fusion::LinCombPerColBias<ElementD, float, ElementD, void, float>;
   using CollectiveEpilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
       cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, TileShape, ClusterShape,
       cutlass::epilogue::collective::EpilogueTileAuto, float, float,
@@ -71,6 +73,7 @@ struct F16GemmKernel {
     t.alpha = 1.f;
     t.beta = 0.f;
     t.alpha_ptr = g.alpha;
+    t.bias_ptr = static_cast<const ElementD*>(g.bias);
     args.epilogue.ptr_C = nullptr;
     args.epilogue.dC = sd;
     args.epilogue.ptr_D = static_cast<ElementD*>(g.d);
@@ -88,7 +91,7 @@ struct F16GemmKernel {
     const std::string op = lowbit::str("cutlass_scaled_fp4_mm (SM90 fp16 GEMM ", name, ")");
     LOWBIT_CUTLASS_CHECK(gemm.can_implement(args), op);
     LOWBIT_CUTLASS_CHECK(gemm.initialize(args, ws, g.stream), op);
-    LOWBIT_CUTLASS_CHECK(gemm.run(g.stream, nullptr, g.pdl), op);
+    LOWBIT_CUTLASS_CHECK(gemm.run(g.stream, nullptr, /*launch_with_pdl=*/true), op);
     LOWBIT_CHECK_LAUNCH();
   }
 };

@@ -11,23 +11,26 @@
 
 namespace nvfp4_mm::sm90 {
 
-// D[M, N] = alpha * A[M, K] . B[N, K]^T; A, B fp16 row-major (K contiguous),
-// D bf16/fp16 with row stride ldd (a column slice of the caller's output),
-// alpha read on the device. Exact e2m1 x e4m3 values in, fp32 accumulation.
+// D[M, N] = alpha * A[M, K] . B[N, K]^T + bias[N]; A, B fp16 row-major (K
+// contiguous), D bf16/fp16 with row stride ldd (a column slice of the
+// caller's output), alpha read on the device, bias (D's dtype, the same
+// column slice) or nullptr. Exact e2m1 x e4m3 values in, fp32 accumulation,
+// fp32 alpha * acc + bias (one fma), one rounding to D's dtype.
 struct F16Gemm {
   const void* a;
   const void* b;
   void* d;
   const float* alpha;
+  const void* bias;
   int M, N, K;
   int64_t ldd;
   bool out_bf16;
   int device, sm_count;
   cudaStream_t stream;
-  bool pdl;  // launch with programmatic dependent launch (the kernel waits for its inputs)
 };
 
-// One entry per CUTLASS tile config (f16_gemm_<tile>.cu).
+// One entry per CUTLASS tile config (f16_gemm_<tile>.cu), launched with
+// programmatic dependent launch (the kernel waits for the dequant pre-pass).
 struct F16GemmTile {
   const char* name;
   size_t (*workspace)(const F16Gemm&);
@@ -40,11 +43,5 @@ struct F16GemmTile {
   void f16_gemm_run_##NAME(const F16Gemm&, void*);
 LOWBIT_NVFP4_F16_TILES(LOWBIT_NVFP4_F16_DECLARE)
 #undef LOWBIT_NVFP4_F16_DECLARE
-
-// The large-M path (dequant_gemm.cu): both operands dequantized to fp16 by a
-// pre-pass, then the CUTLASS GEMM of tile config `tile` (0 .. kF16Tiles - 1;
-// -1: by wave efficiency); `pdl`: PDL launches.
-constexpr int kF16Tiles = 2;
-void mm_f16_path(const Problem& p, int tile, bool pdl);
 
 }  // namespace nvfp4_mm::sm90

@@ -19,20 +19,18 @@
 // K permutation: lane (g, t) owns K [128 LPC c + 32 LPC t, + 32 LPC) of
 // chunk c; its B register (k-step s, reg rb) is the nibble pair (i, i + 4)
 // of its 32-bit word s/2 with i = 2 (s%2) + rb, i.e. K offsets 8 (s/2) + i
-// and + 4. The pre-pass writes A in the same order (split_k.h, ksteps =
+// and + 4. The pre-pass writes A in the same order (prepass_a.h, ksteps =
 // 8 LPC), so every dot product is unchanged. Dequantization is the subnormal trick of
 // fp4_fp16.cuh (e2m1 * 2^-14, 4 integer ops per pair) and one HMUL2 for the
 // block scale; the epilogue multiplies by alpha * 2^14.
-#include "small_m_gemm.h"
-
 #include <lowbit/cuda_utils.h>
 
+#include "epilogue.cuh"
+#include "families.h"
 #include "fp4_fp16.cuh"
+#include "mma_params.h"
 #include "mma_sync.cuh"
-#include "split_k.h"
-
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
+#include "prepass_a.h"
 
 #include <algorithm>
 #include <array>
@@ -223,7 +221,7 @@ __global__ void __launch_bounds__(Cf::THREADS, Cf::MINB) small_m_kernel(const Mm
   lowbit::pdl_launch_dependents();  // the reduce kernel (it waits for our completion)
 
   // Epilogue: rows g and g + 8 of each m-tile, two adjacent columns per lane.
-  const float scale = p.splits == 1 ? *p.alpha * 16384.f : 1.f;
+  const float scale = *p.alpha * 16384.f;  // splits == 1 only: undo the 2^-14 of the B values
   float* part = p.partial + (p.splits > 1 ? (int64_t)blockIdx.z * p.M * p.N : 0);
 #pragma unroll
   for (int i = 0; i < MT; ++i) {
@@ -236,74 +234,59 @@ __global__ void __launch_bounds__(Cf::THREADS, Cf::MINB) small_m_kernel(const Mm
         const int col = n_warp0 + 8 * jt + 2 * t;
         if (col >= p.N) continue;
         const int64_t o = (int64_t)row * p.N + col;
-        const float x0 = acc[i][jt][2 * h] * scale, x1 = acc[i][jt][2 * h + 1] * scale;
         if (p.splits > 1)
-          *reinterpret_cast<float2*>(part + o) = make_float2(x0, x1);
-        else if (p.out_bf16)
-          *reinterpret_cast<__nv_bfloat162*>(static_cast<__nv_bfloat16*>(p.out) + o) =
-              __floats2bfloat162_rn(x0, x1);
+          *reinterpret_cast<float2*>(part + o) = make_float2(acc[i][jt][2 * h], acc[i][jt][2 * h + 1]);
         else
-          *reinterpret_cast<__half2*>(static_cast<__half*>(p.out) + o) = __floats2half2_rn(x0, x1);
+          store_out_pair(p.out, p.bias, p.out_bf16, o, col, acc[i][jt][2 * h], acc[i][jt][2 * h + 1], scale);
       }
     }
   }
 }
 
-struct SmallLauncher {
-  int bm, bn, ksteps, smem;
-  void (*kernel)(const MmaParams);
-};
 template <class Cf>
-SmallLauncher make_small() {
-  return SmallLauncher{Cf::BM, Cf::BN, Cf::KSTEPS, Cf::SMEM, &small_m_kernel<Cf>};
+MmaKernel make_kernel() {
+  return MmaKernel{&small_m_kernel<Cf>, Cf::CHUNK_K, Cf::BM, Cf::BN, Cf::THREADS, Cf::SMEM, 16384.f};
 }
 
-// H200 sweeps (docs/perf-nvfp4-mm.md, v5): tile 0 is the fastest or within
-// 2% of the variants tried at M = 1 and 16 on the 8 SPEC shapes; tile 5 at
-// M = 64 beats the multistage BM 64 tile by 9% summed over the shapes.
-const SmallLauncher kSmallTiles[kSmallMTiles] = {
+// The tiles of kSmallMNames. H200 sweeps (perf/nvfp4-mm/NOTES.md, v5): the
+// 16x128 tile is the fastest or within 2% of the variants tried at M = 1 and
+// 16 on the 8 SPEC shapes; 64x128 at M = 64 beats the multistage 64x128 tile
+// by 9% summed over the shapes.
+const MmaKernel kTiles[kSmallMTiles] = {
     // MT NT LPC DEPTH WIN L2PF MINB
-    make_small<SmallCfg<1, 4, 1, 2, 4, 128, 4>>(),  // 0: BM 16, BN 128: M <= 16
-    make_small<SmallCfg<1, 4, 1, 2, 4, 0, 4>>(),    // 1: tile 0 without the L2 prefetch hint
-    make_small<SmallCfg<1, 2, 2, 2, 2, 0, 4>>(),    // 2: BM 16, BN 64, 128 B per row and chunk
-    make_small<SmallCfg<1, 4, 1, 4, 4, 0, 3>>(),    // 3: tile 1, 4 chunks in flight, 3 CTAs/SM
-    make_small<SmallCfg<2, 4, 1, 2, 4, 128, 3>>(),  // 4: BM 32, BN 128
-    make_small<SmallCfg<4, 4, 1, 2, 2, 128, 2>>(),  // 5: BM 64, BN 128: 16 < M <= 64
+    make_kernel<SmallCfg<1, 4, 1, 2, 4, 128, 4>>(),  // 16x128: M <= 16
+    make_kernel<SmallCfg<4, 4, 1, 2, 2, 128, 2>>(),  // 64x128: 16 < M <= 64
 };
 
-int pick_tile(int64_t M) { return M <= 16 ? 0 : 5; }
+int pick_tile(int64_t M) { return M <= 16 ? 0 : 1; }
 
+// The smallest power of two (equal parts of the usual power-of-two K)
+// giving >= 3.5 CTAs per SM, keeping >= 4 chunks (512 of K) per split.
+// H200 split sweeps at M = 1 and 16 (v5): the best or within 3% on all 8
+// SPEC shapes (8192² at 8 splits: 512 CTAs; 28672x4096 at 4: 896 CTAs;
+// 6144x4096 stops at 8 (4 chunks): 16 splits were 17% slower).
+int pick_splits(const Problem& pr, const MmaKernel& k, int64_t sms) {
+  if (pr.splits > 0) return static_cast<int>(pr.splits);
+  const int64_t C = (pr.K + k.chunk_k - 1) / k.chunk_k;
+  const int64_t tiles = ((pr.N + k.bn - 1) / k.bn) * ((pr.M + k.bm - 1) / k.bm);
+  const int64_t cap = std::max<int64_t>(1, std::min<int64_t>(C / 4, 64));
+  int splits = 1;
+  while (2 * tiles * splits < 7 * sms && splits * 2 <= cap) splits *= 2;
+  return splits;
+}
 
 }  // namespace
 
-void mm_small_m(const Problem& pr, int tile, bool pdl) {
-  const int dev = pr.a.get_device_index();
+const char* const kSmallMNames[kSmallMTiles] = {"small_m_16x128", "small_m_64x128"};
+
+void run_small_m(const Problem& pr, int tile) {
   cudaStream_t stream = lowbit::current_stream(pr.a);
-  const int64_t M = pr.M, N = pr.N, K = pr.K;
-  if (tile < 0) tile = pick_tile(M);
-  const SmallLauncher& L = kSmallTiles[tile];
-  const int64_t sms = lowbit::device_sm_count(dev);
-  const int chunk_k = 16 * L.ksteps;
-  const int C = static_cast<int>((K + chunk_k - 1) / chunk_k);
-
-  Tensor afrag = prepass_a(pr, L.ksteps, stream, pdl);
-
-  const int64_t tiles = ((N + L.bn - 1) / L.bn) * ((M + L.bm - 1) / L.bm);
-  int splits = 1;
-  if (pr.splits > 0) {
-    splits = static_cast<int>(pr.splits);
-  } else {
-    // The smallest power of two (equal parts of the usual power-of-two K)
-    // giving >= 3.5 CTAs per SM, keeping >= 4 chunks (512 of K) per split.
-    // H200 split sweeps at M = 1 and 16 (v5): the best or within 3% on all 8
-    // SPEC shapes (8192² at 8 splits: 512 CTAs; 28672x4096 at 4: 896 CTAs;
-    // 6144x4096 stops at 8 (4 chunks): 16 splits were 17% slower).
-    const int64_t cap = std::max<int64_t>(1, std::min<int64_t>(C / 4, 64));
-    while (2 * tiles * splits < 7 * sms && splits * 2 <= cap) splits *= 2;
-  }
+  const int64_t sms = lowbit::device_sm_count(pr.a.get_device_index());
+  if (tile < 0) tile = pick_tile(pr.M);
+  const MmaKernel& k = kTiles[tile];
+  Tensor afrag = prepass_a(pr, k.chunk_k / 16, stream);
   static std::array<std::atomic<uint64_t>, kSmallMTiles> smem_done{};
-  launch_mma_split_k(pr, L.kernel, afrag, chunk_k, splits, L.bm, L.bn, 32 * kWarps, L.smem, smem_done[tile], 16384.f,
-                     stream, pdl, sms);
+  launch_mma_split_k(pr, k, afrag, pick_splits(pr, k, sms), smem_done[tile], stream, sms);
 }
 
 }  // namespace nvfp4_mm::sm90

@@ -1,6 +1,6 @@
 """NVFP4 GEMM reference (pure torch), written from SPEC.md §1.3-1.4 and §3.
 
-D[m, n] = alpha * sum_k (e2m1(A[m,k]) * sA[m,k/16]) * (e2m1(B[n,k]) * sB[n,k/16])
+D[m, n] = alpha * sum_k (e2m1(A[m,k]) * sA[m,k/16]) * (e2m1(B[n,k]) * sB[n,k/16]) + bias[n]
 
 Both operands are dequantized exactly (each e2m1 * e4m3 product is exact in
 float32) with lowbit.testing.nvfp4, multiplied in float64 (stricter than the
@@ -31,14 +31,17 @@ def dequantize_operand(packed: torch.Tensor, scales: torch.Tensor, rows: int, k:
     return (vals * sf.unsqueeze(-1)).reshape(rows, k)
 
 
-def nvfp4_gemm_ref(a, b, block_scale_a, block_scale_b, alpha) -> torch.Tensor:
+def nvfp4_gemm_ref(a, b, block_scale_a, block_scale_b, alpha, bias=None) -> torch.Tensor:
     """Reference of cutlass_scaled_fp4_mm (SPEC §1.4): float32 [M, N] before
-    the output rounding."""
+    the output rounding; bias: optional [N] (the output dtype's values)."""
     m, k = a.shape[0], a.shape[1] * 2
     n = b.shape[0]
     da = dequantize_operand(a, block_scale_a, m, k).double()
     db = dequantize_operand(b, block_scale_b, n, k).double()
-    return (alpha.double().reshape(()) * (da @ db.T)).float()
+    d = alpha.double().reshape(()) * (da @ db.T)
+    if bias is not None:
+        d = d + bias.double().reshape(1, n)
+    return d.float()
 
 
 def relative_error(d: torch.Tensor, ref: torch.Tensor) -> float:

@@ -1,9 +1,10 @@
-"""lowbit.nvfp4_mm: NVFP4 x NVFP4 scaled GEMM (SPEC §1.4, §2.2).
+"""lowbit.nvfp4_mm: NVFP4 x NVFP4 scaled GEMM (docs/SPEC.md §1.4, §2.2).
 
 Ops in ``torch.ops.lowbit_nvfp4_mm``:
 
-* ``cutlass_scaled_fp4_mm(out, a, b, block_scale_a, block_scale_b, alpha)``
-  writes ``out = alpha * dequant(a) @ dequant(b).T`` (fp32 accumulation).
+* ``cutlass_scaled_fp4_mm(out, a, b, block_scale_a, block_scale_b, alpha, bias=None)``
+  writes ``out = alpha * dequant(a) @ dequant(b).T + bias`` (fp32
+  accumulation and epilogue, one rounding to out's dtype).
 * ``cutlass_scaled_mm_supports_fp4(capability) -> bool``: true exactly where
   this build has a kernel for that compute capability (90 = Hopper included).
 
@@ -46,19 +47,19 @@ OPS.update({"cutlass_scaled_fp4_mm": _targets(), "cutlass_scaled_mm_supports_fp4
 
 # ----------------------------------------------------------------- fakes
 @torch.library.register_fake("lowbit_nvfp4_mm::cutlass_scaled_fp4_mm")
-def _fake_mm(out, a, b, block_scale_a, block_scale_b, alpha):
+def _fake_mm(out, a, b, block_scale_a, block_scale_b, alpha, bias=None):
     return None
 
 
-@torch.library.register_fake("lowbit_nvfp4_mm::_cutlass_scaled_fp4_mm_ex")
-def _fake_mm_ex(out, a, b, block_scale_a, block_scale_b, alpha, batch_invariant, config, splits):
+@torch.library.register_fake("lowbit_nvfp4_mm::_cutlass_scaled_fp4_mm_with_kernel")
+def _fake_mm_with_kernel(out, a, b, block_scale_a, block_scale_b, alpha, bias, batch_invariant, kernel, splits):
     return None
 
 
 # ----------------------------------------------------------------- wrappers
-def cutlass_scaled_fp4_mm(out, a, b, block_scale_a, block_scale_b, alpha) -> None:
-    """In-place op with the compatible schema (SPEC §2.2)."""
-    _ops.cutlass_scaled_fp4_mm(out, a, b, block_scale_a, block_scale_b, alpha)
+def cutlass_scaled_fp4_mm(out, a, b, block_scale_a, block_scale_b, alpha, bias=None) -> None:
+    """In-place op with vLLM v0.34.0's schema (docs/SPEC.md §2.2)."""
+    _ops.cutlass_scaled_fp4_mm(out, a, b, block_scale_a, block_scale_b, alpha, bias)
 
 
 def cutlass_scaled_mm_supports_fp4(cuda_device_capability: int) -> bool:
@@ -73,15 +74,18 @@ def scaled_fp4_mm(
     alpha: torch.Tensor,
     out_dtype: torch.dtype = torch.bfloat16,
     *,
+    bias: torch.Tensor | None = None,
     batch_invariant: bool = False,
 ) -> torch.Tensor:
-    """D = alpha * dequant(a) @ dequant(b).T, returned as a new [M, N] tensor.
+    """out = alpha * dequant(a) @ dequant(b).T + bias, returned as a new [M, N] tensor.
 
     a: uint8 [M, K/2] packed e2m1; b: uint8 [N, K/2] (weight, row-major);
     block_scale_a / block_scale_b: float8_e4m3fn 128x4-swizzled block scales
     ([round_up(M,128), round_up(K/16,4)] and the same for N); alpha: fp32
     one-element tensor on the device (normally 1/(gs_a*gs_b)).
     out_dtype: torch.bfloat16 or torch.float16.
+    bias: optional [N] tensor of out_dtype, added in fp32 before the one
+    rounding to out_dtype.
     batch_invariant: every output row is bitwise the same whatever M is (the
     row computed alone gives the same bits); costs speed at small M on SM90
     (no split-K).
@@ -96,16 +100,26 @@ def scaled_fp4_mm(
         )
     out = torch.empty((a.shape[0], b.shape[0]), dtype=out_dtype, device=a.device)
     if batch_invariant:
-        _ops._cutlass_scaled_fp4_mm_ex(out, a, b, block_scale_a, block_scale_b, alpha, True, -1, -1)
+        _ops._cutlass_scaled_fp4_mm_with_kernel(
+            out, a, b, block_scale_a, block_scale_b, alpha, bias, True, None, -1
+        )
     else:
-        _ops.cutlass_scaled_fp4_mm(out, a, b, block_scale_a, block_scale_b, alpha)
+        _ops.cutlass_scaled_fp4_mm(out, a, b, block_scale_a, block_scale_b, alpha, bias)
     return out
 
 
-def num_configs() -> dict[str, int]:
-    """Selectable kernel configs per target (benchmarks sweep them)."""
-    n = _ops._num_configs()
-    return {"SM90": n[0], "SM100": n[1], "SM120": n[2]}
+def _device_capability(device: torch.device | str) -> int:
+    device = torch.device(device)
+    if device.type == "cpu":
+        return 0
+    major, minor = torch.cuda.get_device_capability(device)
+    return 10 * major + minor
+
+
+def kernel_names(device: torch.device | str = "cpu") -> list[str]:
+    """Names of the kernels this build has for the device's target (tests and
+    benchmarks pass one to the private op ``_cutlass_scaled_fp4_mm_with_kernel``)."""
+    return list(_ops._kernel_names(_device_capability(device)))
 
 
 from . import bench, selfcheck  # noqa: E402  (protocol modules for the lowbit CLI)
@@ -116,7 +130,7 @@ __all__ = [
     "cutlass_scaled_fp4_mm",
     "cutlass_scaled_mm_supports_fp4",
     "scaled_fp4_mm",
-    "num_configs",
+    "kernel_names",
     "bench",
     "selfcheck",
 ]

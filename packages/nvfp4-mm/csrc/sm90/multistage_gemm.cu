@@ -1,17 +1,19 @@
-// SM90 (Hopper) NVFP4 x NVFP4 GEMM. Hopper has no FP4 tensor cores, so the
-// kernel computes SPEC §1.4 exactly with fp16 tensor cores: every
-// e2m1 x e4m3 product is exact in fp16 (at most 6 significant bits, magnitudes
-// 2^-10 .. 2688), mma.sync accumulates in fp32.
+// SM90 (Hopper) NVFP4 x NVFP4 GEMM, multistage mma.sync kernel. Hopper has
+// no FP4 tensor cores, so the kernel computes docs/SPEC.md §1.4 exactly with
+// fp16 tensor cores: every e2m1 x e4m3 product is exact in fp16 (at most 6
+// significant bits, magnitudes 2^-10 .. 2688), mma.sync accumulates in fp32.
 //
 // Data flow per call:
-//  1. pre-pass: A (activations, [M, K/2] + swizzled scales) -> fp16, written
-//     once in mma.sync A-fragment order (one 16-byte load per lane per k-step).
-//  2. main kernel: B (weights) stays 4-bit in memory. cp.async multistage
+//  1. pre-pass (prepass_a.cu): A (activations, [M, K/2] + swizzled scales)
+//     -> fp16, written once in mma.sync A-fragment order (one 16-byte load
+//     per lane per k-step).
+//  2. this kernel: B (weights) stays 4-bit in memory. cp.async multistage
 //     pipeline of {A fragments, packed B rows, B scale bytes}; each warp owns
 //     its N-slice (no redundant dequant), converts its B fragment in registers
-//     (4 integer ops per pair of values + one HMUL2 for the block scale) and
-//     issues m16n8k16 mma.sync. Split-K over gridDim.z (deterministic:
-//     partials reduced in split order by a third kernel).
+//     (4 integer ops per pair of values, fed to the MMA as e2m1 * 2^-14, + one
+//     HMUL2 for the block scale) and issues m16n8k16 mma.sync. Split-K over
+//     gridDim.z (deterministic: partials reduced in split order by a third
+//     kernel, split_k_launch.cu).
 //
 // K-permutation trick: inside every 64-wide K chunk, A and B are permuted the
 // same way (the dot product does not care), chosen so that a lane's 16 B
@@ -20,39 +22,27 @@
 // the pair p = 2s + rb: physical k = 64c + 16t + 8(p/4) + (p%4) + 4h, h = half.
 // The pre-pass writes A in the same logical order.
 //
-// Launches use programmatic dependent launch (PDL; LOWBIT_NVFP4_MM_PDL=0
-// turns it off): the main kernel starts while the pre-pass runs and streams
-// its first B stages (weights: not written by the pre-pass) before it waits
-// for A; the reduce kernel's launch overlaps the main kernel's tail.
-//
-// Which kernel runs (pick_config): M <= 64 (not batch-invariant) the
-// small-M kernel of small_m_gemm.cu (weights streamed straight into
-// registers, no shared-memory pipeline); M > 256 (not batch-invariant)
-// dequant_gemm.cu: both operands dequantized to fp16, then a CUTLASS TMA
-// warp-specialized GEMM (tensor-core bound there, not memory bound); the
-// multistage kernel here for 64 < M <= 256 and for batch-invariant mode at
-// every M.
+// Launches use programmatic dependent launch: this kernel starts while the
+// pre-pass runs and streams its first B stages (weights: not written by the
+// pre-pass) before it waits for A; the reduce kernel's launch overlaps this
+// kernel's tail.
 #include "nvfp4_mm.h"
 
 #include <lowbit/cuda_utils.h>
 
-#include "f16_gemm.h"
+#include "epilogue.cuh"
+#include "families.h"
 #include "fp4_fp16.cuh"
+#include "mma_params.h"
 #include "mma_sync.cuh"
-#include "small_m_gemm.h"
-#include "split_k.h"
+#include "prepass_a.h"
 
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-#include <cuda_fp8.h>
-
+#include <algorithm>
 #include <array>
 #include <atomic>
 
-namespace nvfp4_mm {
+namespace nvfp4_mm::sm90 {
 namespace {
-
-using namespace sm90;
 
 constexpr int kChunk = 64;  // K elements per pipeline stage / per scale word
 
@@ -63,10 +53,9 @@ constexpr int kChunk = 64;  // K elements per pipeline stage / per scale word
 // dequantized by WM warps.
 // KC chunks (64 of K each) per pipeline stage: longer contiguous runs of each
 // B row per stage (32*KC bytes) and one barrier per KC chunks.
-template <int MT_, int NT_, int WM_, int WN_, int STAGES_, bool SUBNORM_, int KC_ = 1>
+template <int MT_, int NT_, int WM_, int WN_, int STAGES_, int KC_ = 1>
 struct Cfg {
   static constexpr int MT = MT_, NT = NT_, WM = WM_, WN = WN_, STAGES = STAGES_, KC = KC_;
-  static constexpr bool SUBNORM = SUBNORM_;  // B fed to the MMA as e2m1*s*2^-14
   static constexpr int BM = 16 * MT * WM, BN = 8 * NT * WN, THREADS = 32 * WM * WN;
   static constexpr int A_BYTES = MT * WM * 4 * 32 * 16;
   static constexpr int B_BYTES = BN * 32;
@@ -194,7 +183,6 @@ __global__ void __launch_bounds__(Cf::THREADS, 1) gemm_kernel(const MmaParams p)
     const int grp = (Cf::BN >= 128) ? (n / 128 - n0 / 128) : 0;
     s_off[j] = grp * 512 + (n % 32) * 16 + ((n / 32) % 4) * 4 + t;
   }
-  const uint32_t two14 = 0x74007400u;  // half2(2^14, 2^14)
 
   for (int it = 0; it < nstages; ++it) {
     cp_async_wait<STAGES - 2>();
@@ -230,12 +218,8 @@ __global__ void __launch_bounds__(Cf::THREADS, 1) gemm_kernel(const MmaParams p)
 #pragma unroll
       for (int j = 0; j < NT; ++j) {
         const uint32_t w = (s < 2) ? braw[j].x : braw[j].y;
-        uint32_t r0 = (s & 1) ? e2m1x2_raw<2>(w) : e2m1x2_raw<0>(w);
-        uint32_t r1 = (s & 1) ? e2m1x2_raw<3>(w) : e2m1x2_raw<1>(w);
-        if constexpr (!Cf::SUBNORM) {
-          r0 = hmul2(r0, two14);
-          r1 = hmul2(r1, two14);
-        }
+        const uint32_t r0 = (s & 1) ? e2m1x2_raw<2>(w) : e2m1x2_raw<0>(w);
+        const uint32_t r1 = (s & 1) ? e2m1x2_raw<3>(w) : e2m1x2_raw<1>(w);
         bf[j][0] = hmul2(r0, sc[j]);
         bf[j][1] = hmul2(r1, sc[j]);
       }
@@ -267,143 +251,70 @@ __global__ void __launch_bounds__(Cf::THREADS, 1) gemm_kernel(const MmaParams p)
         for (int j = 0; j < NT; ++j) {
           const int col = col_base + j * 8;
           if (col >= p.N) continue;
-          store((int64_t)row * p.N + col, acc[i][j][2 * h], acc[i][j][2 * h + 1]);
+          store((int64_t)row * p.N + col, col, acc[i][j][2 * h], acc[i][j][2 * h + 1]);
         }
       }
     }
   };
   if (p.splits == 1) {
-    const float scale = *p.alpha * (Cf::SUBNORM ? 16384.f : 1.f);
-    for_each_pair([&](int64_t o, float x0, float x1) {
-      if (p.out_bf16)
-        *reinterpret_cast<__nv_bfloat162*>(static_cast<__nv_bfloat16*>(p.out) + o) =
-            __floats2bfloat162_rn(x0 * scale, x1 * scale);
-      else
-        *reinterpret_cast<__half2*>(static_cast<__half*>(p.out) + o) = __floats2half2_rn(x0 * scale, x1 * scale);
+    const float scale = *p.alpha * 16384.f;  // undo the 2^-14 of the B values
+    for_each_pair([&](int64_t o, int col, float x0, float x1) {
+      store_out_pair(p.out, p.bias, p.out_bf16, o, col, x0, x1, scale);
     });
   } else {
     float* part = p.partial + (int64_t)blockIdx.z * p.M * p.N;
-    for_each_pair([&](int64_t o, float x0, float x1) { *reinterpret_cast<float2*>(part + o) = make_float2(x0, x1); });
+    for_each_pair([&](int64_t o, int, float x0, float x1) { *reinterpret_cast<float2*>(part + o) = make_float2(x0, x1); });
   }
 }
 
-// ------------------------------------------------------------ configs
-struct Launcher {
-  int bm, bn, threads, smem;
-  bool subnorm;
-  void (*kernel)(const MmaParams);
+// ------------------------------------------------------------ tiles
+template <class Cf>
+MmaKernel make_kernel() {
+  return MmaKernel{&gemm_kernel<Cf>, kChunk, Cf::BM, Cf::BN, Cf::THREADS, Cf::SMEM, 16384.f};
+}
+
+// The tiles of kMultistageNames. From the H100 sweep at N = K = 8192
+// (perf/nvfp4-mm/NOTES.md): BM 16 x BN 128 with split-K for M <= 16, BM 64 x
+// BN 128 up to 256, then BM 128 x BN 128.
+const MmaKernel kTiles[kMultistageTiles] = {
+    make_kernel<Cfg<1, 4, 1, 4, 6>>(),  // 16x128: 4 warps of 16x32, 6 stages
+    make_kernel<Cfg<4, 4, 1, 4, 4>>(),  // 64x128: 4 warps of 64x32, 4 stages
+    make_kernel<Cfg<8, 4, 1, 4, 4>>(),  // 128x128: 4 warps of 128x32, 4 stages
 };
 
-template <class Cf>
-Launcher make_launcher() {
-  return Launcher{Cf::BM, Cf::BN, Cf::THREADS, Cf::SMEM, Cf::SUBNORM, &gemm_kernel<Cf>};
+int pick_tile(int64_t M) { return M <= 16 ? 0 : M <= 256 ? 1 : 2; }
+
+// Fill the machine ~4 CTAs deep (the H100 sweep's best for small M: the
+// per-CTA loop is latency-bound), keeping >= 4 chunks (256 of K) per split.
+// A power of two splits the usual power-of-two K into equal parts (the
+// sweep: 8 equal splits beat 9 unequal ones by 10%). Batch-invariant mode:
+// one split (a row's reduction order must not depend on the shape).
+int pick_splits(const Problem& pr, const MmaKernel& k, int64_t sms) {
+  if (pr.splits > 0) return static_cast<int>(pr.splits);
+  if (pr.batch_invariant) return 1;
+  const int64_t C = (pr.K + kChunk - 1) / kChunk;
+  const int64_t tiles = ((pr.N + k.bn - 1) / k.bn) * ((pr.M + k.bm - 1) / k.bm);
+  const int64_t want = std::max<int64_t>(1, std::min<int64_t>({(4 * sms + tiles - 1) / tiles, C / 4, 64}));
+  int splits = 1;
+  while (splits * 2 <= want) splits *= 2;
+  return splits;
 }
-
-// Index = config number of the private _ex op. The first half feeds B to the
-// tensor cores as fp16 subnormal-scaled values (one HMUL2 per pair), the
-// second half as normal values (two HMUL2); same tiles.
-#define LOWBIT_SM90_TILES(SUB)                                                                   \
-  make_launcher<Cfg<1, 2, 1, 4, 8, SUB>>(),  /* 0: BM 16,  BN 64,  4 warps: M <= 16 */         \
-      make_launcher<Cfg<1, 4, 1, 4, 6, SUB>>(), /* 1: BM 16,  BN 128 */                        \
-      make_launcher<Cfg<1, 2, 1, 8, 8, SUB>>(), /* 2: BM 16,  BN 128, 8 warps */               \
-      make_launcher<Cfg<4, 2, 1, 4, 6, SUB>>(), /* 3: BM 64,  BN 64: M <= 64 */                \
-      make_launcher<Cfg<4, 4, 1, 4, 4, SUB>>(), /* 4: BM 64,  BN 128 */                        \
-      make_launcher<Cfg<8, 4, 1, 4, 4, SUB>>(), /* 5: BM 128, BN 128, warp 128x32 */           \
-      make_launcher<Cfg<8, 4, 1, 8, 4, SUB>>(), /* 6: BM 128, BN 256, warp 128x32 */           \
-      make_launcher<Cfg<4, 8, 2, 2, 4, SUB>>(), /* 7: BM 128, BN 128, warp 64x64 */            \
-      make_launcher<Cfg<4, 8, 2, 4, 3, SUB>>(), /* 8: BM 128, BN 256, warp 64x64, 8 warps */   \
-      make_launcher<Cfg<4, 8, 2, 2, 6, SUB>>(), /* 9: BM 128, BN 128, warp 64x64, 6 stages */ \
-      make_launcher<Cfg<1, 4, 1, 4, 4, SUB, 4>>(), /* 10: BM 16, BN 128, 4 chunks/stage */      \
-      make_launcher<Cfg<1, 2, 1, 4, 4, SUB, 4>>(), /* 11: BM 16, BN 64, 4 chunks/stage */       \
-      make_launcher<Cfg<1, 4, 1, 4, 6, SUB, 2>>(), /* 12: BM 16, BN 128, 2 chunks/stage */      \
-      make_launcher<Cfg<4, 4, 1, 4, 4, SUB, 2>>()  /* 13: BM 64, BN 128, 2 chunks/stage */
-
-constexpr int kTilesPerVariant = 14;
-// 0..27: mma.sync tiles x 2 dequant variants.
-const Launcher kConfigs[] = {LOWBIT_SM90_TILES(true), LOWBIT_SM90_TILES(false)};
-constexpr int kNumConfigs = sizeof(kConfigs) / sizeof(kConfigs[0]);
-// Which dequant variant the heuristic uses (0 = subnormal-scaled B).
-constexpr int kDefaultVariant = 0;  // both pass the tests on H100; 0 is cheaper
-// Configs kNumConfigs .. + kSmallMTiles - 1: the small-M weight-streaming
-// kernel (small_m_gemm.cu); then kF16Tiles configs of the dequantize +
-// CUTLASS fp16 GEMM path (dequant_gemm.cu). Each picks its own tile when the
-// heuristic runs.
-constexpr int kSmallMConfig = kNumConfigs;
-constexpr int kF16Config = kSmallMConfig + kSmallMTiles;
-constexpr int kHeuristicSmallM = -3, kHeuristicF16 = -2;
-// Up to this M (not batch-invariant) the small-M kernel runs.
-constexpr int64_t kSmallMMax = 64;
-
-int pick_config(int64_t M, bool batch_invariant) {
-  // H100, all 8 SPEC §4 shapes (docs/perf-nvfp4-mm.md, v4): the dequantize +
-  // CUTLASS path beats the mma.sync kernels by 10-55% from M = 512 and loses
-  // by 10-50% at M = 128. Batch-invariant mode stays on the mma.sync family
-  // for every M (one kernel family, so a row's reduction order cannot depend
-  // on M; HMMA and HGMMA need not sum inside a k16 step in the same order).
-  if (M > 256 && !batch_invariant) return kHeuristicF16;
-  // H200, 8 shapes (v5): the small-M kernel is 1.18-1.42x faster at M = 1,
-  // 1.14-1.34x at M = 16 and 9% faster summed over the shapes at M = 64
-  // (0.95x on one). Not in batch-invariant mode: its K order differs from
-  // the multistage tiles', and its split count depends on the shape.
-  if (M <= kSmallMMax && !batch_invariant) return kHeuristicSmallM;
-  // From the H100 sweep at N = K = 8192: BM 16 x BN 128 with split-K for
-  // M <= 16, BM 64 x BN 128 up to 256, then BM 128 x BN 128.
-  int tile = M <= 16 ? 1 : M <= 256 ? 4 : 5;
-  return kDefaultVariant * kTilesPerVariant + tile;
-}
-
 
 }  // namespace
 
-// LOWBIT_NVFP4_MM_PDL=0: plain launches (A/B timing, escape hatch); read per call.
-bool pdl_enabled() { return lowbit::env_flag("LOWBIT_NVFP4_MM_PDL", true); }
+const char* const kMultistageNames[kMultistageTiles] = {"multistage_16x128", "multistage_64x128",
+                                                         "multistage_128x128"};
 
-int64_t sm90_num_configs() { return kF16Config + sm90::kF16Tiles; }
-
-void mm_sm90(const Problem& pr) {
-  lowbit::DeviceGuard guard(pr.a);
-  const int dev = pr.a.get_device_index();
+void run_multistage(const Problem& pr, int tile) {
   cudaStream_t stream = lowbit::current_stream(pr.a);
-  const int64_t M = pr.M, N = pr.N, K = pr.K;
-  LOWBIT_CHECK(M < (1ll << 31) / 16 && N < (1ll << 31) && K < (1ll << 30), "cutlass_scaled_fp4_mm: ",
-               "problem too large for the SM90 kernel (M=", M, ", N=", N, ", K=", K, ")");
-  const int C = static_cast<int>((K + kChunk - 1) / kChunk);
-
-  // 1. Kernel config (the f16 path has its own pre-pass and tile choice).
-  const int cfg = pr.config >= 0 ? static_cast<int>(pr.config) : pick_config(M, pr.batch_invariant);
-  const bool pdl = pdl_enabled();
-  if (cfg == kHeuristicF16 || cfg >= kF16Config) {
-    sm90::mm_f16_path(pr, cfg == kHeuristicF16 ? -1 : cfg - kF16Config, pdl);
-    return;
-  }
-  if (cfg == kHeuristicSmallM || cfg >= kSmallMConfig) {
-    sm90::mm_small_m(pr, cfg == kHeuristicSmallM ? -1 : cfg - kSmallMConfig, pdl);
-    return;
-  }
-  const Launcher& L = kConfigs[cfg];
-  const int64_t sms = lowbit::device_sm_count(dev);
-
-  // 2. A -> fp16 in mma.sync fragment order (workspace through torch:
-  // caching allocator, graph-safe).
-  Tensor afrag = prepass_a(pr, kChunk / 16, stream, pdl);
-
-  // 3. split-K count.
-  const int64_t tiles = ((N + L.bn - 1) / L.bn) * ((M + L.bm - 1) / L.bm);
-  int splits = 1;
-  if (pr.splits > 0) {
-    splits = static_cast<int>(pr.splits);
-  } else if (!pr.batch_invariant) {
-    // Fill the machine ~4 CTAs deep (the H100 sweep's best for small M: the
-    // per-CTA loop is latency-bound), keeping >= 4 chunks (256 of K) per split.
-    const int64_t want = std::max<int64_t>(1, std::min<int64_t>({(4 * sms + tiles - 1) / tiles, C / 4, 64}));
-    // A power of two splits the usual power-of-two K into equal parts (the
-    // sweep: 8 equal splits beat 9 unequal ones by 10%).
-    splits = 1;
-    while (splits * 2 <= want) splits *= 2;
-  }
-  static std::array<std::atomic<uint64_t>, kNumConfigs> smem_done{};
-  launch_mma_split_k(pr, L.kernel, afrag, kChunk, splits, L.bm, L.bn, L.threads, L.smem, smem_done[cfg],
-                     L.subnorm ? 16384.f : 1.f, stream, pdl, sms);
+  const int64_t sms = lowbit::device_sm_count(pr.a.get_device_index());
+  if (tile < 0) tile = pick_tile(pr.M);
+  const MmaKernel& k = kTiles[tile];
+  // A -> fp16 in mma.sync fragment order (workspace through torch: caching
+  // allocator, graph-safe).
+  Tensor afrag = prepass_a(pr, kChunk / 16, stream);
+  static std::array<std::atomic<uint64_t>, kMultistageTiles> smem_done{};
+  launch_mma_split_k(pr, k, afrag, pick_splits(pr, k, sms), smem_done[tile], stream, sms);
 }
 
-}  // namespace nvfp4_mm
+}  // namespace nvfp4_mm::sm90

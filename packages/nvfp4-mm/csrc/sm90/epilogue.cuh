@@ -1,0 +1,30 @@
+// The output store of the SM90 mma.sync kernels and their split-K reduce:
+// out = to_out(scale * acc + bias[n]) evaluated in fp32 (one fused
+// multiply-add) and rounded once to the output dtype (docs/SPEC.md §1.4).
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+
+namespace nvfp4_mm::sm90 {
+
+// Elements o, o + 1 of the [M, N] output; col = o % N (even).
+__device__ __forceinline__ void store_out_pair(void* out, const void* bias, bool out_bf16, int64_t o, int64_t col,
+                                               float x0, float x1, float scale) {
+  float y0 = x0 * scale, y1 = x1 * scale;
+  if (bias) {
+    const float2 b = out_bf16
+        ? __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(static_cast<const __nv_bfloat16*>(bias) + col))
+        : __half22float2(*reinterpret_cast<const __half2*>(static_cast<const __half*>(bias) + col));
+    y0 = fmaf(x0, scale, b.x);
+    y1 = fmaf(x1, scale, b.y);
+  }
+  if (out_bf16)
+    *reinterpret_cast<__nv_bfloat162*>(static_cast<__nv_bfloat16*>(out) + o) = __floats2bfloat162_rn(y0, y1);
+  else
+    *reinterpret_cast<__half2*>(static_cast<__half*>(out) + o) = __floats2half2_rn(y0, y1);
+}
+
+}  // namespace nvfp4_mm::sm90

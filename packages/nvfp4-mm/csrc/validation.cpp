@@ -1,0 +1,106 @@
+// Argument validation of every lowbit_nvfp4_mm op (docs/SPEC.md §2.2): each
+// check names the argument, what was expected and what came.
+#include "nvfp4_mm.h"
+
+#include <lowbit/torch_utils.h>
+
+namespace nvfp4_mm {
+namespace {
+
+using lowbit::ScalarType;
+using lowbit::round_up;
+using lowbit::shape_str;
+using lowbit::str;
+
+// Swizzled block-scale buffer of an [rows, K] NVFP4 operand (SPEC §1.3).
+void check_scale(const char* arg, const char* short_name, const Tensor& s, int64_t rows, int64_t K,
+                 const Tensor& a) {
+  lowbit::check_defined(kOp, arg, s);
+  lowbit::check_same_device(kOp, arg, s, "a", a);
+  // ue4m3 scale bytes: float8_e4m3fn is the documented dtype; raw uint8
+  // bytes of the same layout are accepted too.
+  lowbit::check_dtype(kOp, arg, s, {ScalarType::Float8_e4m3fn, ScalarType::Byte});
+  const int64_t rm = round_up<int64_t>(rows, 128);
+  const int64_t rk = round_up<int64_t>(K / 16, 4);
+  LOWBIT_CHECK(s.dim() == 2 && s.size(0) == rm && s.size(1) == rk, kOp, ": argument '", arg, "': ", short_name,
+               " must be padded and swizzled to a shape (", rm, "x", rk, "), but got a shape ", shape_str(s));
+  lowbit::check_contiguous(kOp, arg, s);
+}
+
+// Packed fp4 operands (SPEC §1.1: uint8 at op boundaries); returns K.
+int64_t check_operands(const Tensor& a, const Tensor& b) {
+  lowbit::check_dtype(kOp, "a", a, {ScalarType::Byte});
+  lowbit::check_dtype(kOp, "b", b, {ScalarType::Byte});
+  lowbit::check_dim(kOp, "a", a, 2);
+  lowbit::check_dim(kOp, "b", b, 2);
+  lowbit::check_contiguous(kOp, "a", a);
+  lowbit::check_contiguous(kOp, "b", b);
+  const int64_t N = b.size(0), K = 2 * a.size(1);
+  LOWBIT_CHECK(K % 32 == 0, kOp, ": argument 'a': Expected k to be divisible by 32, but got a shape: ",
+               shape_str(a), ", k: ", K, ".");
+  LOWBIT_CHECK_ARG(b.size(1) == a.size(1), kOp, "b",
+                   str("shape [N, ", a.size(1), "] (K/2 bytes per row, K = ", K, " from 'a')"),
+                   str("shape ", shape_str(b)));
+  LOWBIT_CHECK_ARG(N % 32 == 0, kOp, "b", "a row count N divisible by 32", str("shape ", shape_str(b), ", N: ", N));
+  return K;
+}
+
+// Optional per-column bias: [N], the output's dtype and device, contiguous.
+void check_bias(const std::optional<Tensor>& bias, const Tensor& out, const Tensor& a, int64_t N) {
+  if (!bias.has_value()) return;
+  lowbit::check_defined(kOp, "bias", *bias);
+  lowbit::check_same_device(kOp, "bias", *bias, "a", a);
+  lowbit::check_dtype(kOp, "bias", *bias, {out.scalar_type()});
+  lowbit::check_shape(kOp, "bias", *bias, {N});
+  lowbit::check_contiguous(kOp, "bias", *bias);
+}
+
+}  // namespace
+
+Problem validate_scaled_fp4_mm(Tensor out, Tensor a, Tensor b, Tensor sa, Tensor sb, Tensor alpha,
+                               std::optional<Tensor> bias) {
+  lowbit::check_defined(kOp, "a", a);
+  lowbit::check_cpu_or_cuda(kOp, "a", a);
+  for (auto [name, t] : {std::pair<const char*, const Tensor*>{"out", &out}, {"b", &b}, {"alpha", &alpha}}) {
+    lowbit::check_defined(kOp, name, *t);
+    lowbit::check_same_device(kOp, name, *t, "a", a);
+  }
+  const int64_t K = check_operands(a, b);
+  const int64_t M = a.size(0), N = b.size(0);
+  check_scale("block_scale_a", "scale_a", sa, M, K, a);
+  check_scale("block_scale_b", "scale_b", sb, N, K, a);
+  lowbit::check_dtype(kOp, "alpha", alpha, {ScalarType::Float});
+  lowbit::check_numel(kOp, "alpha", alpha, 1);
+  lowbit::check_dtype(kOp, "out", out, {ScalarType::Half, ScalarType::BFloat16});
+  lowbit::check_shape(kOp, "out", out, {M, N});
+  lowbit::check_contiguous(kOp, "out", out);
+  check_bias(bias, out, a, N);
+  return Problem{out, a, b, sa, sb, alpha, bias, M, N, K, false, std::string(), -1};
+}
+
+Problem validate_scaled_fp4_mm_with_kernel(Tensor out, Tensor a, Tensor b, Tensor sa, Tensor sb,
+                                           Tensor alpha, std::optional<Tensor> bias, bool batch_invariant,
+                                           std::optional<std::string> kernel, int64_t splits) {
+  Problem p = validate_scaled_fp4_mm(out, a, b, sa, sb, alpha, bias);
+  LOWBIT_CHECK_ARG(splits == -1 || (splits >= 1 && splits <= 64), kOp, "splits", "-1 (heuristic) or 1 .. 64",
+                   splits);
+  LOWBIT_CHECK_ARG(!(batch_invariant && splits > 1), kOp, "splits", "-1 or 1 when batch_invariant is set",
+                   splits);
+  LOWBIT_CHECK_ARG(!(batch_invariant && kernel.has_value()), kOp, "kernel",
+                   "None when batch_invariant is set (the mode picks its own kernels)", *kernel);
+  p.batch_invariant = batch_invariant;
+  p.kernel = kernel.value_or(std::string());
+  p.splits = splits;
+  return p;
+}
+
+void check_kernel_name(const std::string& name, const std::vector<std::string>& names, const char* target) {
+  for (const auto& n : names)
+    if (n == name) return;
+  std::string list;
+  for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+  lowbit::fail(str(kOp, ": argument 'kernel': expected one of the ", target, " kernels (", list, "), got '", name,
+                   "'"));
+}
+
+}  // namespace nvfp4_mm
