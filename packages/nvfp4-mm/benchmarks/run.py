@@ -1,7 +1,8 @@
 """Benchmark lowbit-nvfp4-mm and write the committed results.
 
-  python benchmarks/run.py [--quick] [--models llama3-8b,llama3-70b] [--out DIR]
-  python benchmarks/run.py --sweep [--out DIR]     # SM90 config sweep (tuning)
+  python packages/nvfp4-mm/benchmarks/run.py [--quick] [--models Llama-3-8B,Llama-3-70B] [--out DIR]
+
+Tuning sweeps (every named kernel, split counts) live in perf/nvfp4-mm/.
 
 Writes DIR/nvfp4_mm_<gpu>.{md,json,png} (default DIR: benchmarks/results).
 """
@@ -35,7 +36,7 @@ def summarize(rows: list[dict], bw: float) -> list[dict]:
         if lb is None:
             continue
         line = {"model": model, "shape": shape, "M": m, "lowbit us": lb["us"]}
-        for name, key in (("lowbit no PDL", "no-PDL us"), ("torch.mm bf16", "bf16 us"), ("emulation (dequant+mm)", "emul us"),
+        for name, key in (("torch.mm bf16", "bf16 us"), ("emulation (dequant+mm)", "emul us"),
                           ("torch._scaled_mm fp8", "fp8 us"), ("copy floor", "floor us")):
             if name in d:
                 line[key] = d[name]["us"]
@@ -91,11 +92,7 @@ def write_outputs(rows, bw, meta, name, stem):
           f"(shape, M) timed interleaved in rotating order (lowbit.testing.bench.time_cuda_interleaved).", "",
           "`x bf16` / `x emul`: speed-up of lowbit over cuBLAS bf16 (bf16 weights) and over the "
           "dequantize-then-mm emulation; `weight TB/s`: NVFP4 weight+scale bytes / time; "
-          "`% copy bw`: that over the measured copy bandwidth; `no-PDL us`: lowbit with plain launches "
-          "(LOWBIT_NVFP4_MM_PDL=0), i.e. without overlap between its kernels and the previous call.", "",
-          *([f"Re-summarized from the stored run with override `{meta['override']}`: for those M the "
-             "`lowbit` column is the named SM90 config, timed in the same run on the same inputs (the "
-             "heuristic was changed to it after the run).", ""] if meta.get("override") else []),
+          "`% copy bw`: that over the measured copy bandwidth.", "",
           f"Command: `{meta.get('command', '')}`", "",
           write_table(summary)]
     Path(f"{stem}.md").write_text("\n".join(md))
@@ -104,82 +101,53 @@ def write_outputs(rows, bw, meta, name, stem):
     print("\n".join(md))
 
 
+def _alternatives(spec: str | None, dev: torch.device):
+    """SM90 kernels timed beside the heuristic: 'lo-hi:name1+name2,...'."""
+    if dev.type != "cuda" or torch.cuda.get_device_capability(dev)[0] != 9:
+        return None
+    if spec is None:
+        return mm.bench.SM90_ALTERNATIVES
+    alts = {}
+    for part in filter(None, spec.split(",")):
+        rng, names = part.split(":")
+        lo, hi = (int(x) for x in rng.split("-"))
+        alts[(lo, hi)] = names.split("+")
+    return alts
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--models", default=None)
-    ap.add_argument("--sweep", action="store_true")
-    ap.add_argument("--from-json", default=None)
-    ap.add_argument("--override", default=None)
+    ap.add_argument("--models", default=None, help="comma-separated (lowbit.testing.shapes names)")
     ap.add_argument("--tokens", default=None, help="comma-separated M values (default: all)")
     ap.add_argument("--impls", default=None, help="comma-separated subset of the timed implementations")
     ap.add_argument("--alternatives", default=None,
-                    help="SM90 configs timed beside the heuristic: 'lo-hi:c1+c2,...' (default: bench.SM90_ALTERNATIVES)")
+                    help="SM90 kernels timed beside the heuristic: 'lo-hi:name1+name2,...' "
+                         "(default: bench.SM90_ALTERNATIVES)")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
-    stem = None
+    stem = out / f"nvfp4_mm_{_slug(name)}"
     say = lambda s: print(s, flush=True)  # noqa: E731
     t0 = time.time()
-    if args.sweep:
-        rows = mm.bench.sweep_configs(dev, [(8192, 8192)], [1, 16, 64, 128, 512, 2048, 8192], progress=say)
-        (out / "sweep.json").write_text(json.dumps(rows, indent=1))
-        (out / "sweep.md").write_text(write_table(rows))
-        print(write_table(rows))
-        return 0
-    stem = out / f"nvfp4_mm_{_slug(name)}"
-    if args.from_json:
-        # Re-summarize a stored run, optionally taking another measured config
-        # as "lowbit" for an M range ("lo-hi:cfg,..."), e.g. after a heuristic
-        # change judged on that same run's alternative rows.
-        data = json.loads(Path(args.from_json).read_text())
-        rows, meta = data["rows"], data["meta"]
-        bw = meta["copy_bandwidth_TBps"] * 1e12
-        for spec in filter(None, (args.override or "").split(",")):
-            rng, cfg, *mn = spec.split(":")  # optional 3rd field: only where M*N <= it
-            lo, hi = (int(x) for x in rng.split("-"))
-            mn_max = int(mn[0]) if mn else None
-            alt = {(r.get("model"), r["shape"], r["M"]): r for r in rows if r["impl"] == f"lowbit cfg{cfg}"}
-            for r in rows:
-                key = (r.get("model"), r["shape"], r["M"])
-                n = int(r["shape"].split()[0].split("=")[1])
-                if mn_max is not None and r["M"] * n > mn_max:
-                    continue
-                if r["impl"] == "lowbit" and lo <= r["M"] <= hi and key in alt:
-                    r.update({k: alt[key][k] for k in ("us", "metric", "weight_tbps")})
-                    r["config"] = f"cfg{cfg}"
-        meta["override"] = args.override
-        name = meta["device"]
-        stem = out / f"nvfp4_mm_{_slug(name)}"
-    else:
-        models = args.models.split(",") if args.models else None
-        alts = None
-        if dev.type == "cuda" and torch.cuda.get_device_capability(dev)[0] == 9:
-            alts = mm.bench.SM90_ALTERNATIVES
-            if args.alternatives is not None:
-                alts = {}
-                for spec in filter(None, args.alternatives.split(",")):
-                    rng, cfgs = spec.split(":")
-                    lo, hi = (int(x) for x in rng.split("-"))
-                    alts[(lo, hi)] = [int(c) for c in cfgs.split("+")]
-        tokens = [int(t) for t in args.tokens.split(",")] if args.tokens else None
-        impls = args.impls.split(",") if args.impls else None
-        bw = copy_bandwidth(device=dev) if dev.type == "cuda" else 1.0
-        rows = []
-        for model in models or list(mm.bench.MODELS):  # outputs rewritten after each model
-            rows += mm.bench.run(dev, models=[model], quick=args.quick, progress=say, alternatives=alts,
-                                 tokens=tokens, impls=impls)
-            meta = {"device": name, "torch": torch.__version__, "copy_bandwidth_TBps": bw / 1e12,
-                    "build": mm.build_info(), "seconds": time.time() - t0,
-                    "command": "python packages/nvfp4-mm/benchmarks/run.py " + " ".join(sys.argv[1:])}
-            write_outputs(rows, bw, meta, name, stem)
-            if dev.type != "cuda":
-                break  # the CPU run has one small set of shapes
-        return 0
-    write_outputs(rows, bw, meta, name, stem)
+    models = args.models.split(",") if args.models else list(mm.bench.DEFAULT_MODELS)
+    alts = _alternatives(args.alternatives, dev)
+    tokens = [int(t) for t in args.tokens.split(",")] if args.tokens else None
+    impls = args.impls.split(",") if args.impls else None
+    bw = copy_bandwidth(device=dev) if dev.type == "cuda" else 1.0
+    rows = []
+    for model in models:  # outputs rewritten after each model
+        rows += mm.bench.run(dev, models=[model], quick=args.quick, progress=say, alternatives=alts,
+                             tokens=tokens, impls=impls)
+        meta = {"device": name, "torch": torch.__version__, "copy_bandwidth_TBps": bw / 1e12,
+                "build": mm.build_info(), "seconds": time.time() - t0,
+                "command": "python packages/nvfp4-mm/benchmarks/run.py " + " ".join(sys.argv[1:])}
+        write_outputs(rows, bw, meta, name, stem)
+        if dev.type != "cuda":
+            break  # the CPU run has one small set of shapes
     return 0
 
 

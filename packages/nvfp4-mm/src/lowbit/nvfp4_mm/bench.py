@@ -5,7 +5,8 @@ Per (shape, M): lowbit's NVFP4 GEMM; bf16 cuBLAS with bf16 weights
 NVFP4 weight to bf16 with torch ops on every call, then torch.mm; activations
 already bf16); fp8 cuBLASLt (torch._scaled_mm, tensor-wise scales); and the
 memory floor (NVFP4 weight + scale bytes, activations and output, at the
-measured copy bandwidth). Weight shapes [K, N] are SPEC §4's. The
+measured copy bandwidth). Weight shapes [K, N] are docs/SPEC.md §4's
+(lowbit.testing.shapes). The
 implementations of one (shape, M) are timed interleaved, so their ratios do
 not depend on clock or temperature drift between them.
 """
@@ -16,12 +17,9 @@ from typing import Callable
 
 import torch
 
-MODELS = {
-    "llama3-8b": [(4096, 6144), (4096, 4096), (4096, 28672), (14336, 4096)],
-    "llama3-70b": [(8192, 10240), (8192, 8192), (8192, 57344), (28672, 8192)],
-}
-TOKENS = [1, 16, 64, 128, 512, 2048, 8192]
-QUICK_TOKENS = [1, 16, 128, 2048]
+# The models benchmarked by default (lowbit.testing.shapes spelling).
+DEFAULT_MODELS = ("Llama-3-8B", "Llama-3-70B")
+QUICK_TOKENS = (1, 16, 128, 2048)
 
 
 def _e2m1_table(device):
@@ -59,21 +57,24 @@ def _time(fns, est_us: float) -> float:
     return time_cuda(fns, warmup=3, iters=iters, use_graph=True, replays_per_sample=reps)
 
 
-# SM90 config numbers of the private _ex op (mirrors csrc/sm90/mm_sm90.cu):
-SM90_MMA_CONFIGS = 28  # 0..27: multistage mma.sync tiles x 2 B-dequant variants
-SM90_SMALL_M = range(28, 34)  # the small-M weight-streaming kernel's tiles
-SM90_F16 = [34, 35]  # the dequantize + CUTLASS fp16 path's tiles
-# SM90 configs timed beside the heuristic's choice (impl "lowbit cfg<i>"), so
-# a heuristic change can be judged on the same run: up to M = 64 the
-# multistage kernel the small-M kernel replaced (config 1: BM 16 x BN 128,
-# config 4: BM 64 x BN 128), from M = 257 both tiles of the dequantize +
-# CUTLASS path (the heuristic picks one).
-SM90_ALTERNATIVES = {(1, 16): [1], (17, 64): [4], (257, 1 << 30): SM90_F16}
+# SM90 kernels timed beside the heuristic's choice (impl "lowbit <name>"),
+# so a heuristic change can be judged on the same run: up to M = 64 the
+# multistage tiles the small-M kernel replaced, from M = 257 both tiles of
+# the dequantize + CUTLASS path (the heuristic picks one).
+SM90_ALTERNATIVES = {(1, 16): ["multistage_16x128"], (17, 64): ["multistage_64x128"],
+                     (257, 1 << 30): ["dequant_cutlass_128x256", "dequant_cutlass_128x128"]}
+
+
+def _with_kernel(out, s, alpha, name, splits=-1):
+    """One call of the private by-name op on an input set s = (a, sa, b, sb)."""
+    torch.ops.lowbit_nvfp4_mm._cutlass_scaled_fp4_mm_with_kernel(out, s[0], s[2], s[1], s[3], alpha, None, False,
+                                                                 name, splits)
 
 
 def run(device, *, models=None, quick: bool = False, progress: Callable[[str], None] | None = None,
         impls=None, tokens=None, alternatives: dict | None = None) -> list[dict]:
-    from lowbit.testing.bench import copy_bandwidth, rotation_count, time_cpu, time_cuda_interleaved, with_env
+    from lowbit.testing.bench import copy_bandwidth, rotation_count, time_cpu, time_cuda_interleaved
+    from lowbit.testing.shapes import TOKENS, dense_layers
 
     from . import scaled_fp4_mm
 
@@ -98,125 +99,72 @@ def run(device, *, models=None, quick: bool = False, progress: Callable[[str], N
 
     bw = copy_bandwidth(device=device)
     say(f"copy bandwidth {bw / 1e12:.2f} TB/s")
-    want = impls or ["lowbit", "lowbit no PDL", "torch.mm bf16", "emulation (dequant+mm)", "torch._scaled_mm fp8",
-                     "copy floor"]
+    want = impls or ["lowbit", "torch.mm bf16", "emulation (dequant+mm)", "torch._scaled_mm fp8", "copy floor"]
     table = _e2m1_table(device)
-    names = models or list(MODELS)
     one = torch.ones((), device=device)
     alpha = torch.ones(1, device=device)
-    for model in names:
-        for k, n in MODELS[model]:
-            shape = f"N={n} K={k}"
-            wbytes = n * k // 2 + n * k // 16
-            for m in tokens or (QUICK_TOKENS if quick else TOKENS):
-                flops = 2.0 * m * n * k
-                extra = {"model": model}
-                if "copy floor" in want:
-                    floor_bytes = wbytes + m * k * 9 // 16 + 2 * m * n
-                    us = floor_bytes / bw * 1e6
-                    row("cutlass_scaled_fp4_mm", shape, m, "copy floor", us, floor_bytes / us / 1e6, "TB/s",
-                        weight_bytes=wbytes, **extra)
-                # Every implementation of this (shape, M) is timed interleaved
-                # (lowbit.testing.bench.time_cuda_interleaved): clock and
-                # temperature drift fall on all of them alike, so the ratios
-                # hold even where absolute times move between runs.
-                # name -> (closures over rotating inputs, weight bytes streamed per call)
-                cands: dict[str, tuple[list, int | None]] = {}
-                keep = []  # tensors the closures use
-                if "lowbit" in want:
-                    sets = [_inputs(m, n, k, device, g) for _ in range(rotation_count(wbytes + m * k, device))]
-                    outs = [torch.empty(m, n, dtype=torch.bfloat16, device=device) for _ in sets]
-                    keep += [sets, outs]
-                    cands["lowbit"] = ([(lambda s=s, o=o: torch.ops.lowbit_nvfp4_mm.cutlass_scaled_fp4_mm(
-                        o, s[0], s[2], s[1], s[3], alpha)) for s, o in zip(sets, outs)], wbytes)
-                    if "lowbit no PDL" in want:  # the same calls with plain launches (LOWBIT_NVFP4_MM_PDL=0)
-                        cands["lowbit no PDL"] = ([with_env({"LOWBIT_NVFP4_MM_PDL": "0"}, f)
-                                                   for f in cands["lowbit"][0]], wbytes)
-                    for (lo, hi), cfgs in (alternatives or {}).items():
-                        if lo <= m <= hi:
-                            for cfg in cfgs:
-                                cands[f"lowbit cfg{cfg}"] = ([(lambda s=s, o=o, c=cfg: torch.ops.lowbit_nvfp4_mm.
-                                                               _cutlass_scaled_fp4_mm_ex(o, s[0], s[2], s[1], s[3],
-                                                                                         alpha, False, c, -1))
-                                                              for s, o in zip(sets, outs)], wbytes)
-                nrot16 = rotation_count(2 * n * k + 2 * m * k, device)
-                if "torch.mm bf16" in want or "emulation (dequant+mm)" in want:
-                    xs = [torch.randn(m, k, device=device, dtype=torch.bfloat16) for _ in range(nrot16)]
-                    keep.append(xs)
-                if "torch.mm bf16" in want:
-                    ws = [torch.randn(n, k, device=device, dtype=torch.bfloat16) for _ in range(nrot16)]
-                    keep.append(ws)
-                    cands["torch.mm bf16"] = ([(lambda x=x, w=w: torch.mm(x, w.t())) for x, w in zip(xs, ws)],
-                                              2 * n * k)
-                if "emulation (dequant+mm)" in want:
-                    bq = [_inputs(1, n, k, device, g)[2:] for _ in range(rotation_count(wbytes, device, cap=4))]
-                    keep.append(bq)
-                    cands["emulation (dequant+mm)"] = (
-                        [(lambda x=x, q=q: torch.mm(x, emulate_dequant_bf16(q[0], q[1], n, k, table).t()))
-                         for x, q in zip(xs * len(bq), bq)], None)
-                if "torch._scaled_mm fp8" in want:
-                    nrot8 = rotation_count(n * k + m * k, device)
-                    x8 = [torch.randn(m, k, device=device).to(torch.float8_e4m3fn) for _ in range(nrot8)]
-                    w8 = [torch.randn(n, k, device=device).to(torch.float8_e4m3fn) for _ in range(nrot8)]
-                    keep += [x8, w8]
-                    fns = [(lambda x=x, w=w: torch._scaled_mm(x, w.t(), scale_a=one, scale_b=one,
-                                                               out_dtype=torch.bfloat16)) for x, w in zip(x8, w8)]
-                    try:
-                        fns[0]()
-                        cands["torch._scaled_mm fp8"] = (fns, n * k)
-                    except RuntimeError as e:  # e.g. M not a multiple of 16 on some torch builds
-                        say(f"fp8 skipped at M={m}: {str(e).splitlines()[0]}")
-                times = time_cuda_interleaved({name: fns for name, (fns, _) in cands.items()})
-                for name, us in times.items():
-                    wb = cands[name][1]
-                    more = {"weight_tbps": wb / us / 1e6} if wb else {}
-                    row("cutlass_scaled_fp4_mm", shape, m, name, us, flops / us / 1e6, "TFLOP/s", **more, **extra)
-                say(f"{model} {shape} M={m} " + " ".join(f"{nm}={us:.1f}" for nm, us in times.items()))
-                del cands, keep, times
-                torch.cuda.empty_cache()
-    return rows
-
-
-def sweep_configs(device, shapes, tokens, splits=(-1,), progress=None) -> list[dict]:
-    """Time every SM90 kernel config (and split count) on the given shapes:
-    used to tune the built-in heuristic. Rows like run()'s, impl = 'cfg<i>/s<j>'."""
-    from lowbit.testing.bench import rotation_count
-
-    from . import num_configs
-
-    device = torch.device(device)
-    g = torch.Generator().manual_seed(1)
-    rows = []
-    assert num_configs()["SM90"] == SM90_F16[-1] + 1, "bench.py's SM90 config numbers are stale"
-    for k, n in shapes:
+    for model, k, n in dense_layers(models or DEFAULT_MODELS):
+        shape = f"N={n} K={k}"
         wbytes = n * k // 2 + n * k // 16
-        for m in tokens:
-            sets = [_inputs(m, n, k, device, g) for _ in range(rotation_count(wbytes + m * k, device))]
-            alpha = torch.ones(1, device=device)
-            out = torch.empty(m, n, dtype=torch.bfloat16, device=device)
-            est = 2.0 * m * n * k / 400e12 * 1e6 + wbytes / 2e12 * 1e6 + 3
-            half = SM90_MMA_CONFIGS // 2  # configs c and c + half: same tile, two B-dequant variants
-            cands = [(-1, -1)]
-            if m <= 16:
-                cands += [(c, sp) for c in SM90_SMALL_M[:4] for sp in (-1, 4, 8, 16)] + [(1, -1)]
-            elif m <= 128:
-                cands += [(c, -1) for c in (1, 3, 4, 7, SM90_SMALL_M[4], SM90_SMALL_M[5])] + [(4 + half, -1)]
-            else:
-                cands += [(c, -1) for c in range(4, half)] + [(7 + half, -1)]
-                cands += [(c, -1) for c in SM90_F16]
-            for cfg, sp in cands:
-                if True:
-                    fns = [(lambda s=s, c=cfg, p=sp: torch.ops.lowbit_nvfp4_mm._cutlass_scaled_fp4_mm_ex(
-                        out, s[0], s[2], s[1], s[3], alpha, False, c, p)) for s in sets]
-                    try:
-                        us = _time(fns, est)
-                    except RuntimeError as e:
-                        if progress:
-                            progress(f"cfg {cfg} split {sp}: {str(e).splitlines()[0]}")
-                        continue
-                    rows.append({"shape": f"N={n} K={k}", "M": m, "impl": f"cfg{cfg}/s{sp}", "us": us,
-                                 "TFLOP/s": 2.0 * m * n * k / us / 1e6, "weight TB/s": wbytes / us / 1e6})
-                    if progress:
-                        progress(f"N={n} K={k} M={m} cfg{cfg}/s{sp}: {us:.1f} us")
+        for m in tokens or (QUICK_TOKENS if quick else TOKENS):
+            flops = 2.0 * m * n * k
+            extra = {"model": model}
+            if "copy floor" in want:
+                floor_bytes = wbytes + m * k * 9 // 16 + 2 * m * n
+                us = floor_bytes / bw * 1e6
+                row("cutlass_scaled_fp4_mm", shape, m, "copy floor", us, floor_bytes / us / 1e6, "TB/s",
+                    weight_bytes=wbytes, **extra)
+            # Every implementation of this (shape, M) is timed interleaved
+            # (lowbit.testing.bench.time_cuda_interleaved): clock and
+            # temperature drift fall on all of them alike, so the ratios
+            # hold even where absolute times move between runs.
+            # name -> (closures over rotating inputs, weight bytes streamed per call)
+            cands: dict[str, tuple[list, int | None]] = {}
+            keep = []  # tensors the closures use
+            if "lowbit" in want:
+                sets = [_inputs(m, n, k, device, g) for _ in range(rotation_count(wbytes + m * k, device))]
+                outs = [torch.empty(m, n, dtype=torch.bfloat16, device=device) for _ in sets]
+                keep += [sets, outs]
+                cands["lowbit"] = ([(lambda s=s, o=o: torch.ops.lowbit_nvfp4_mm.cutlass_scaled_fp4_mm(
+                    o, s[0], s[2], s[1], s[3], alpha)) for s, o in zip(sets, outs)], wbytes)
+                for (lo, hi), names in (alternatives or {}).items():
+                    if lo <= m <= hi:
+                        for name in names:
+                            cands[f"lowbit {name}"] = ([(lambda s=s, o=o, nm=name: _with_kernel(o, s, alpha, nm))
+                                                        for s, o in zip(sets, outs)], wbytes)
+            nrot16 = rotation_count(2 * n * k + 2 * m * k, device)
+            if "torch.mm bf16" in want or "emulation (dequant+mm)" in want:
+                xs = [torch.randn(m, k, device=device, dtype=torch.bfloat16) for _ in range(nrot16)]
+                keep.append(xs)
+            if "torch.mm bf16" in want:
+                ws = [torch.randn(n, k, device=device, dtype=torch.bfloat16) for _ in range(nrot16)]
+                keep.append(ws)
+                cands["torch.mm bf16"] = ([(lambda x=x, w=w: torch.mm(x, w.t())) for x, w in zip(xs, ws)],
+                                          2 * n * k)
+            if "emulation (dequant+mm)" in want:
+                bq = [_inputs(1, n, k, device, g)[2:] for _ in range(rotation_count(wbytes, device, cap=4))]
+                keep.append(bq)
+                cands["emulation (dequant+mm)"] = (
+                    [(lambda x=x, q=q: torch.mm(x, emulate_dequant_bf16(q[0], q[1], n, k, table).t()))
+                     for x, q in zip(xs * len(bq), bq)], None)
+            if "torch._scaled_mm fp8" in want:
+                nrot8 = rotation_count(n * k + m * k, device)
+                x8 = [torch.randn(m, k, device=device).to(torch.float8_e4m3fn) for _ in range(nrot8)]
+                w8 = [torch.randn(n, k, device=device).to(torch.float8_e4m3fn) for _ in range(nrot8)]
+                keep += [x8, w8]
+                fns = [(lambda x=x, w=w: torch._scaled_mm(x, w.t(), scale_a=one, scale_b=one,
+                                                           out_dtype=torch.bfloat16)) for x, w in zip(x8, w8)]
+                try:
+                    fns[0]()
+                    cands["torch._scaled_mm fp8"] = (fns, n * k)
+                except RuntimeError as e:  # e.g. M not a multiple of 16 on some torch builds
+                    say(f"fp8 skipped at M={m}: {str(e).splitlines()[0]}")
+            times = time_cuda_interleaved({name: fns for name, (fns, _) in cands.items()})
+            for name, us in times.items():
+                wb = cands[name][1]
+                more = {"weight_tbps": wb / us / 1e6} if wb else {}
+                row("cutlass_scaled_fp4_mm", shape, m, name, us, flops / us / 1e6, "TFLOP/s", **more, **extra)
+            say(f"{model} {shape} M={m} " + " ".join(f"{nm}={us:.1f}" for nm, us in times.items()))
+            del cands, keep, times
+            torch.cuda.empty_cache()
     return rows
-

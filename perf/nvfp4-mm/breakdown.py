@@ -1,11 +1,11 @@
-"""Where the time of the SM90 large-M path goes (docs/perf-nvfp4-mm.md v4).
+"""Where the time of the SM90 large-M path goes (NOTES.md v4).
 
 Per (shape, M): the op's kernels as the CUDA profiler sees them (the dequant
 kernel(s) and the CUTLASS fp16 GEMM, mean µs per call), against cuBLAS fp16 on
 the same problem (the GEMM part's own ceiling) and cuBLAS bf16, those two timed
 interleaved with the op.
 
-    python benchmarks/breakdown.py OUT.md
+    python perf/nvfp4-mm/breakdown.py OUT.md
 """
 
 import sys

@@ -1,7 +1,7 @@
 """A few calls of one GEMM, for `ncu` (hardware counters) on the device:
 
     ncu --section SpeedOfLight --section WarpStateStats --section SchedulerStats \
-        -k regex:gemm_kernel -s 2 -c 1 python3 benchmarks/profile_one.py [M N K]
+        -k regex:gemm_kernel -s 2 -c 1 python3 perf/nvfp4-mm/profile_one.py [M N K]
 
 M, N, K default to 1, 8192, 8192 (the small-M decode case).
 """
