@@ -64,7 +64,6 @@ V0340_SCHEMAS: dict[str, tuple[str, str]] = {
 # Ops whose lowbit schema is still being brought to the v0.34.0 form by another
 # change; the reason says which. Empty when every schema matches.
 PENDING: dict[str, str] = {
-    "cutlass_scaled_fp4_mm": "lowbit-nvfp4-mm: the schema gains `Tensor? bias=None` (issue #13 item 5)",
     "cutlass_w4a8_mm": "lowbit-w4a8-mm: out_type and maybe_schedule have no defaults in v0.34.0's "
                        "schema (lowbit's has `=None`)",
 }

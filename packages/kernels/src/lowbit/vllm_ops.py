@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import importlib
 import os
-import re
+import sys
 
 import torch
 
@@ -58,11 +58,14 @@ _DISTRIBUTIONS = {
 
 
 # ----------------------------------------------------------------- plumbing
-def _family(name: str, caller: str):
-    """Import ``lowbit.<name>`` (loads its ops and fakes) and return the module."""
+@torch.compiler.assume_constant_result
+def _load_family(name: str, caller: str) -> bool:
+    """Import ``lowbit.<name>`` (loads its ops and fakes). Under torch.compile this
+    runs once at trace time, outside the graph, so the functions below trace with
+    fullgraph=True even when the first call is the compiled one."""
     module = f"lowbit.{name}"
     try:
-        return importlib.import_module(module)
+        importlib.import_module(module)
     except ModuleNotFoundError as e:
         if e.name not in (module, "lowbit"):
             raise  # something the family itself needs is missing: not ours to rename
@@ -72,10 +75,18 @@ def _family(name: str, caller: str):
             f"installed; install the distribution '{dist}' (pip install {dist})",
             name=module,
         ) from e
+    return True
+
+
+def _family(name: str, caller: str):
+    """The family's Python module."""
+    _load_family(name, caller)
+    return sys.modules[f"lowbit.{name}"]
 
 
 def _ops(name: str, caller: str):
-    _family(name, caller)
+    """The family's op namespace ``torch.ops.lowbit_<name>``."""
+    _load_family(name, caller)
     return getattr(torch.ops, f"lowbit_{name}")
 
 
@@ -88,13 +99,18 @@ def _round_up(a: int, b: int) -> int:
 
 
 def _env_int(name: str, default: int) -> int:
-    """An integer environment variable read like C's atoi (leading integer,
-    anything else 0), as vLLM's C++ reads VLLM_BATCH_INVARIANT."""
+    """An integer environment variable read like C's atoi (optional sign and
+    leading digits after blanks, anything else 0), as vLLM's C++ reads
+    VLLM_BATCH_INVARIANT."""
     raw = os.environ.get(name)
     if raw is None:
         return default
-    match = re.match(r"\s*([+-]?\d+)", raw)
-    return int(match.group(1)) if match else 0
+    text = raw.lstrip(" \t\n\v\f\r")
+    sign = -1 if text.startswith("-") else 1
+    if text.startswith(("+", "-")):
+        text = text[1:]
+    digits = len(text) - len(text.lstrip("0123456789"))
+    return sign * int(text[:digits]) if digits else 0
 
 
 def _batch_invariant() -> bool:
@@ -291,14 +307,11 @@ def cutlass_scaled_fp4_mm(
         _fail(fn, "a, b", "2-D tensors", f"shapes {tuple(a.shape)} and {tuple(b.shape)}")
     if _batch_invariant():
         mm = _family("nvfp4_mm", fn)
-        extra = {} if bias is None else {"bias": bias}
         return mm.scaled_fp4_mm(a, b, block_scale_a, block_scale_b, alpha, out_dtype,
-                                batch_invariant=True, **extra)
+                                bias=bias, batch_invariant=True)
     ops = _ops("nvfp4_mm", fn)
     out = torch.empty((a.shape[0], b.shape[0]), dtype=out_dtype, device=a.device)
-    # without a bias the six-argument call is valid for both schema forms
-    args = (out, a, b, block_scale_a, block_scale_b, alpha) + (() if bias is None else (bias,))
-    ops.cutlass_scaled_fp4_mm(*args)
+    ops.cutlass_scaled_fp4_mm(out, a, b, block_scale_a, block_scale_b, alpha, bias)
     return out
 
 
