@@ -94,7 +94,11 @@ def test_quant_spec_shapes(device, dtype, swizzled, shape):
     assert_bytes_equal(p, rp, "packed")
     assert_bytes_equal(s, rs, "scales")
     fp, fs = q.scaled_fp4_quant(x, gs, swizzled)
-    assert fp.dtype == torch.uint8 and fs.dtype == torch.float8_e4m3fn
+    assert fp.dtype == torch.uint8 and fs.dtype == torch.float8_e4m3fn  # the wrapper's view
+    op_p, op_s = ops.scaled_fp4_quant(x, gs, swizzled)  # the op: vLLM's int32 / uint8
+    assert op_s.dtype == (torch.int32 if swizzled else torch.uint8)
+    assert_bytes_equal(op_p, rp, "packed (op)")
+    assert_bytes_equal(op_s, rs, "scales (op)")
     assert_bytes_equal(fp, rp, "packed (functional)")
     assert_bytes_equal(fs, rs, "scales (functional)")
     if swizzled:  # every padded entry is exactly zero

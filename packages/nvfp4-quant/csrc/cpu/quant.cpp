@@ -10,6 +10,8 @@
 
 #include "nvfp4_quant.h"
 
+#include <lowbit/nvfp4_codec.h>
+
 #include <torch/csrc/stable/ops.h>
 
 #include <algorithm>
@@ -21,95 +23,65 @@
 namespace lowbit::nvfp4 {
 namespace {
 
-inline uint32_t f2u(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return u;
-}
-inline float u2f(uint32_t u) {
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
+namespace nv = lowbit::nvfp4;
 
-inline float bf16_to_float(uint16_t h) { return u2f(uint32_t(h) << 16); }
+using lowbit::nvfp4::f32_bits;
+using lowbit::nvfp4::f32_from_bits;
+
+inline float bf16_to_float(uint16_t h) { return f32_from_bits(uint32_t(h) << 16); }
 
 // IEEE half -> float, branch-free (vectorisable): normals and subnormals by an
 // exponent-rebasing multiply (exact), Inf/NaN by patching the exponent.
 inline float half_to_float(uint16_t h) {
   const uint32_t sign = uint32_t(h & 0x8000u) << 16;
   const uint32_t em = h & 0x7FFFu;
-  const float mag = u2f(em << 13) * 0x1p112f;
+  const float mag = f32_from_bits(em << 13) * 0x1p112f;
   const uint32_t special = (em << 13) | 0x7F800000u;
-  return u2f((em >= 0x7C00u ? special : f2u(mag)) | sign);
+  return f32_from_bits((em >= 0x7C00u ? special : f32_bits(mag)) | sign);
 }
 
-// float -> e4m3 byte, round to nearest even, saturating to +-448 (SPEC §1.2
-// step 3). Branch-free: below 2^-6 (e4m3 subnormals, multiples of 2^-9) the
-// 2^14 magic add rounds; above, the fp32 mantissa is rounded to 3 bits with
-// ties to even. NaN is handled by the caller.
-inline uint32_t float_to_e4m3(float s) {
-  const uint32_t us = f2u(s);
-  const uint32_t sign = (us >> 24) & 0x80u;
-  const uint32_t a0 = us & 0x7FFFFFFFu;
-  const uint32_t a = a0 < 0x43E00000u ? a0 : 0x43E00000u;  // min(|s|, 448)
-  const uint32_t sub = f2u(u2f(a) + 16384.0f) - 0x46800000u;
-  const uint32_t nrm = ((a + 0x7FFFFu + ((a >> 20) & 1u)) >> 20) - 960u;  // (127-7) << 3
-  return (a < 0x3C800000u ? sub : nrm) | sign;
+// fp32 rounded to bf16 (nearest even; NaN stays NaN) and back.
+inline float round_to_bf16(float f) {
+  const uint32_t u = f32_bits(f);
+  const uint32_t r = (u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u;
+  const bool nan = (u & 0x7FFFFFFFu) > 0x7F800000u;
+  return f32_from_bits(nan ? (u | 0x00400000u) & 0xFFFF0000u : r);
 }
+// fp32 rounded to fp16 (nearest even, overflow to Inf) and back.
+inline float round_to_f16(float f) { return static_cast<float>(static_cast<_Float16>(f)); }
 
-// e4m3 byte -> float (NaN bytes never get here: such blocks are zero-flagged).
-inline float e4m3_to_float(uint32_t b) {
-  const uint32_t e = (b >> 3) & 15u, m = b & 7u;
-  const float sub = float(int32_t(m)) * 0x1p-9f;
-  const float nrm = u2f(((e + 120u) << 23) | (m << 20));
-  return u2f(f2u(e == 0 ? sub : nrm) | ((b & 0x80u) << 24));
-}
-
-// Software e2m1 code of y (SPEC §1.1), same arithmetic as the SM90 kernel.
-inline uint32_t e2m1_code(float y) {
-  const uint32_t u = f2u(y);
-  const uint32_t a = u & 0x7FFFFFFFu;
-  const uint32_t rn = a + 0x1FFFFFu + ((a >> 22) & 1u);
-  const int32_t cn0 = int32_t(rn >> 22) - 252;
-  const int32_t cn = cn0 < 7 ? cn0 : 7;
-  // |y| < 1: RNE(2|y|) in {0, 1, 2}: above 0.25 (tie 0.25 -> 0) and from 0.75
-  // (tie -> 1.0). Integer compares only: float compares or adds would keep the
-  // loop from vectorising under -ftrapping-math.
-  const int32_t cs = int32_t(a > 0x3E800000u) + int32_t(a >= 0x3F400000u);
-  const uint32_t c = uint32_t(a < 0x3F800000u ? cs : cn);
-  return c | ((u >> 28) & 8u);
-}
-
-inline uint32_t swz_offset(int64_t r, int64_t c, int64_t kp) {
-  return uint32_t(((r / 128) * (kp / 4) + c / 4) * 512 + (r % 32) * 16 + ((r / 32) % 4) * 4 + c % 4);
-}
-
-// One row: n outputs from `src` (gate || up when silu), codes to `dst`,
-// scale bytes to sf_row[c * sf_step] positions given by `sf_pos(c)`.
+// Per-row scratch, reused across the rows of one task.
 struct RowBuffers {
   std::vector<float> v, os, amax;
   std::vector<uint8_t> sf;
   std::vector<uint32_t> codes, keep;
 };
 
-// Every stage is a flat loop without control flow so it vectorises; the row
-// worker is always inlined into the (AVX2 / default) clones below.
+// Input row -> n fp32 values in b.v; with SILU, silu(g) * u in fp32 rounded to
+// the input dtype (SPEC §2.1, as vLLM does before quantizing).
 template <typename T, bool SILU>
-__attribute__((always_inline)) inline void quant_row_impl(const T* src, int64_t n, float gs,
-                                                          uint8_t* dst, uint8_t* sf_out,
-                                                          RowBuffers& b) {
+__attribute__((always_inline)) inline void load_row(const T* src, int64_t n, RowBuffers& b) {
   constexpr bool kBF16 = std::is_same_v<T, uint16_t>;  // uint16_t = bf16, int16_t = fp16
-  const int64_t nb = n / 16;
   float* v = b.v.data();
   const uint16_t* raw = reinterpret_cast<const uint16_t*>(src);
   for (int64_t i = 0; i < n; ++i) v[i] = kBF16 ? bf16_to_float(raw[i]) : half_to_float(raw[i]);
   if constexpr (SILU) {
     for (int64_t i = 0; i < n; ++i) {
       const float u = kBF16 ? bf16_to_float(raw[n + i]) : half_to_float(raw[n + i]);
-      v[i] = v[i] / (1.0f + std::exp(-v[i])) * u;
+      const float y = v[i] / (1.0f + std::exp(-v[i])) * u;
+      v[i] = kBF16 ? round_to_bf16(y) : round_to_f16(y);
     }
   }
+}
+
+// SPEC §1.2 on the values in b.v: scale bytes to sf_out[0..nb), codes to
+// dst[0..n/2). Every stage is a flat loop without control flow so it
+// vectorises; the row worker is always inlined into the (AVX2 / default)
+// clones below.
+__attribute__((always_inline)) inline void quant_values(int64_t n, float gs, uint8_t* dst,
+                                                        uint8_t* sf_out, RowBuffers& b) {
+  const int64_t nb = n / 16;
+  float* v = b.v.data();
   float* amax = b.amax.data();
   for (int64_t c = 0; c < nb; ++c) {
     float m = 0.0f, nan = 0.0f;
@@ -121,12 +93,12 @@ __attribute__((always_inline)) inline void quant_row_impl(const T* src, int64_t 
     amax[c] = nan != 0.0f ? NAN : m;
   }
   for (int64_t c = 0; c < nb; ++c) {
-    const float s = (gs * amax[c]) / 6.0f;
-    const bool nan = (f2u(s) & 0x7FFFFFFFu) > 0x7F800000u;  // NaN block (or NaN gs)
-    const uint32_t sfb = nan ? 0x7Fu : float_to_e4m3(s);
-    const float sf_f = e4m3_to_float(sfb);
-    const bool zero = nan || (f2u(sf_f) & 0x7FFFFFFFu) == 0;
-    const float os = 1.0f / (sf_f / gs);
+    const float s = nv::block_scale(amax[c], gs);
+    const bool nan = (f32_bits(s) & 0x7FFFFFFFu) > 0x7F800000u;  // NaN block (or NaN gs)
+    const uint32_t sfb = nan ? uint32_t(nv::kNanScale) : nv::e4m3_encode(s);
+    const float sf_f = nv::e4m3_decode(sfb);
+    const bool zero = nan || (f32_bits(sf_f) & 0x7FFFFFFFu) == 0;
+    const float os = nv::block_out_scale(sf_f, gs);
     b.os[c] = zero ? 0.0f : os;
     b.keep[c] = zero ? 0u : 0xFu;
     sf_out[c] = static_cast<uint8_t>(sfb);
@@ -136,7 +108,7 @@ __attribute__((always_inline)) inline void quant_row_impl(const T* src, int64_t 
     for (int i = 0; i < 16; ++i) v[c * 16 + i] *= os;
   }
   uint32_t* codes = b.codes.data();
-  for (int64_t i = 0; i < n; ++i) codes[i] = e2m1_code(v[i]);
+  for (int64_t i = 0; i < n; ++i) codes[i] = nv::e2m1_encode(v[i]);
   for (int64_t c = 0; c < nb; ++c) {
     const uint32_t keep = b.keep[c];
     for (int i = 0; i < 16; ++i) codes[c * 16 + i] &= keep;
@@ -146,7 +118,27 @@ __attribute__((always_inline)) inline void quant_row_impl(const T* src, int64_t 
   }
 }
 
-// Rows [r0, r1) of a dense problem, or of expert rows (gs per row via `row_gs`).
+// Scale-buffer position of input row r: (region start row, local row), or
+// false for an expert op's orphan row (which writes nothing).
+inline bool row_place(const QuantProblem& p, int64_t r, float* gs, int64_t* region, int64_t* lr) {
+  if (!p.experts) {
+    *gs = p.gs[0];
+    *region = 0;
+    *lr = r;
+    return true;
+  }
+  const int64_t E = p.num_experts;
+  const int32_t* it = std::upper_bound(p.off, p.off + E + 1, int32_t(r));
+  const int64_t e = (it - p.off) - 1;  // largest e with off[e] <= r
+  if (e < 0 || e >= E) return false;
+  *gs = p.gs[e];
+  *region = p.sf_off[e];
+  *lr = r - p.off[e];
+  return true;
+}
+
+// Rows [r0, r1): codes (zero past n), then the row's scales with the padded
+// columns zeroed.
 template <typename T, bool SILU>
 __attribute__((always_inline)) inline void quant_rows(const QuantProblem& p, int64_t r0, int64_t r1) {
   RowBuffers b;
@@ -154,31 +146,23 @@ __attribute__((always_inline)) inline void quant_rows(const QuantProblem& p, int
   b.v.resize(n);
   b.codes.resize(n);
   b.os.resize(nb);
-  b.sf.resize(nb);
+  b.sf.resize(p.kp, 0);
   b.keep.resize(nb);
   b.amax.resize(nb);
   const T* in = static_cast<const T*>(p.in);
-  const int64_t E = p.num_experts;
   for (int64_t r = r0; r < r1; ++r) {
     float gs;
-    int64_t region = 0, lr = r;  // scale region start (rows) and local row
-    if (p.experts) {
-      // expert of row r: largest e with off[e] <= r; orphans write nothing
-      const int32_t* it = std::upper_bound(p.off, p.off + E + 1, int32_t(r));
-      const int64_t e = (it - p.off) - 1;
-      if (e < 0 || e >= E) continue;
-      gs = p.gs[e];
-      region = p.sf_off[e];
-      lr = r - p.off[e];
-    } else {
-      gs = p.gs[0];
-    }
-    quant_row_impl<T, SILU>(in + r * in_stride, n, gs, p.out + r * (n / 2), b.sf.data(), b);
+    int64_t region, lr;
+    if (!row_place(p, r, &gs, &region, &lr)) continue;
+    uint8_t* dst = p.out + r * (p.pn / 2);
+    load_row<T, SILU>(in + r * in_stride, n, b);
+    quant_values(n, gs, dst, b.sf.data(), b);
+    std::memset(dst + n / 2, 0, size_t((p.pn - n) / 2));
     if (!p.swizzled) {
-      std::memcpy(p.sf + r * nb, b.sf.data(), nb);
+      std::memcpy(p.sf + r * p.kp, b.sf.data(), size_t(p.kp));  // b.sf[nb..kp) stays 0
     } else {
       uint8_t* base = p.sf + region * p.kp;
-      for (int64_t c = 0; c < p.kp; ++c) base[swz_offset(lr, c, p.kp)] = c < nb ? b.sf[c] : 0;
+      for (int64_t c = 0; c < p.kp; ++c) base[nv::swizzled_offset(lr, c, p.kp / 4)] = b.sf[c];
     }
   }
 }
@@ -206,7 +190,7 @@ LOWBIT_CLONES void rows_f16_silu(const QuantProblem& p, int64_t r0, int64_t r1) 
 void zero_rows(uint8_t* sf, int64_t region, int64_t r0, int64_t r1, int64_t kp) {
   uint8_t* base = sf + region * kp;
   for (int64_t r = r0; r < r1; ++r)
-    for (int64_t c = 0; c < kp; c += 4) std::memset(base + swz_offset(r, c, kp), 0, 4);
+    for (int64_t c = 0; c < kp; c += 4) std::memset(base + nv::swizzled_offset(r, c, kp / 4), 0, 4);
 }
 
 }  // namespace

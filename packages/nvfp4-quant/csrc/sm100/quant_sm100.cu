@@ -1,7 +1,7 @@
 // Blackwell (sm_100 family): hardware cvt.rn.satfinite.e2m1x2.f32 rounding;
-// the scale math is the same exact-division formula as on Hopper.
-#include "hw_e2m1.cuh"
-#include "nvfp4_kernels.cuh"
+// the scale math is the codec's (docs/SPEC.md §1.2), as on Hopper.
+#include "../cuda/hw_e2m1.cuh"
+#include "../cuda/quant_kernels.cuh"
 
 namespace lowbit::nvfp4 {
 void quant_sm100(const QuantProblem& p, void* stream, int sm_count) {

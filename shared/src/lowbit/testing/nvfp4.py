@@ -1,4 +1,4 @@
-"""NVFP4 reference (pure torch), written from SPEC.md §1.1-1.3 and §2.1.
+"""NVFP4 reference (pure torch), written from docs/SPEC.md §1.1-1.3 and §2.1.
 
 Independent of every kernel: e2m1 rounding is done with the SPEC's threshold
 table, the e4m3 block scale with torch's own float8_e4m3fn conversion, the
@@ -6,8 +6,10 @@ swizzle with the SPEC's reshape/permute. Everything runs in float32 on the
 tensors' device (CPU or CUDA); slow but obviously right.
 
 Conventions fixed here (SPEC §1.2 plus what it leaves implicit):
-* S = (gs * amax) / 6 and out_scale = 1 / (sf_f / gs), each step one IEEE fp32
-  operation (exact division; written as tensor / tensor, see _quantize_blocks).
+* S = gs * (amax * r6) with r6 = fp32(1/6), and out_scale = 1 / (sf_f * (1 / gs)),
+  0 when sf_f == 0 (vLLM v0.34.0's oracle arithmetic, SPEC §1.2): each step one
+  IEEE fp32 operation, the reciprocals correctly rounded (written as tensor /
+  tensor, see _quantize_blocks).
 * The sign bit of a code is the sign bit of x * out_scale (IEEE: -0.1 -> -0,
   code 0b1000), what the hardware cvt.rn.satfinite.e2m1x2.f32 produces.
 * A block whose scale is 0 (all-zero or underflowing block) or NaN gets every
@@ -116,13 +118,15 @@ def _quantize_blocks(y: torch.Tensor, gs: torch.Tensor):
     has_nan = torch.isnan(b).any(dim=-1)
     amax = torch.where(torch.isnan(b), torch.zeros_like(b), b.abs()).amax(dim=-1)
     gs = gs.float().reshape(-1, 1) if gs.numel() > 1 else gs.float().reshape(())
-    # Tensor / tensor only: torch on CUDA turns "tensor / python scalar" into a
-    # multiplication by the reciprocal, which is not the exact division.
-    s = (gs * amax) / torch.full_like(amax, 6.0)
+    one = torch.ones((), dtype=torch.float32, device=y.device)
+    # fp32 tensors only, tensor / tensor: torch on CUDA turns "tensor / python
+    # scalar" into a multiplication by an approximate reciprocal.
+    r6 = one / torch.full((), 6.0, dtype=torch.float32, device=y.device)  # fp32(1/6)
+    s = gs * (amax * r6)
     sf = s.clamp(-E4M3_MAX, E4M3_MAX).to(torch.float8_e4m3fn)
     sf_f = sf.float()
-    q = sf_f / (gs * torch.ones_like(sf_f))
-    out_scale = torch.where(sf_f != 0, torch.ones_like(q) / q, torch.zeros_like(sf_f))
+    t = sf_f * (one / gs)
+    out_scale = torch.where(sf_f != 0, one / t, torch.zeros_like(sf_f))
     codes = round_to_e2m1_codes(b * out_scale.unsqueeze(-1))
     zero_codes = has_nan | (sf_f == 0) | torch.isnan(sf_f)
     codes = torch.where(zero_codes.unsqueeze(-1), torch.zeros_like(codes), codes)
@@ -153,10 +157,12 @@ def dequantize_nvfp4(packed, scales, global_scale, m: int, n: int, swizzled: boo
 
 
 def silu_and_mul_ref(x: torch.Tensor) -> torch.Tensor:
-    """x [..., 2d] = gate || up -> silu(gate) * up in float32 (SPEC §2.1)."""
+    """x [..., 2d] = gate || up -> silu(gate) * up computed in float32, then
+    rounded to x's dtype (bf16/fp16, nearest even) as vLLM does before
+    quantizing (SPEC §2.1); returned as float32."""
     d = x.shape[-1] // 2
     g, u = x[..., :d].float(), x[..., d:].float()
-    return g / (1.0 + torch.exp(-g)) * u
+    return (g / (1.0 + torch.exp(-g)) * u).to(x.dtype).float()
 
 
 def quantize_nvfp4_experts(x, global_scales, offsets, sf_offsets, scale_rows: int | None = None):

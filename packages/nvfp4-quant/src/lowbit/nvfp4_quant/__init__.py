@@ -66,14 +66,14 @@ def _round_up(a, b):
 # ----------------------------------------------------------------- fakes
 @torch.library.register_fake("lowbit_nvfp4_quant::scaled_fp4_quant")
 def _fake_quant(input, input_scale, is_sf_swizzled_layout):
+    # vLLM's dtypes (SPEC §2.1): swizzled int32 [Mp, Kp/4], linear uint8 [m, n/16]
     n = input.shape[-1]
     m = input.numel() // n
     packed = input.new_empty((m, n // 2), dtype=torch.uint8)
     if is_sf_swizzled_layout:
-        shape = (_round_up(m, 128), _round_up(n // BLOCK, 4))
-    else:
-        shape = (m, n // BLOCK)
-    return packed, input.new_empty(shape, dtype=torch.float8_e4m3fn)
+        shape = (_round_up(m, 128), _round_up(n // BLOCK, 4) // 4)
+        return packed, input.new_empty(shape, dtype=torch.int32)
+    return packed, input.new_empty((m, n // BLOCK), dtype=torch.uint8)
 
 
 @torch.library.register_fake("lowbit_nvfp4_quant::scaled_fp4_quant.out")
@@ -146,48 +146,71 @@ def _as_2d(x: torch.Tensor) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------- wrappers
+def _scale_buffer(m: int, pn: int, swizzled: bool, device) -> torch.Tensor:
+    """The scale buffer vLLM allocates for m rows of pn values (int32 words
+    when swizzled, bytes when linear)."""
+    if swizzled:
+        return torch.empty(_round_up(m, 128), _round_up(pn // BLOCK, 4) // 4, dtype=torch.int32,
+                           device=device)
+    return torch.empty(m, pn // BLOCK, dtype=torch.uint8, device=device)
+
+
 def scaled_fp4_quant(input: torch.Tensor, global_scale: torch.Tensor,
-                     is_sf_swizzled_layout: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+                     is_sf_swizzled_layout: bool = True,
+                     padded_n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Quantize ``input`` (fp16/bf16 ``[..., n]``, n % 16 == 0, contiguous) to NVFP4.
 
     ``global_scale``: fp32 one-element tensor on input's device (see
     :func:`global_scale`). Returns ``(packed, scales)``: packed uint8
-    ``[m, n/2]`` (m = input.numel() // n) and float8_e4m3fn block scales,
-    swizzled 128x4 ``[round_up(m,128), round_up(n/16,4)]`` with zeroed padding
-    (what block-scaled GEMMs read) or linear ``[m, n/16]``.
-    Usage as in inference engines::
+    ``[m, pn/2]`` (m = input.numel() // n, pn = ``padded_n`` or n; columns
+    >= n are zero codes) and float8_e4m3fn block scales, swizzled 128x4
+    ``[round_up(m,128), round_up(pn/16,4)]`` with zeroed padding (what
+    block-scaled GEMMs read) or linear ``[m, pn/16]``. Like vLLM's Python
+    wrapper this returns the float8 view; the op itself
+    (``torch.ops.lowbit_nvfp4_quant.scaled_fp4_quant``) returns vLLM's int32 /
+    uint8 scale tensors holding the same bytes. Usage::
 
         gs = global_scale(x)
         x_fp4, x_sf = scaled_fp4_quant(x, gs)                  # GEMM input
         x_fp4, x_sf = scaled_fp4_quant(x, gs, is_sf_swizzled_layout=False)
     """
-    return _ops.scaled_fp4_quant(input, global_scale, is_sf_swizzled_layout)
+    n = input.shape[-1]
+    m = input.numel() // n if n else 0
+    pn = n if padded_n is None else padded_n
+    out = torch.empty(m, pn // 2, dtype=torch.uint8, device=input.device)
+    sf = _scale_buffer(m, pn, is_sf_swizzled_layout, input.device)
+    _ops.scaled_fp4_quant.out(input, global_scale, is_sf_swizzled_layout, output=out, output_scale=sf)
+    return out, sf.view(torch.float8_e4m3fn)
 
 
 def scaled_fp4_quant_out(input: torch.Tensor, global_scale: torch.Tensor, output: torch.Tensor,
                          output_scale: torch.Tensor, is_sf_swizzled_layout: bool = True) -> None:
-    """In-place form: writes ``output`` (uint8 ``[m, n/2]``) and ``output_scale``
-    (swizzled: float8/uint8 ``[Mp, Kp]`` or int32 ``[Mp, Kp/4]``; linear: ``[m, n/16]``).
-    Graph-capturable; allocates nothing."""
+    """In-place form: writes ``output`` (uint8 ``[m, pn/2]``, pn >= n a multiple
+    of 16: padded columns get zero codes) and ``output_scale`` for pn/16 blocks
+    (swizzled: float8/uint8 ``[Mp, round_up(pn/16,4)]`` or int32 words; linear:
+    ``[m, pn/16]``), padding zeroed. Graph-capturable; allocates nothing."""
     _ops.scaled_fp4_quant.out(input, global_scale, is_sf_swizzled_layout, output=output,
                               output_scale=output_scale)
 
 
 def silu_and_mul_nvfp4_quant(input: torch.Tensor, global_scale: torch.Tensor,
                              result: torch.Tensor | None = None,
-                             result_block_scale: torch.Tensor | None = None):
+                             result_block_scale: torch.Tensor | None = None,
+                             padded_n: int | None = None):
     """Fused ``silu(gate) * up`` + NVFP4 quantization of ``input = gate || up``
-    (fp16/bf16 ``[m, 2d]``, d % 16 == 0), computed in fp32 and quantized once.
-    Returns ``(packed uint8 [m, d/2], swizzled float8_e4m3fn scales [Mp, Kp])``;
-    pass ``result`` / ``result_block_scale`` to write into existing buffers."""
+    (fp16/bf16 ``[m, 2d]``, d % 16 == 0): the product is computed in fp32,
+    rounded to the input dtype (as vLLM does) and quantized. Returns ``(packed
+    uint8 [m, pn/2], swizzled float8_e4m3fn scales [Mp, round_up(pn/16, 4)])``
+    with pn = ``padded_n`` or d; pass ``result`` / ``result_block_scale`` to
+    write into existing buffers (their width sets pn)."""
     m, d = input.shape[0], input.shape[-1] // 2
+    pn = d if padded_n is None else padded_n
     if result is None:
-        result = torch.empty(m, d // 2, dtype=torch.uint8, device=input.device)
+        result = torch.empty(m, pn // 2, dtype=torch.uint8, device=input.device)
     if result_block_scale is None:
-        result_block_scale = torch.empty(swizzled_scale_shape(m, d), dtype=torch.float8_e4m3fn,
-                                         device=input.device)
+        result_block_scale = _scale_buffer(m, 2 * result.shape[-1], True, input.device)
     _ops.silu_and_mul_nvfp4_quant(result, result_block_scale, input, global_scale)
-    return result, result_block_scale
+    return result, result_block_scale.view(torch.float8_e4m3fn)
 
 
 def _experts(op, input, global_scales, expert_offsets, blockscale_offsets, k, scale_rows):

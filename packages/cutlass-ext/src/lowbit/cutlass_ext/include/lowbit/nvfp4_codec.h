@@ -124,26 +124,42 @@ LOWBIT_HD float e4m3_decode(uint32_t b) {
 }
 
 // ------------------------------------------------------------------ block scale (§1.2)
-// Step 2: the unrounded block scale S of a block with max |x| = amax.
+// vLLM v0.34.0's oracle arithmetic, each step one fp32 operation rounded to
+// nearest. The reciprocals are correctly rounded (never rcp.approx), so every
+// target gives the same bytes; they are per block, not per element.
+constexpr float kRecip6 = 1.0f / 6.0f;  // fp32(1/6), rounded once
+
+// Step 2: the unrounded block scale S = gs * (amax * fp32(1/6)).
 LOWBIT_HD float block_scale(float amax, float gs) {
 #if defined(__CUDA_ARCH__)
-  return __fdiv_rn(__fmul_rn(gs, amax), 6.0f);
+  return __fmul_rn(gs, __fmul_rn(amax, kRecip6));
 #else
-  return (gs * amax) / 6.0f;
+  return gs * (amax * kRecip6);
 #endif
 }
 // Steps 2-3: the e4m3 scale byte (NaN blocks excluded, see above).
 LOWBIT_HD uint32_t block_scale_byte(float amax, float gs) {
   return e4m3_encode(block_scale(amax, gs));
 }
-// Step 4: the multiplier applied to x before e2m1 rounding, for a block whose
-// decoded scale is sf_f != 0 (the callers zero the codes when sf_f == 0).
-LOWBIT_HD float block_out_scale(float sf_f, float gs) {
+// Step 4: out_scale = 1 / (sf_f * (1 / gs)), the multiplier applied to x
+// before e2m1 rounding, for a block whose decoded scale sf_f != 0 (callers
+// use 0, i.e. zero codes, when sf_f == 0). `rcp_gs` = global_scale_rcp(gs).
+LOWBIT_HD float global_scale_rcp(float gs) {
 #if defined(__CUDA_ARCH__)
-  return __frcp_rn(__fdiv_rn(sf_f, gs));
+  return __frcp_rn(gs);
 #else
-  return 1.0f / (sf_f / gs);
+  return 1.0f / gs;
 #endif
+}
+LOWBIT_HD float block_out_scale_rcp(float sf_f, float rcp_gs) {
+#if defined(__CUDA_ARCH__)
+  return __frcp_rn(__fmul_rn(sf_f, rcp_gs));
+#else
+  return 1.0f / (sf_f * rcp_gs);
+#endif
+}
+LOWBIT_HD float block_out_scale(float sf_f, float gs) {
+  return block_out_scale_rcp(sf_f, global_scale_rcp(gs));
 }
 
 // ------------------------------------------------------------------ layout (§1.3)

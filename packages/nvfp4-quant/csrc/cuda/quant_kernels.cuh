@@ -1,8 +1,8 @@
 // NVFP4 quantization kernels shared by the SM90, SM100 and SM120 builds.
 // Each arch folder instantiates them with its own e2m1 rounding (`Round`):
 // software on Hopper, the cvt.rn.satfinite.e2m1x2.f32 instruction on Blackwell.
-// The scale math is the SPEC §1.2 exact-division formula everywhere (IEEE
-// __fdiv_rn / __frcp_rn, independent of -prec-div / -ftz flags).
+// The scale math is docs/SPEC.md §1.2 from lowbit/nvfp4_codec.h everywhere
+// (correctly rounded fp32 steps, independent of -prec-div / -ftz flags).
 //
 // Work unit: one 16-element block (two 16-byte loads, one 8-byte store, one
 // scale byte); consecutive threads take consecutive blocks of a row so loads
@@ -17,48 +17,27 @@
 #include <cuda_runtime.h>
 
 #include <lowbit/cuda_utils.h>
+#include <lowbit/nvfp4_codec.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
 
-#include "nvfp4_quant.h"
-
-// Build-time tuning knobs (the defaults are the shipped configuration; the
-// benchmarks compare variants by rebuilding with -D...):
-//   LOWBIT_NVFP4_MIN_BLOCKS  min. resident 256-thread blocks per SM (register
-//                            cap) of the plain kernels (LOWBIT_NVFP4_MIN_BLOCKS_SILU:
-//                            of the fused SiLU ones)
-//   LOWBIT_NVFP4_UNROLL      units per thread per loop iteration for the plain
-//                            (non-SiLU) ops, all loaded one iteration ahead
-//   LOWBIT_NVFP4_SEGMENT     units a block takes at a time, in 256s; the blocks
-//                            interleave segments so the grid streams one
-//                            contiguous front
-//   LOWBIT_NVFP4_OS_TABLE    dense ops: out_scale per scale byte from a table
-//                            each block builds once (gs is one number there)
-//   LOWBIT_NVFP4_MOE_GS_SMEM MoE ops: the per-expert global scales staged in
-//                            shared memory with the offsets (E + 1 <= 1024)
-#ifndef LOWBIT_NVFP4_MIN_BLOCKS
-#define LOWBIT_NVFP4_MIN_BLOCKS 4
-#endif
-#ifndef LOWBIT_NVFP4_MIN_BLOCKS_SILU
-#define LOWBIT_NVFP4_MIN_BLOCKS_SILU 3
-#endif
-#ifndef LOWBIT_NVFP4_UNROLL
-#define LOWBIT_NVFP4_UNROLL 1
-#endif
-#ifndef LOWBIT_NVFP4_SEGMENT
-#define LOWBIT_NVFP4_SEGMENT 4
-#endif
-#ifndef LOWBIT_NVFP4_OS_TABLE
-#define LOWBIT_NVFP4_OS_TABLE 1
-#endif
-#ifndef LOWBIT_NVFP4_MOE_GS_SMEM
-#define LOWBIT_NVFP4_MOE_GS_SMEM 1
-#endif
-#define LOWBIT_NVFP4_BLOCKS(silu) ((silu) ? LOWBIT_NVFP4_MIN_BLOCKS_SILU : LOWBIT_NVFP4_MIN_BLOCKS)
+#include "../nvfp4_quant.h"
 
 namespace lowbit::nvfp4::dev {
+
+// Minimum resident 256-thread blocks per SM (the register cap) of the plain
+// kernels and of the fused SiLU ones (four more loads per unit in flight).
+template <bool SILU>
+constexpr int kMinBlocks = SILU ? 3 : 4;
+
+using lowbit::nvfp4::block_out_scale_rcp;
+using lowbit::nvfp4::block_scale_byte;
+using lowbit::nvfp4::e2m1_magnitude_code;
+using lowbit::nvfp4::e4m3_decode;
+using lowbit::nvfp4::global_scale_rcp;
+using lowbit::nvfp4::swizzled_offset;
 
 // n / d and n % d for n < 2^31 with a multiply-high (d fixed per launch).
 struct FastDiv {
@@ -77,18 +56,8 @@ struct FastDiv {
 // every finite input. Works on magnitudes; the caller adds the sign bits.
 struct SoftwareE2M1 {
   static constexpr bool kMagnitude = true;
-  // |y| -> code 0..7. The e2m1 grid has step 1/2 below 2, 1 in [2, 4) and 2
-  // from 4 on, so the code is RNE(2a) below 2, RNE(a) + 2 in [2, 4) and
-  // RNE(a / 2) + 4 above, saturated at 7; each line is the lowest of the three
-  // on its own range (they cross at 2 and 4), so the code is their minimum.
-  // Adding 2^23 makes the fp32 rounding the RNE and leaves the integer in the
-  // low mantissa bits; larger |y| (and Inf) give larger bit patterns.
-  __device__ __forceinline__ static uint32_t code(float a) {
-    const int32_t f2 = __float_as_int(__fmaf_rn(a, 2.0f, 8388608.0f));
-    const int32_t f1 = __float_as_int(__fadd_rn(a, 8388610.0f));
-    const int32_t f0 = __float_as_int(__fmaf_rn(a, 0.5f, 8388612.0f));
-    return static_cast<uint32_t>(__viaddmin_s32(__vimin3_s32(f2, f1, f0), -0x4B000000, 7));
-  }
+  // |y| -> code 0..7 (the codec's software rounding).
+  __device__ __forceinline__ static uint32_t code(float a) { return e2m1_magnitude_code(a); }
   // 8 magnitudes -> 8 codes, element 0 in the low nibble.
   __device__ __forceinline__ static uint32_t pack8(const float* a) {
     uint32_t r = 0;
@@ -129,6 +98,10 @@ __device__ __forceinline__ float max_nan(float a, float b) {
 template <typename T> struct InputTraits;
 template <> struct InputTraits<__nv_bfloat16> {
   // 8 bf16 in a uint4 -> 8 floats (bf16 is the top half of an fp32).
+  // fp32 rounded to bf16 (nearest even) and back.
+  __device__ __forceinline__ static float round_trip(float f) {
+    return __bfloat162float(__float2bfloat16_rn(f));
+  }
   __device__ __forceinline__ static void to_float(const uint4& w, float* f) {
     const uint32_t ws[4] = {w.x, w.y, w.z, w.w};
 #pragma unroll
@@ -139,6 +112,9 @@ template <> struct InputTraits<__nv_bfloat16> {
   }
 };
 template <> struct InputTraits<__half> {
+  __device__ __forceinline__ static float round_trip(float f) {
+    return __half2float(__float2half_rn(f));
+  }
   __device__ __forceinline__ static void to_float(const uint4& w, float* f) {
     const uint32_t ws[4] = {w.x, w.y, w.z, w.w};
 #pragma unroll
@@ -172,7 +148,8 @@ __device__ __forceinline__ Raw<SILU> load_raw(const T* p, int64_t up_offset) {
 }
 
 // Raw block -> 16 fp32 values; with SILU, silu(gate) * up in fp32 (SPEC §2.1:
-// silu(g) = g / (1 + exp(-g)), IEEE division).
+// silu(g) = g / (1 + exp(-g)), IEEE division), rounded to the input dtype as
+// vLLM does before quantizing.
 template <typename T, bool SILU>
 __device__ __forceinline__ void to_values(const Raw<SILU>& r, float* v) {
   InputTraits<T>::to_float(r.g0, v);
@@ -183,27 +160,25 @@ __device__ __forceinline__ void to_values(const Raw<SILU>& r, float* v) {
     InputTraits<T>::to_float(r.u1, u + 8);
 #pragma unroll
     for (int i = 0; i < 16; ++i) {
-      v[i] = __fmul_rn(__fdiv_rn(v[i], __fadd_rn(1.0f, expf(-v[i]))), u[i]);
+      v[i] = InputTraits<T>::round_trip(
+          __fmul_rn(__fdiv_rn(v[i], __fadd_rn(1.0f, expf(-v[i]))), u[i]));
     }
   }
 }
 
-// SPEC §1.2 steps 2-3: the scale byte of a block (NaN block: 0x7F).
-__device__ __forceinline__ uint8_t scale_byte(float amax, float gs) {
-  const float s = __fdiv_rn(__fmul_rn(gs, amax), 6.0f);
-  return static_cast<uint8_t>(__nv_cvt_float_to_fp8(s, __NV_SATFINITE, __NV_E4M3));
-}
-// Step 4 for scale byte `sf`; NaN stands for "every code 0" (sf_f is 0 or NaN).
-__device__ __forceinline__ float out_scale(uint8_t sf, float gs) {
-  const float sf_f = __half2float(__half(__nv_cvt_fp8_to_halfraw(sf, __NV_E4M3)));
-  return fabsf(sf_f) > 0.0f ? __frcp_rn(__fdiv_rn(sf_f, gs)) : __int_as_float(0x7FFFFFFF);
+// SPEC §1.2 step 4 for scale byte `sf` (rcp_gs = fp32(1/gs)); NaN stands for
+// "every code 0" (sf_f is 0, or the byte is a NaN block's).
+__device__ __forceinline__ float out_scale(uint8_t sf, float rcp_gs) {
+  const float sf_f = e4m3_decode(sf);
+  return fabsf(sf_f) > 0.0f ? block_out_scale_rcp(sf_f, rcp_gs) : __int_as_float(0x7FFFFFFF);
 }
 
-// Dense ops (one gs): out_scale of every scale byte, built by each block once.
+// Dense ops (one gs): out_scale of every scale byte, built by each block once
+// (the same function, so the same bits as computing it per block).
 struct OutScaleTable {
   float* t;
-  __device__ __forceinline__ void build(float gs) {
-    t[threadIdx.x] = out_scale(static_cast<uint8_t>(threadIdx.x), gs);  // 256 threads
+  __device__ __forceinline__ void build(float rcp_gs) {
+    t[threadIdx.x] = out_scale(static_cast<uint8_t>(threadIdx.x), rcp_gs);  // 256 threads
     __syncthreads();
   }
 };
@@ -218,7 +193,7 @@ __device__ __forceinline__ uint8_t quant_unit(const Raw<SILU>& raw, float gs, Os
   float amax = 0.0f;
 #pragma unroll
   for (int i = 0; i < 16; ++i) amax = max_nan(amax, fabsf(v[i]));
-  const uint8_t sf = scale_byte(amax, gs);
+  const uint8_t sf = static_cast<uint8_t>(block_scale_byte(amax, gs));
   const float os = os_of(sf);
   // sf == 0 (all-zero or underflowing block) or NaN (a NaN in the block): every
   // code 0. os > 0 otherwise, so y = v * os has the sign of v.
@@ -247,10 +222,8 @@ __device__ __forceinline__ uint8_t quant_unit(const Raw<SILU>& raw, float gs, Os
   return amax != amax ? uint8_t{0x7F} : sf;
 }
 
-// Byte offset of (row r, scale column c) in a swizzled buffer (SPEC §1.3),
-// kp4 = Kp / 4 tiles per row of tiles.
 __device__ __forceinline__ uint32_t swz_offset(uint32_t r, uint32_t c, uint32_t kp4) {
-  return ((r >> 7) * kp4 + (c >> 2)) * 512u + (r & 31u) * 16u + ((r >> 5) & 3u) * 4u + (c & 3u);
+  return swizzled_offset<uint32_t>(r, c, kp4);
 }
 
 // Zero the padded scale columns nb..Kp-1 of row r (same 4-column group as the
@@ -281,15 +254,13 @@ struct StreamArgs {
 };
 
 // Calls body(r, c, raw) for every phase-A unit (row r, block c) of this
-// thread, U units per iteration, the next U units' loads issued before the
-// current ones are quantized (a load is always in flight). init() runs in
-// every thread once the first loads are in flight (it may synchronize).
-template <typename T, bool SILU, int U, class Init, class Body>
+// thread, the next unit's loads issued before the current one is quantized
+// (a load is always in flight). init() runs in every thread once the first
+// loads are in flight (it may synchronize).
+template <typename T, bool SILU, class Init, class Body>
 __device__ __forceinline__ void for_each_unit(const StreamArgs& a, Init&& init, Body&& body) {
   UnitWalk w{blockIdx.x, 0, a.seg_len / 256u, a.seg_len};
   const uint32_t end = a.units_a;
-  Raw<SILU> cur[U];
-  uint32_t ur[U], rr[U];
   auto fetch = [&](Raw<SILU>& raw, uint32_t& u, uint32_t& r) {
     u = w.unit();
     w.next();
@@ -300,60 +271,62 @@ __device__ __forceinline__ void for_each_unit(const StreamArgs& a, Init&& init, 
           static_cast<const T*>(a.in) + int64_t(r) * a.in_stride + int64_t(c) * 16, a.up_offset);
     }
   };
-#pragma unroll
-  for (int j = 0; j < U; ++j) fetch(cur[j], ur[j], rr[j]);
+  Raw<SILU> cur;
+  uint32_t ur, rr;
+  fetch(cur, ur, rr);
   init();
-  while (ur[0] < end) {
-    Raw<SILU> nxt[U];
-    uint32_t un[U], rn[U];
-#pragma unroll
-    for (int j = 0; j < U; ++j) fetch(nxt[j], un[j], rn[j]);
-#pragma unroll
-    for (int j = 0; j < U; ++j) {
-      if (ur[j] < end) body(rr[j], ur[j] - rr[j] * a.nb, cur[j]);
-      cur[j] = nxt[j];
-      ur[j] = un[j];
-      rr[j] = rn[j];
-    }
+  while (ur < end) {
+    Raw<SILU> nxt;
+    uint32_t un, rn;
+    fetch(nxt, un, rn);
+    body(rr, ur - rr * a.nb, cur);
+    cur = nxt;
+    ur = un;
+    rr = rn;
   }
 }
 
-template <bool SILU>
-constexpr int kUnroll = SILU ? 1 : LOWBIT_NVFP4_UNROLL;  // SiLU units have 4 loads already
-
 // --------------------------------------------------------------- dense ops
 // Phase A: units u < m * nb are blocks (r, c). The thread of a row's last
-// block also zeroes that row's padded scale columns. Phase B (swizzled only):
-// the padded rows m..Mp-1, all in the last 128-row tile, in 16-byte chunks of
-// the tile (rows i, i+32, i+64, i+96 x 4 columns).
+// block also zeroes that row's padding: scale columns nb.. and, for a padded
+// output (pn > n), code bytes n/2..pn/2-1. Phase B (swizzled only): the padded
+// rows m..Mp-1, all in the last 128-row tile, in 16-byte chunks of the tile
+// (rows i, i+32, i+64, i+96 x 4 columns).
 struct DenseArgs {
   StreamArgs s;
   uint8_t* out;
   uint8_t* sf;
   const float* gs;
   uint32_t m, n, kp4, units_b;
+  uint32_t out_row;   // output bytes per row: pn / 2
+  uint32_t sf_cols;   // linear layout: scale bytes per row, pn / 16
 };
 
+// Zero code bytes [n/2, pn/2) of one output row (padded outputs only).
+__device__ __forceinline__ void zero_pad_codes(uint8_t* row, uint32_t from, uint32_t to) {
+  for (uint32_t j = from; j < to; ++j) row[j] = 0;
+}
+
 template <class Round, typename T, bool SILU, bool SWZ>
-__global__ void __launch_bounds__(256, LOWBIT_NVFP4_BLOCKS(SILU)) dense_kernel(const DenseArgs a) {
+__global__ void __launch_bounds__(256, kMinBlocks<SILU>) dense_kernel(const DenseArgs a) {
   const float gs = __ldg(a.gs);
-  __shared__ float s_os[LOWBIT_NVFP4_OS_TABLE ? 256 : 1];
+  __shared__ float s_os[256];
   OutScaleTable table{s_os};
   const uint32_t nb = a.s.nb;
-  auto init = [&] {
-    if (LOWBIT_NVFP4_OS_TABLE) table.build(gs);
-  };
-  for_each_unit<T, SILU, kUnroll<SILU>>(a.s, init, [&](uint32_t r, uint32_t c, const Raw<SILU>& raw) {
-    const uint8_t sf = quant_unit<Round, T, SILU>(
-        raw, gs,
-        [&](uint8_t b) { return LOWBIT_NVFP4_OS_TABLE ? table.t[b] : out_scale(b, gs); },
-        a.out + int64_t(r) * (a.n / 2) + int64_t(c) * 8);
+  auto init = [&] { table.build(global_scale_rcp(gs)); };
+  for_each_unit<T, SILU>(a.s, init, [&](uint32_t r, uint32_t c, const Raw<SILU>& raw) {
+    uint8_t* row = a.out + int64_t(r) * a.out_row;
+    const uint8_t sf = quant_unit<Round, T, SILU>(raw, gs, [&](uint8_t b) { return table.t[b]; },
+                                                  row + int64_t(c) * 8);
     if constexpr (SWZ) {
       a.sf[swz_offset(r, c, a.kp4)] = sf;
       if (c == nb - 1) zero_pad_cols(a.sf, r, nb, a.kp4);
     } else {
-      a.sf[int64_t(r) * nb + c] = sf;
+      a.sf[int64_t(r) * a.sf_cols + c] = sf;
+      if (c == nb - 1)
+        for (uint32_t cc = nb; cc < a.sf_cols; ++cc) a.sf[int64_t(r) * a.sf_cols + cc] = 0;
     }
+    if (c == nb - 1) zero_pad_codes(row, a.n / 2, a.out_row);
   });
   if constexpr (SWZ) {
     const uint32_t tile = a.m >> 7;  // the last tile holds every padded row
@@ -419,7 +392,7 @@ __device__ __forceinline__ int32_t upper_index(const int32_t* a, int32_t E, int3
 struct ExpertCache {
   int32_t e = -1, lo = 0, hi = 0;  // rows [lo, hi) of the input
   int32_t sf_lo = 0, sf_hi = 0;    // its scale region, clamped to the buffer
-  float gs = 0.0f;
+  float gs = 0.0f, rcp_gs = 0.0f;
   __device__ __forceinline__ bool find(const ExpertArgs& a, const int32_t* off, const int32_t* sfo,
                                        const float* gsp, int32_t x) {
     if (x < lo || x >= hi) {
@@ -431,6 +404,7 @@ struct ExpertCache {
         sf_lo = max(sfo[e], 0);
         sf_hi = min(sfo[e + 1], int32_t(a.sf_rows));
         gs = gsp[e];
+        rcp_gs = global_scale_rcp(gs);
       } else {
         e = -1;
         lo = hi = 0;
@@ -443,10 +417,10 @@ struct ExpertCache {
 constexpr int kMaxSmemOffsets = 1024;  // E + 1 staged in shared memory up to this
 
 template <class Round, typename T, bool SILU, bool SMEM>
-__global__ void __launch_bounds__(256, LOWBIT_NVFP4_BLOCKS(SILU)) experts_kernel(const ExpertArgs a) {
+__global__ void __launch_bounds__(256, kMinBlocks<SILU>) experts_kernel(const ExpertArgs a) {
   __shared__ int32_t s_off[SMEM ? kMaxSmemOffsets : 1];
   __shared__ int32_t s_sfo[SMEM ? kMaxSmemOffsets : 1];
-  constexpr bool kGsSmem = SMEM && LOWBIT_NVFP4_MOE_GS_SMEM;
+  constexpr bool kGsSmem = SMEM;
   __shared__ float s_gs[kGsSmem ? kMaxSmemOffsets : 1];
   const int32_t* off = a.off;
   const int32_t* sfo = a.sf_off;
@@ -471,11 +445,11 @@ __global__ void __launch_bounds__(256, LOWBIT_NVFP4_BLOCKS(SILU)) experts_kernel
   };
   const uint32_t nb = a.s.nb, kp4 = a.kp4;
   ExpertCache ex;
-  for_each_unit<T, SILU, kUnroll<SILU>>(a.s, init, [&](uint32_t r, uint32_t c, const Raw<SILU>& raw) {
+  for_each_unit<T, SILU>(a.s, init, [&](uint32_t r, uint32_t c, const Raw<SILU>& raw) {
     if (!ex.find(a, off, sfo, gsp, int32_t(r))) return;  // an orphan row: nothing is written
     const float gs = ex.gs;
     const uint8_t sf = quant_unit<Round, T, SILU>(
-        raw, gs, [&](uint8_t b) { return out_scale(b, gs); },
+        raw, gs, [&](uint8_t b) { return out_scale(b, ex.rcp_gs); },
         a.out + int64_t(r) * (a.n / 2) + int64_t(c) * 8);
     // Scales only inside the expert's region (bad offsets can put a row
     // outside: then no scale rather than out of bounds).
@@ -522,70 +496,83 @@ inline int grid_for(int64_t units, int sm_count) {
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(want, int64_t(per_sm) * sm_count)));
 }
 
-// Segment length: LOWBIT_NVFP4_SEGMENT x 256 units, but never more than an
+// Segment length: kSegment x 256 units, but never more than an
 // even share per block (a multiple of 256), so a small problem still spreads
 // over every block (one unit per thread) instead of queueing several units on
 // a few threads.
+constexpr uint32_t kSegment = 4;  // units (in 256s) a block takes at a time
+
 inline uint32_t seg_len_for(int64_t units_a, int grid) {
   const int64_t per = (units_a + grid - 1) / grid;
   const uint32_t share = static_cast<uint32_t>(std::max<int64_t>(256, (per + 255) / 256 * 256));
-  return std::min<uint32_t>(256u * LOWBIT_NVFP4_SEGMENT, share);
+  return std::min<uint32_t>(256u * kSegment, share);
+}
+
+#define LOWBIT_K(...) std::integral_constant<decltype(&__VA_ARGS__), &__VA_ARGS__>{}
+
+// Launch `kernel` (given as LOWBIT_K tag) on a persistent grid for `units`.
+template <class Tag, class Args>
+inline void launch_persistent(Tag, Args& a, int64_t units, int64_t units_a, cudaStream_t stream,
+                              int sm_count) {
+  constexpr auto kernel = Tag::value;
+  const int grid = grid_for<kernel>(units, sm_count);
+  a.s.seg_len = seg_len_for(units_a, grid);
+  kernel<<<grid, 256, 0, stream>>>(a);
+  LOWBIT_CHECK_LAUNCH();
+}
+
+inline StreamArgs stream_args(const QuantProblem& p) {
+  const uint32_t nb = static_cast<uint32_t>(p.n / 16);
+  return {p.in, nb, uint32_t(p.m * nb), 0, p.silu ? 2 * p.n : p.n, p.n, FastDiv(nb)};
 }
 
 template <class Round, typename T>
-inline void launch_typed(const QuantProblem& p, cudaStream_t stream, int sm_count) {
-  const uint32_t nb = static_cast<uint32_t>(p.n / 16);
+inline void launch_dense(const QuantProblem& p, cudaStream_t stream, int sm_count) {
   const uint32_t kp4 = static_cast<uint32_t>(p.kp / 4);
-  const int64_t units_a = p.m * int64_t(nb);
-  StreamArgs s{p.in, nb, uint32_t(units_a), 0, p.silu ? 2 * p.n : p.n, p.n, FastDiv(nb)};
-  using std::integral_constant;
-#define LOWBIT_K(...) integral_constant<decltype(&__VA_ARGS__), &__VA_ARGS__>{}
-  if (!p.experts) {
-    const int64_t units_b = (p.swizzled && p.m % 128 != 0) ? int64_t(kp4) * 32 : 0;
-    const int64_t units = units_a + units_b;
-    if (units == 0) return;
-    LOWBIT_CHECK(units < (int64_t(1) << 31), "lowbit_nvfp4_quant: problem too large (",
-                 units, " blocks; at most 2^31 per call)");
-    DenseArgs a{s, p.out, p.sf, p.gs, uint32_t(p.m), uint32_t(p.n), kp4, uint32_t(units_b)};
-    auto launch = [&](auto tag) {
-      constexpr auto kernel = decltype(tag)::value;
-      const int grid = grid_for<kernel>(units, sm_count);
-      a.s.seg_len = seg_len_for(units_a, grid);
-      kernel<<<grid, 256, 0, stream>>>(a);
-      LOWBIT_CHECK_LAUNCH();
-    };
-    if (p.silu) {
-      if (p.swizzled) launch(LOWBIT_K(dense_kernel<Round, T, true, true>));
-      else launch(LOWBIT_K(dense_kernel<Round, T, true, false>));
-    } else {
-      if (p.swizzled) launch(LOWBIT_K(dense_kernel<Round, T, false, true>));
-      else launch(LOWBIT_K(dense_kernel<Round, T, false, false>));
-    }
-    return;
+  const int64_t units_a = p.m * (p.n / 16);
+  const int64_t units_b = (p.swizzled && p.m % 128 != 0) ? int64_t(kp4) * 32 : 0;
+  const int64_t units = units_a + units_b;
+  if (units == 0) return;
+  LOWBIT_CHECK(units < (int64_t(1) << 31), "lowbit_nvfp4_quant: problem too large (", units,
+               " blocks; at most 2^31 per call)");
+  DenseArgs a{stream_args(p), p.out, p.sf, p.gs, uint32_t(p.m), uint32_t(p.n), kp4,
+              uint32_t(units_b), uint32_t(p.pn / 2), uint32_t(p.kp)};
+  auto go = [&](auto tag) { launch_persistent(tag, a, units, units_a, stream, sm_count); };
+  if (p.silu) {
+    if (p.swizzled) go(LOWBIT_K(dense_kernel<Round, T, true, true>));
+    else go(LOWBIT_K(dense_kernel<Round, T, true, false>));
+  } else {
+    if (p.swizzled) go(LOWBIT_K(dense_kernel<Round, T, false, true>));
+    else go(LOWBIT_K(dense_kernel<Round, T, false, false>));
   }
-  // Padding rows are written by the real rows' threads, so the grid covers
-  // the input's blocks only.
+}
+
+// Padding rows are written by the real rows' threads, so the grid covers the
+// input's blocks only.
+template <class Round, typename T>
+inline void launch_experts(const QuantProblem& p, cudaStream_t stream, int sm_count) {
+  const int64_t units_a = p.m * (p.n / 16);
   if (units_a == 0) return;
   LOWBIT_CHECK(units_a < (int64_t(1) << 31),
                "lowbit_nvfp4_quant: problem too large (at most 2^31 blocks per call)");
-  ExpertArgs a{s, p.out, p.sf, p.gs, p.off, p.sf_off, uint32_t(p.n), kp4, uint32_t(p.sf_rows),
-               p.num_experts};
-  auto launch = [&](auto tag) {
-    constexpr auto kernel = decltype(tag)::value;
-    const int grid = grid_for<kernel>(units_a, sm_count);
-    a.s.seg_len = seg_len_for(units_a, grid);
-    kernel<<<grid, 256, 0, stream>>>(a);
-    LOWBIT_CHECK_LAUNCH();
-  };
+  ExpertArgs a{stream_args(p), p.out, p.sf, p.gs, p.off, p.sf_off, uint32_t(p.n),
+               uint32_t(p.kp / 4), uint32_t(p.sf_rows), p.num_experts};
+  auto go = [&](auto tag) { launch_persistent(tag, a, units_a, units_a, stream, sm_count); };
   const bool smem = p.num_experts + 1 <= kMaxSmemOffsets;
   if (p.silu) {
-    if (smem) launch(LOWBIT_K(experts_kernel<Round, T, true, true>));
-    else launch(LOWBIT_K(experts_kernel<Round, T, true, false>));
+    if (smem) go(LOWBIT_K(experts_kernel<Round, T, true, true>));
+    else go(LOWBIT_K(experts_kernel<Round, T, true, false>));
   } else {
-    if (smem) launch(LOWBIT_K(experts_kernel<Round, T, false, true>));
-    else launch(LOWBIT_K(experts_kernel<Round, T, false, false>));
+    if (smem) go(LOWBIT_K(experts_kernel<Round, T, false, true>));
+    else go(LOWBIT_K(experts_kernel<Round, T, false, false>));
   }
+}
 #undef LOWBIT_K
+
+template <class Round, typename T>
+inline void launch_typed(const QuantProblem& p, cudaStream_t stream, int sm_count) {
+  if (p.experts) launch_experts<Round, T>(p, stream, sm_count);
+  else launch_dense<Round, T>(p, stream, sm_count);
 }
 
 template <class Round>
