@@ -107,4 +107,29 @@ struct Fp4Gemm {
   }
 };
 
+// An arch's two tiles: Tiles::Arch, Tiles::Tile<i>, Tiles::Cluster<i> (i = 0, 1).
+template <class Tiles, class ElementD>
+void run_tile(const Problem& p, int tile, const char* arch_name) {
+  if (tile == 0)
+    Fp4Gemm<typename Tiles::Arch, typename Tiles::Tile0, typename Tiles::Cluster0, ElementD>::run(p, arch_name);
+  else
+    Fp4Gemm<typename Tiles::Arch, typename Tiles::Tile1, typename Tiles::Cluster1, ElementD>::run(p, arch_name);
+}
+
+struct Sm100Tiles {  // names in sm100/select_kernel.cu
+  using Arch = cutlass::arch::Sm100;
+  using Tile0 = Shape<_128, _128, _256>;  // 1 SM, small M
+  using Cluster0 = Shape<_1, _1, _1>;
+  using Tile1 = Shape<_256, _128, _256>;  // 2-SM cluster, large M
+  using Cluster1 = Shape<_2, _1, _1>;
+};
+
+struct Sm120Tiles {  // names in sm120/select_kernel.cu
+  using Arch = cutlass::arch::Sm120;
+  using Tile0 = Shape<_128, _128, _256>;  // small M
+  using Cluster0 = Shape<_1, _1, _1>;
+  using Tile1 = Shape<_128, _128, _128>;  // large M
+  using Cluster1 = Shape<_1, _1, _1>;
+};
+
 }  // namespace nvfp4_mm::blackwell

@@ -1,29 +1,16 @@
-// The SM120 entry: the names of its CUTLASS tiles and the choice by M.
-#include "nvfp4_mm.h"
+// The SM120 entry: the names of its two CUTLASS tiles (blackwell_gemm.cuh:
+// Sm120Tiles) and the choice between them (blackwell_select.h).
+#include "blackwell_select.h"
 
 namespace nvfp4_mm {
 
 void run_sm120_bf16(const Problem& p, int tile);  // mm_sm120_bf16.cu
 void run_sm120_f16(const Problem& p, int tile);   // mm_sm120_f16.cu
 
-std::vector<std::string> sm120_kernel_names() {
-  return {"cutlass_128x128x256",   // tile 128x128x256, small M
-          "cutlass_128x128x128"};  // tile 128x128x128, large M
-}
+std::vector<std::string> sm120_kernel_names() { return {"cutlass_128x128x256", "cutlass_128x128x128"}; }
 
-// Tile by M (the batch-invariant mode keeps one tile for every M; there is
-// no split-K, so each row's reduction order is then fixed). p.splits: unused.
 void scaled_fp4_mm_sm120(const Problem& p) {
-  int tile = (p.batch_invariant || p.M <= 128) ? 0 : 1;
-  if (!p.kernel.empty()) {
-    const std::vector<std::string> names = sm120_kernel_names();
-    check_kernel_name(p.kernel, names, "SM120");
-    tile = p.kernel == names[0] ? 0 : 1;
-  }
-  if (p.out.scalar_type() == lowbit::ScalarType::BFloat16)
-    run_sm120_bf16(p, tile);
-  else
-    run_sm120_f16(p, tile);
+  run_blackwell(p, sm120_kernel_names(), "SM120", &run_sm120_bf16, &run_sm120_f16);
 }
 
 }  // namespace nvfp4_mm

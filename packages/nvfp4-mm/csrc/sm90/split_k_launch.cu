@@ -76,7 +76,7 @@ void launch_mma_split_k(const Problem& pr, const MmaKernel& k, const Tensor& afr
                   static_cast<unsigned>(p.splits));
   LOWBIT_CHECK(grid.y <= 65535, kOp, ": M=", pr.M, " too large for the SM90 grid");
   // PDL for the main kernel only when it has >= 3 CTAs per SM. Measured on
-  // the H100 (perf/nvfp4-mm/split_pdl_sweep.py, M = 1 / 16, multistage
+  // the H100 (perf/nvfp4-mm/results/h100_split_pdl_sweep.md, M = 1 / 16, multistage
   // kernel): with fewer, the early launch cost 12-30% (8192x8192 at 4
   // splits, 256 CTAs: 41.9 vs 32.0 us; 10240x8192 at 4 splits: 42.9 vs
   // 38.1), with more it saved 3-12%.

@@ -71,12 +71,78 @@ def _with_kernel(out, s, alpha, name, splits=-1):
                                                                  name, splits)
 
 
-def run(device, *, models=None, quick: bool = False, progress: Callable[[str], None] | None = None,
-        impls=None, tokens=None, alternatives: dict | None = None) -> list[dict]:
-    from lowbit.testing.bench import copy_bandwidth, rotation_count, time_cpu, time_cuda_interleaved
-    from lowbit.testing.shapes import TOKENS, dense_layers
+def _lowbit_candidates(m, n, k, device, g, alternatives) -> tuple[dict, list]:
+    """The op (heuristic) and the alternative kernels for this M on the same
+    rotating inputs: name -> (closures, weight bytes per call); the tensors."""
+    from lowbit.testing.bench import rotation_count
+
+    wbytes = n * k // 2 + n * k // 16
+    alpha = torch.ones(1, device=device)
+    sets = [_inputs(m, n, k, device, g) for _ in range(rotation_count(wbytes + m * k, device))]
+    outs = [torch.empty(m, n, dtype=torch.bfloat16, device=device) for _ in sets]
+    op = torch.ops.lowbit_nvfp4_mm.cutlass_scaled_fp4_mm
+    cands = {"lowbit": ([(lambda s=s, o=o: op(o, s[0], s[2], s[1], s[3], alpha)) for s, o in zip(sets, outs)],
+                        wbytes)}
+    for (lo, hi), names in (alternatives or {}).items():
+        if lo <= m <= hi:
+            for name in names:
+                cands[f"lowbit {name}"] = ([(lambda s=s, o=o, nm=name: _with_kernel(o, s, alpha, nm))
+                                            for s, o in zip(sets, outs)], wbytes)
+    return cands, [sets, outs, alpha]
+
+
+def _baseline_candidates(want, m, n, k, device, g, say) -> tuple[dict, list]:
+    """cuBLAS bf16, the dequantize-then-mm emulation and fp8 cuBLASLt, as
+    _lowbit_candidates (weight bytes None where not meaningful)."""
+    from lowbit.testing.bench import rotation_count
+
+    cands, keep = {}, []
+    one = torch.ones((), device=device)
+    nrot16 = rotation_count(2 * n * k + 2 * m * k, device)
+    xs = [torch.randn(m, k, device=device, dtype=torch.bfloat16) for _ in range(nrot16)]
+    keep.append(xs)
+    if "torch.mm bf16" in want:
+        ws = [torch.randn(n, k, device=device, dtype=torch.bfloat16) for _ in range(nrot16)]
+        keep.append(ws)
+        cands["torch.mm bf16"] = ([(lambda x=x, w=w: torch.mm(x, w.t())) for x, w in zip(xs, ws)], 2 * n * k)
+    if "emulation (dequant+mm)" in want:
+        table = _e2m1_table(device)
+        bq = [_inputs(1, n, k, device, g)[2:] for _ in range(rotation_count(n * k, device, cap=4))]
+        keep.append(bq)
+        cands["emulation (dequant+mm)"] = (
+            [(lambda x=x, q=q: torch.mm(x, emulate_dequant_bf16(q[0], q[1], n, k, table).t()))
+             for x, q in zip(xs * len(bq), bq)], None)
+    if "torch._scaled_mm fp8" in want:
+        nrot8 = rotation_count(n * k + m * k, device)
+        x8 = [torch.randn(m, k, device=device).to(torch.float8_e4m3fn) for _ in range(nrot8)]
+        w8 = [torch.randn(n, k, device=device).to(torch.float8_e4m3fn) for _ in range(nrot8)]
+        keep += [x8, w8]
+        fns = [(lambda x=x, w=w: torch._scaled_mm(x, w.t(), scale_a=one, scale_b=one, out_dtype=torch.bfloat16))
+               for x, w in zip(x8, w8)]
+        try:
+            fns[0]()
+            cands["torch._scaled_mm fp8"] = (fns, n * k)
+        except RuntimeError as e:  # e.g. M not a multiple of 16 on some torch builds
+            say(f"fp8 skipped at M={m}: {str(e).splitlines()[0]}")
+    return cands, keep
+
+
+def _run_cpu(row, g) -> None:
+    from lowbit.testing.bench import time_cpu
 
     from . import scaled_fp4_mm
+
+    for m, n, k in [(1, 256, 512), (64, 512, 512)]:
+        a, sa, b, sb = _inputs(m, n, k, "cpu", g)
+        alpha = torch.ones(1)
+        us = time_cpu(lambda: scaled_fp4_mm(a, b, sa, sb, alpha))
+        row("cutlass_scaled_fp4_mm", f"N={n} K={k}", m, "lowbit", us, 2 * m * n * k / us / 1e6, "TFLOP/s")
+
+
+def run(device, *, models=None, quick: bool = False, progress: Callable[[str], None] | None = None,
+        impls=None, tokens=None, alternatives: dict | None = None) -> list[dict]:
+    from lowbit.testing.bench import copy_bandwidth, time_cuda_interleaved
+    from lowbit.testing.shapes import TOKENS, dense_layers
 
     device = torch.device(device)
     rows: list[dict] = []
@@ -90,80 +156,36 @@ def run(device, *, models=None, quick: bool = False, progress: Callable[[str], N
         rows.append(r)
 
     if device.type != "cuda":
-        for m, n, k in [(1, 256, 512), (64, 512, 512)]:
-            a, sa, b, sb = _inputs(m, n, k, device, g)
-            alpha = torch.ones(1)
-            us = time_cpu(lambda: scaled_fp4_mm(a, b, sa, sb, alpha))
-            row("cutlass_scaled_fp4_mm", f"N={n} K={k}", m, "lowbit", us, 2 * m * n * k / us / 1e6, "TFLOP/s")
+        _run_cpu(row, g)
         return rows
 
     bw = copy_bandwidth(device=device)
     say(f"copy bandwidth {bw / 1e12:.2f} TB/s")
     want = impls or ["lowbit", "torch.mm bf16", "emulation (dequant+mm)", "torch._scaled_mm fp8", "copy floor"]
-    table = _e2m1_table(device)
-    one = torch.ones((), device=device)
-    alpha = torch.ones(1, device=device)
     for model, k, n in dense_layers(models or DEFAULT_MODELS):
         shape = f"N={n} K={k}"
         wbytes = n * k // 2 + n * k // 16
         for m in tokens or (QUICK_TOKENS if quick else TOKENS):
-            flops = 2.0 * m * n * k
-            extra = {"model": model}
             if "copy floor" in want:
                 floor_bytes = wbytes + m * k * 9 // 16 + 2 * m * n
                 us = floor_bytes / bw * 1e6
                 row("cutlass_scaled_fp4_mm", shape, m, "copy floor", us, floor_bytes / us / 1e6, "TB/s",
-                    weight_bytes=wbytes, **extra)
+                    weight_bytes=wbytes, model=model)
             # Every implementation of this (shape, M) is timed interleaved
             # (lowbit.testing.bench.time_cuda_interleaved): clock and
             # temperature drift fall on all of them alike, so the ratios
             # hold even where absolute times move between runs.
-            # name -> (closures over rotating inputs, weight bytes streamed per call)
-            cands: dict[str, tuple[list, int | None]] = {}
-            keep = []  # tensors the closures use
+            cands, keep = _baseline_candidates(want, m, n, k, device, g, say)
             if "lowbit" in want:
-                sets = [_inputs(m, n, k, device, g) for _ in range(rotation_count(wbytes + m * k, device))]
-                outs = [torch.empty(m, n, dtype=torch.bfloat16, device=device) for _ in sets]
-                keep += [sets, outs]
-                cands["lowbit"] = ([(lambda s=s, o=o: torch.ops.lowbit_nvfp4_mm.cutlass_scaled_fp4_mm(
-                    o, s[0], s[2], s[1], s[3], alpha)) for s, o in zip(sets, outs)], wbytes)
-                for (lo, hi), names in (alternatives or {}).items():
-                    if lo <= m <= hi:
-                        for name in names:
-                            cands[f"lowbit {name}"] = ([(lambda s=s, o=o, nm=name: _with_kernel(o, s, alpha, nm))
-                                                        for s, o in zip(sets, outs)], wbytes)
-            nrot16 = rotation_count(2 * n * k + 2 * m * k, device)
-            if "torch.mm bf16" in want or "emulation (dequant+mm)" in want:
-                xs = [torch.randn(m, k, device=device, dtype=torch.bfloat16) for _ in range(nrot16)]
-                keep.append(xs)
-            if "torch.mm bf16" in want:
-                ws = [torch.randn(n, k, device=device, dtype=torch.bfloat16) for _ in range(nrot16)]
-                keep.append(ws)
-                cands["torch.mm bf16"] = ([(lambda x=x, w=w: torch.mm(x, w.t())) for x, w in zip(xs, ws)],
-                                          2 * n * k)
-            if "emulation (dequant+mm)" in want:
-                bq = [_inputs(1, n, k, device, g)[2:] for _ in range(rotation_count(wbytes, device, cap=4))]
-                keep.append(bq)
-                cands["emulation (dequant+mm)"] = (
-                    [(lambda x=x, q=q: torch.mm(x, emulate_dequant_bf16(q[0], q[1], n, k, table).t()))
-                     for x, q in zip(xs * len(bq), bq)], None)
-            if "torch._scaled_mm fp8" in want:
-                nrot8 = rotation_count(n * k + m * k, device)
-                x8 = [torch.randn(m, k, device=device).to(torch.float8_e4m3fn) for _ in range(nrot8)]
-                w8 = [torch.randn(n, k, device=device).to(torch.float8_e4m3fn) for _ in range(nrot8)]
-                keep += [x8, w8]
-                fns = [(lambda x=x, w=w: torch._scaled_mm(x, w.t(), scale_a=one, scale_b=one,
-                                                           out_dtype=torch.bfloat16)) for x, w in zip(x8, w8)]
-                try:
-                    fns[0]()
-                    cands["torch._scaled_mm fp8"] = (fns, n * k)
-                except RuntimeError as e:  # e.g. M not a multiple of 16 on some torch builds
-                    say(f"fp8 skipped at M={m}: {str(e).splitlines()[0]}")
+                mine, more = _lowbit_candidates(m, n, k, device, g, alternatives)
+                cands.update(mine)
+                keep += more
             times = time_cuda_interleaved({name: fns for name, (fns, _) in cands.items()})
             for name, us in times.items():
                 wb = cands[name][1]
-                more = {"weight_tbps": wb / us / 1e6} if wb else {}
-                row("cutlass_scaled_fp4_mm", shape, m, name, us, flops / us / 1e6, "TFLOP/s", **more, **extra)
+                tbps = {"weight_tbps": wb / us / 1e6} if wb else {}
+                row("cutlass_scaled_fp4_mm", shape, m, name, us, 2.0 * m * n * k / us / 1e6, "TFLOP/s", **tbps,
+                    model=model)
             say(f"{model} {shape} M={m} " + " ".join(f"{nm}={us:.1f}" for nm, us in times.items()))
             del cands, keep, times
             torch.cuda.empty_cache()
