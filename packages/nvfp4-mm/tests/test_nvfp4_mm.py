@@ -198,18 +198,20 @@ def test_batch_invariant(device):
     n, k = 96, 4096 + 32
     big = 300 if device == "cuda" else 40
     a, b, sa, sb, alpha = _problem(big, n, k, device, seed=3, quantized=False)
-    full = mm.scaled_fp4_mm(a, b, sa, sb, alpha, torch.bfloat16, batch_invariant=True)
+    bias = _bias(n, torch.bfloat16, device, seed=3)
+    bi = dict(bias=bias, batch_invariant=True)
+    full = mm.scaled_fp4_mm(a, b, sa, sb, alpha, torch.bfloat16, **bi)
     from lowbit.testing.nvfp4 import swizzle_scales, unswizzle_scales
 
     lin = unswizzle_scales(sa, big, k)
     for r in [0, 1, 17, big - 1]:
         ar, sar = a[r : r + 1].contiguous(), swizzle_scales(lin[r : r + 1].contiguous())
-        one = mm.scaled_fp4_mm(ar, b, sar, sb, alpha, torch.bfloat16, batch_invariant=True)
+        one = mm.scaled_fp4_mm(ar, b, sar, sb, alpha, torch.bfloat16, **bi)
         assert torch.equal(one.view(torch.int16), full[r : r + 1].view(torch.int16)), f"row {r}"
         # and of any sub-batch that contains the row
         r0 = max(0, r - 5)
         sub = swizzle_scales(lin[r0 : r + 1].contiguous())
-        part = mm.scaled_fp4_mm(a[r0 : r + 1].contiguous(), b, sub, sb, alpha, torch.bfloat16, batch_invariant=True)
+        part = mm.scaled_fp4_mm(a[r0 : r + 1].contiguous(), b, sub, sb, alpha, torch.bfloat16, **bi)
         assert torch.equal(part[-1].view(torch.int16), full[r].view(torch.int16))
 
 
@@ -311,6 +313,21 @@ def test_sm90_every_kernel_and_split(m, with_bias):
             out = _run(a, b, sa, sb, alpha, torch.float16, bias=bias, kernel=name, splits=splits)
             err = relative_error(out.float(), ref)
             assert err <= 4e-3, (name, splits, err)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("m", [1, 64, 300])
+def test_cuda_every_kernel_with_bias(dtype, m):
+    """Every kernel built for this device's target (SM90, SM100 or SM120),
+    with a bias, against the reference."""
+    n, k = 256, 1024 + 64
+    a, b, sa, sb, alpha = _problem(m, n, k, "cuda", seed=m + 7)
+    bias = _bias(n, dtype, "cuda", seed=m + 7)
+    ref = nvfp4_gemm_ref(a, b, sa, sb, alpha, bias)
+    for name in mm.kernel_names("cuda"):
+        out = _run(a, b, sa, sb, alpha, dtype, bias=bias, kernel=name)
+        assert relative_error(out.float(), ref) <= 4e-3, name
 
 
 def _dequant_cutlass_kernels():
