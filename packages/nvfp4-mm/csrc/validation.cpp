@@ -12,7 +12,7 @@ using lowbit::round_up;
 using lowbit::shape_str;
 using lowbit::str;
 
-// Swizzled block-scale buffer of an [rows, K] NVFP4 operand (SPEC §1.3).
+// Swizzled block-scale buffer of an [rows, K] NVFP4 operand (docs/SPEC.md §1.3).
 void check_scale(const char* arg, const char* short_name, const Tensor& s, int64_t rows, int64_t K,
                  const Tensor& a) {
   lowbit::check_defined(kOp, arg, s);
@@ -27,7 +27,7 @@ void check_scale(const char* arg, const char* short_name, const Tensor& s, int64
   lowbit::check_contiguous(kOp, arg, s);
 }
 
-// Packed fp4 operands (SPEC §1.1: uint8 at op boundaries); returns K.
+// Packed fp4 operands (docs/SPEC.md §1.1: uint8 at op boundaries); returns K.
 int64_t check_operands(const Tensor& a, const Tensor& b) {
   lowbit::check_dtype(kOp, "a", a, {ScalarType::Byte});
   lowbit::check_dtype(kOp, "b", b, {ScalarType::Byte});

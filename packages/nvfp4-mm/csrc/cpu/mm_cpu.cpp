@@ -16,7 +16,7 @@ namespace nvfp4_mm {
 namespace {
 
 // e4m3 scale byte -> fp32, NaN bytes included (the codec leaves those to the
-// caller; here a NaN scale must poison its block's products, SPEC §1.4).
+// caller; here a NaN scale must poison its block's products, docs/SPEC.md §1.4).
 float decode_scale(uint8_t byte) {
   return (byte & 0x7F) == 0x7F ? NAN : lowbit::nvfp4::e4m3_decode(byte);
 }

@@ -30,7 +30,7 @@ const Family kFamilies[] = {
 constexpr int64_t kSmallMMax = 64;
 
 const Family& pick_family(int64_t M, bool batch_invariant) {
-  // H100, all 8 SPEC §4 shapes (perf/nvfp4-mm/NOTES.md, v4): the dequantize
+  // H100, all 8 docs/SPEC.md §4 shapes (perf/nvfp4-mm/NOTES.md, v4): the dequantize
   // + CUTLASS path beats the mma.sync kernels by 10-55% from M = 512 and
   // loses by 10-50% at M = 128. Batch-invariant mode stays on the multistage
   // family for every M (one kernel family and no split-K, so a row's
