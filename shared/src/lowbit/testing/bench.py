@@ -1,12 +1,12 @@
 """Benchmark helpers shared by every package's benchmark and `lowbit bench`.
 
-Timing rules (docs/METHOD): CUDA events around the region, warm-up first,
+Timing rules: CUDA events around the region, warm-up first,
 median of many repeats, CUDA-graph replay for small problems so launch gaps do
 not dominate, and rotating input sets so repeated runs do not just measure L2.
 Implementations that are compared with each other go through
 `time_cuda_interleaved`: one timing of several back to back let the one timed
 first run up to 13 % slower than the same kernel timed later (clock and
-allocation state; docs/perf-w4a8-mm.md v3), so it interleaves them.
+allocation state; perf/w4a8-mm/NOTES.md, v3), so it interleaves them.
 """
 
 from __future__ import annotations
