@@ -83,7 +83,8 @@ def _alias(info, names: dict[str, str]):
 def normalized(schema) -> dict:
     """The parts of a FunctionSchema that must agree (not the namespace)."""
     names: dict[str, str] = {}
-    args = [(a.name, str(a.type), a.kwarg_only, repr(a.default_value) if a.has_default_value() else "-",
+    args = [(a.name, str(a.type), a.kwarg_only,
+             repr(a.default_value) if a.has_default_value() else "-",
              _alias(a.alias_info, names)) for a in schema.arguments]
     rets = [(str(r.type), _alias(r.alias_info, names)) for r in schema.returns]
     return {"overload": schema.overload_name, "arguments": args, "returns": rets}

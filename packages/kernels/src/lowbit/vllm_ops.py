@@ -156,7 +156,8 @@ def create_fp4_output_tensors(
 # ----------------------------------------------------------------- NVFP4 quantization
 def _check_quant_args(fn: str, input: torch.Tensor, n: int, padded_n: int | None) -> None:
     if n % BLOCK != 0:
-        _fail(fn, "input", "a last dimension that is a multiple of 16", f"shape {tuple(input.shape)}")
+        _fail(fn, "input", "a last dimension that is a multiple of 16",
+              f"shape {tuple(input.shape)}")
     if input.dtype not in (torch.float16, torch.bfloat16):
         _fail(fn, "input", "dtype torch.float16 or torch.bfloat16", input.dtype)
     if padded_n is not None and (padded_n < n or padded_n % BLOCK != 0):
@@ -204,8 +205,9 @@ def scaled_fp4_quant(
     return output, output_scale.view(torch.float8_e4m3fn)
 
 
-def _experts_quant(fn: str, op_name: str, input_tensor, input_global_scale, expert_offsets,
+def _experts_quant(fn: str, input_tensor, input_global_scale, expert_offsets,
                    blockscale_offsets, topk: int, gated: bool):
+    """vLLM's experts-quant wrapper for the op named ``fn`` (same name as the function)."""
     if input_tensor.dim() != 2:
         _fail(fn, "input_tensor", "a 2-D tensor", f"{input_tensor.dim()}-D")
     m_topk, width = input_tensor.shape
@@ -222,8 +224,8 @@ def _experts_quant(fn: str, op_name: str, input_tensor, input_global_scale, expe
     words = (k // BLOCK + 3) // 4  # int32 words of four e4m3 scales per row
     output_scales = torch.empty(max_tokens * topk, words, device=input_tensor.device,
                                 dtype=torch.int32)
-    getattr(ops, op_name)(output, output_scales, input_tensor, input_global_scale,
-                          expert_offsets, blockscale_offsets)
+    getattr(ops, fn)(output, output_scales, input_tensor, input_global_scale, expert_offsets,
+                     blockscale_offsets)
     return output, output_scales.view(torch.float8_e4m3fn)
 
 
@@ -243,9 +245,8 @@ def scaled_fp4_experts_quant(
     with R = VLLM_MAX_TOKENS_PER_EXPERT_FP4_MOE * topk, as vLLM allocates
     (scale rows outside the experts' regions are left unwritten).
     """
-    return _experts_quant("scaled_fp4_experts_quant", "scaled_fp4_experts_quant", input_tensor,
-                          input_global_scale, expert_offsets, blockscale_offsets, topk,
-                          gated=False)
+    return _experts_quant("scaled_fp4_experts_quant", input_tensor, input_global_scale,
+                          expert_offsets, blockscale_offsets, topk, gated=False)
 
 
 def silu_and_mul_scaled_fp4_experts_quant(
@@ -258,9 +259,9 @@ def silu_and_mul_scaled_fp4_experts_quant(
     """As :func:`scaled_fp4_experts_quant` on ``silu(gate) * up`` (rounded to the
     input dtype) of ``input_tensor [m_topk, 2k] = gate || up``; returns packed
     ``[m_topk, k/2]`` and the scales for k."""
-    fn = "silu_and_mul_scaled_fp4_experts_quant"
-    return _experts_quant(fn, fn, input_tensor, input_global_scale, expert_offsets,
-                          blockscale_offsets, topk, gated=True)
+    return _experts_quant("silu_and_mul_scaled_fp4_experts_quant", input_tensor,
+                          input_global_scale, expert_offsets, blockscale_offsets, topk,
+                          gated=True)
 
 
 def silu_and_mul_nvfp4_quant(
