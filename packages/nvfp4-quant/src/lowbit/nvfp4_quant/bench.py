@@ -11,17 +11,28 @@ from __future__ import annotations
 
 import torch
 
+from lowbit.testing.shapes import MODELS, MOE, canonical_model, dense_layers
+
 PACKAGE = "lowbit-nvfp4-quant"
 GPU_MS = (1, 16, 128, 1024, 4096, 16384)
 GPU_KS = (4096, 7168, 8192, 14336)
-NUM_EXPERTS = 256  # DeepSeek-R1 routed experts (SPEC §4)
+NUM_EXPERTS = MOE["DeepSeek-R1"].experts  # routed experts (docs/SPEC.md §4)
 
-# hidden sizes (quant input K) of the SPEC §4 models; d of the fused SiLU = K too
-MODEL_KS = {
-    "llama-3-8b": (4096, 14336), "llama-3-70b": (8192, 28672),
-    "llama-3.1-405b": (16384, 53248), "qwen2.5-72b": (8192, 29568),
-    "deepseek-r1": (7168, 2048),
-}
+
+def model_ks(models) -> tuple[int, ...]:
+    """Quant input widths K of `models` (any spelling): the K of every dense
+    layer, or an MoE model's hidden and intermediate sizes (the fused SiLU's d
+    is the same K)."""
+    ks = set()
+    for name in models:
+        model = canonical_model(name)
+        if model is None:
+            raise ValueError(f"unknown model {name!r}; known: {list(MODELS)}")
+        if model in MOE:
+            ks |= {MOE[model].hidden, MOE[model].intermediate}
+        else:
+            ks |= {k for _, k, _ in dense_layers([model])}
+    return tuple(sorted(ks))
 
 
 def _round_up(a, b):
@@ -149,12 +160,7 @@ def run(device, *, models=None, quick=False, progress=None) -> list[dict]:
     device = torch.device(device)
     ks = GPU_KS
     if models:
-        norm = lambda s: "".join(ch for ch in s.lower() if ch.isalnum())  # noqa: E731
-        table = {norm(name): v for name, v in MODEL_KS.items()}
-        unknown = [name for name in models if norm(name) not in table]
-        if unknown:
-            raise ValueError(f"unknown model(s) {unknown}; known: {sorted(MODEL_KS)}")
-        ks = tuple(sorted({k for name in models for k in table[norm(name)]}))
+        ks = model_ks(models)
     if device.type == "cuda":
         ms = (1, 128, 4096) if quick else GPU_MS
         if quick and not models:

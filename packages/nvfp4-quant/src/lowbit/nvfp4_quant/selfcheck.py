@@ -1,9 +1,11 @@
 """`lowbit check` protocol: run every op on a realistic problem with random
-data and compare with the pure-torch SPEC reference (lowbit.testing.nvfp4)."""
+data and compare with the pure-torch reference of docs/SPEC.md (lowbit.testing.nvfp4)."""
 
 from __future__ import annotations
 
 import torch
+
+from lowbit.testing.shapes import dense_layers
 
 
 def _mismatch(a: torch.Tensor, b: torch.Tensor) -> int:
@@ -24,8 +26,11 @@ def run(device: torch.device) -> list[dict]:
     device = torch.device(device)
     g = torch.Generator(device="cpu").manual_seed(0)
     cuda = device.type == "cuda"
-    # Llama-3-8B: hidden 4096, MLP 14336 (gate||up 28672); CPU: a smaller layer.
-    m, k, d = (300, 4096, 14336) if cuda else (37, 512, 256)
+    # Llama-3-8B: hidden size K of the QKV layer, MLP width d of the down
+    # projection (gate||up 2d); CPU: a smaller layer.
+    ks = [k_ for _, k_, _ in dense_layers(["Llama-3-8B"])]
+    hidden, mlp = min(ks), max(ks)
+    m, k, d = (300, hidden, mlp) if cuda else (37, 512, 256)
     rows = []
     x = torch.randn(m, k, generator=g).to(torch.bfloat16).to(device)
     gs = ref.global_scale_for(x)

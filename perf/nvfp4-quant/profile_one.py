@@ -1,7 +1,7 @@
 """One large call of each op, for `ncu` (hardware counters) on the device:
 
     ncu --metrics gpu__time_duration.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed,\
-smsp__issue_active.avg.pct_of_peak_sustained_active python3 benchmarks/profile_one.py [M K [OPS]]
+smsp__issue_active.avg.pct_of_peak_sustained_active python3 perf/nvfp4-quant/profile_one.py [M K [OPS]]
 
 M, K default to 16384, 7168; OPS is a comma list of dense, silu, experts,
 silu_experts (default: all four). The MoE ops spread M rows over 256 experts.
