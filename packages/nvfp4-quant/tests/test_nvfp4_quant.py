@@ -21,15 +21,8 @@ SPEC_SHAPES = [(90, 64), (150, 64), (128, 48), (128, 80), (150, 80), (90, 48), (
 cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
-def u8(t):
-    return t.contiguous().view(torch.uint8)
-
-
-def assert_bytes_equal(got, want, what):
-    g, w = u8(got).cpu(), u8(want).cpu()
-    assert g.shape == w.shape, (what, g.shape, w.shape)
-    bad = (g != w).nonzero()
-    assert bad.numel() == 0, f"{what}: {bad.shape[0]} bytes differ, first at {bad[:4].tolist()}"
+u8 = ref.as_bytes
+assert_bytes_equal = ref.assert_bytes_equal
 
 
 def quant_out(x, gs, swizzled):

@@ -24,15 +24,8 @@ DIRTY_CODES = 0xFF
 DIRTY_WORD = 0x7F7F7F7F
 
 
-def u8(t):
-    return t.contiguous().view(torch.uint8)
-
-
-def assert_bytes_equal(got, want, what):
-    g, w = u8(got).cpu(), u8(want).cpu()
-    assert g.shape == w.shape, (what, g.shape, w.shape)
-    bad = (g != w).nonzero()
-    assert bad.numel() == 0, f"{what}: {bad.shape[0]} bytes differ, first at {bad[:4].tolist()}"
+u8 = ref.as_bytes
+assert_bytes_equal = ref.assert_bytes_equal
 
 
 def dirty_outputs(m, pn, swizzled, device):

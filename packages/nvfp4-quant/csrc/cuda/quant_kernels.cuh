@@ -97,11 +97,11 @@ __device__ __forceinline__ float max_nan(float a, float b) {
 
 template <typename T> struct InputTraits;
 template <> struct InputTraits<__nv_bfloat16> {
-  // 8 bf16 in a uint4 -> 8 floats (bf16 is the top half of an fp32).
   // fp32 rounded to bf16 (nearest even) and back.
   __device__ __forceinline__ static float round_trip(float f) {
     return __bfloat162float(__float2bfloat16_rn(f));
   }
+  // 8 bf16 in a uint4 -> 8 floats (bf16 is the top half of an fp32).
   __device__ __forceinline__ static void to_float(const uint4& w, float* f) {
     const uint32_t ws[4] = {w.x, w.y, w.z, w.w};
 #pragma unroll

@@ -192,3 +192,17 @@ def quantize_nvfp4_experts(x, global_scales, offsets, sf_offsets, scale_rows: in
         region = s.view(torch.uint8).reshape(-1)
         scales[start:start + region.numel()] = region
     return packed, scales.reshape(rows, kp).view(torch.float8_e4m3fn), written
+
+
+def as_bytes(t: torch.Tensor) -> torch.Tensor:
+    """Any tensor's storage as contiguous uint8 (scale buffers of any dtype)."""
+    return t.contiguous().view(torch.uint8)
+
+
+def assert_bytes_equal(got: torch.Tensor, want: torch.Tensor, what: str) -> None:
+    """Bit-exact comparison of two tensors' bytes (on the CPU), naming the first
+    differing positions."""
+    g, w = as_bytes(got).cpu(), as_bytes(want).cpu()
+    assert g.shape == w.shape, (what, g.shape, w.shape)
+    bad = (g != w).nonzero()
+    assert bad.numel() == 0, f"{what}: {bad.shape[0]} bytes differ, first at {bad[:4].tolist()}"
