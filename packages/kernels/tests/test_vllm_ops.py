@@ -2,8 +2,9 @@
 
 Signatures are compared with a table written from vLLM v0.34.0's
 vllm/_custom_ops.py; behaviour (allocation, dtypes, shapes, env variables,
-padding, bias, schedule names) is checked against lowbit's own family APIs,
-which the family packages test against the SPEC oracles.
+padding, bias, schedule names) is checked against the ops called directly
+(their schemas are vLLM's, test_vllm_schemas.py) and the lowbit.testing
+references; the family packages test the ops themselves against the SPEC oracles.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import pytest
 import torch
 
 from lowbit import vllm_ops
+from lowbit.testing import nvfp4 as ref
+from lowbit.testing import w4a8 as w4ref
 from lowbit.testing.checks import devices, raises_arg
 
 # function -> its signature in vLLM v0.34.0 (vllm/_custom_ops.py). silu_and_mul_nvfp4_quant
@@ -142,7 +145,9 @@ def test_create_fp4_output_tensors_allocates_as_vllm():
 
 # ----------------------------------------------------------------- scaled_fp4_quant
 def _nq():
-    return pytest.importorskip("lowbit.nvfp4_quant")
+    """The NVFP4 quant ops (torch.ops.lowbit_nvfp4_quant), or skip."""
+    pytest.importorskip("lowbit.nvfp4_quant")
+    return torch.ops.lowbit_nvfp4_quant
 
 
 def _bytes(t: torch.Tensor) -> torch.Tensor:
@@ -154,16 +159,16 @@ def _bytes(t: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize("swizzled", [True, False])
 @pytest.mark.parametrize("shape", [(64,), (3, 5, 64), (130, 48)])
 def test_scaled_fp4_quant_outputs(device, dtype, swizzled, shape):
-    nq = _nq()
+    ops = _nq()
     x = torch.randn(shape, dtype=dtype, device=device)
-    gs = nq.global_scale(x)
+    gs = ref.global_scale_for(x)
     packed, sf = vllm_ops.scaled_fp4_quant(x, gs, swizzled)
     n = shape[-1]
     m = x.numel() // n
-    want_sf = nq.swizzled_scale_shape(m, n) if swizzled else (m, n // BLOCK)
+    want_sf = ref.swizzled_scale_shape(m, n) if swizzled else (m, n // BLOCK)
     assert (packed.shape, packed.dtype) == ((m, n // 2), torch.uint8)
     assert (tuple(sf.shape), sf.dtype) == (want_sf, torch.float8_e4m3fn)
-    ref_packed, ref_sf = nq.scaled_fp4_quant(x, gs, swizzled)
+    ref_packed, ref_sf = ops.scaled_fp4_quant(x.reshape(m, n), gs, swizzled)
     assert torch.equal(packed, ref_packed)
     assert torch.equal(_bytes(sf), _bytes(ref_sf))
 
@@ -172,19 +177,19 @@ def test_scaled_fp4_quant_outputs(device, dtype, swizzled, shape):
 @pytest.mark.parametrize("swizzled", [True, False])
 @pytest.mark.parametrize("m, n, padded_n", [(5, 48, 64), (130, 48, 112), (7, 32, 32)])
 def test_scaled_fp4_quant_padded_n(device, swizzled, m, n, padded_n):
-    nq = _nq()
+    ops = _nq()
     x = torch.randn(m, n, dtype=torch.bfloat16, device=device)
-    gs = nq.global_scale(x)
+    gs = ref.global_scale_for(x)
     packed, sf = vllm_ops.scaled_fp4_quant(x, gs, swizzled, padded_n=padded_n)
-    ref_packed, ref_sf = nq.scaled_fp4_quant(x, gs, swizzled)
+    ref_packed, ref_sf = ops.scaled_fp4_quant(x, gs, swizzled)
     assert packed.shape == (m, padded_n // 2)
     assert torch.equal(packed[:, : n // 2], ref_packed)
     assert not packed[:, n // 2:].any(), "padding codes must be zero"
     if swizzled:
         # the whole buffer: the input's scales, every other byte zero
         lin = torch.zeros(m, padded_n // BLOCK, dtype=torch.uint8, device=device)
-        lin[:, : n // BLOCK] = _bytes(nq.unswizzle_scales(ref_sf, m, n))
-        want = nq.swizzle_scales(lin.view(torch.float8_e4m3fn))
+        lin[:, : n // BLOCK] = _bytes(ref.unswizzle_scales(ref_sf, m, n))
+        want = ref.swizzle_scales(lin.view(torch.float8_e4m3fn))
         assert tuple(sf.shape) == tuple(want.shape)
         assert torch.equal(_bytes(sf), _bytes(want))
     else:
@@ -203,11 +208,11 @@ def test_scaled_fp4_quant_trtllm_small_m_is_out_of_scope():
 
 
 def test_scaled_fp4_quant_trtllm_large_m_is_the_128x4_path():
-    nq = _nq()
+    ops = _nq()
     x = torch.randn(33, 64, dtype=torch.bfloat16)
-    gs = nq.global_scale(x)
+    gs = ref.global_scale_for(x)
     packed, sf = vllm_ops.scaled_fp4_quant(x, gs, backend="trtllm")
-    ref_packed, ref_sf = nq.scaled_fp4_quant(x, gs)
+    ref_packed, ref_sf = ops.scaled_fp4_quant(x, gs, True)
     assert torch.equal(packed, ref_packed) and torch.equal(_bytes(sf), _bytes(ref_sf))
 
 
@@ -225,30 +230,33 @@ def test_scaled_fp4_quant_bad_arguments():
 
 # ----------------------------------------------------------------- experts quant
 def _experts_problem(device, counts=(3, 0, 5), k=64, gated=False):
-    nq = _nq()
+    _nq()
     m = sum(counts)
     x = torch.randn(m, 2 * k if gated else k, dtype=torch.bfloat16, device=device)
     gs = torch.rand(len(counts), device=device) * 100 + 50
-    off, sf_off = nq.expert_offsets(torch.tensor(counts, device=device))
+    rows = [0] + [ref.round_up(c, 128) for c in counts]
+    off = torch.tensor([0, *counts], device=device).cumsum(0).to(torch.int32)
+    sf_off = torch.tensor(rows, device=device).cumsum(0).to(torch.int32)
     return x, gs, off, sf_off
 
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("gated", [False, True], ids=["plain", "silu"])
 def test_experts_quant_allocates_max_tokens_times_topk(monkeypatch, device, gated):
-    nq = _nq()
+    ops = _nq()
     monkeypatch.setenv("VLLM_MAX_TOKENS_PER_EXPERT_FP4_MOE", "128")
     topk, k = 3, 64
     x, gs, off, sf_off = _experts_problem(device, k=k, gated=gated)
-    fn = vllm_ops.silu_and_mul_scaled_fp4_experts_quant if gated else vllm_ops.scaled_fp4_experts_quant
-    packed, sf = fn(x, gs, off, sf_off, topk)
+    fn = "silu_and_mul_scaled_fp4_experts_quant" if gated else "scaled_fp4_experts_quant"
+    packed, sf = getattr(vllm_ops, fn)(x, gs, off, sf_off, topk)
     assert (packed.shape, packed.dtype) == ((x.shape[0], k // 2), torch.uint8)
     assert (tuple(sf.shape), sf.dtype) == ((128 * topk, 4), torch.float8_e4m3fn)
-    ref_fn = nq.silu_and_mul_scaled_fp4_experts_quant if gated else nq.scaled_fp4_experts_quant
-    ref_packed, ref_sf = ref_fn(x, gs, off, sf_off, scale_rows=128 * topk)
-    assert torch.equal(packed, ref_packed)
     rows = int(sf_off[-1])  # the experts' regions; vLLM leaves the rest unwritten
-    assert torch.equal(_bytes(sf)[:rows], _bytes(ref_sf)[:rows])
+    ref_packed = torch.empty_like(packed)
+    ref_sf = torch.empty(rows, sf.shape[1] // 4, dtype=torch.int32, device=device)
+    getattr(ops, fn)(ref_packed, ref_sf, x, gs, off, sf_off)
+    assert torch.equal(packed, ref_packed)
+    assert torch.equal(_bytes(sf)[:rows], _bytes(ref_sf))
 
 
 def test_experts_quant_default_buffer_rows():
@@ -276,17 +284,19 @@ def test_experts_quant_bad_arguments(monkeypatch):
 # ----------------------------------------------------------------- fused SiLU op
 @pytest.mark.parametrize("device", DEVICES)
 def test_silu_and_mul_nvfp4_quant_is_the_op(device):
-    nq = _nq()
+    ops = _nq()
     m, d = 5, 64
     x = torch.randn(m, 2 * d, dtype=torch.bfloat16, device=device)
     gs = torch.tensor([300.0], device=device)
+    mp, kp = ref.swizzled_scale_shape(m, d)
     result = torch.empty(m, d // 2, dtype=torch.uint8, device=device)
-    mp, kp = nq.swizzled_scale_shape(m, d)
     scale = torch.empty(mp, kp // 4, dtype=torch.int32, device=device)  # vLLM's allocation
     assert vllm_ops.silu_and_mul_nvfp4_quant(result, scale, x, gs) is None
-    ref_result, ref_scale = nq.silu_and_mul_nvfp4_quant(x, gs)
+    ref_result = torch.empty_like(result)
+    ref_scale = torch.empty(mp, kp, dtype=torch.uint8, device=device)  # the byte view
+    ops.silu_and_mul_nvfp4_quant(ref_result, ref_scale, x, gs)
     assert torch.equal(result, ref_result)
-    assert torch.equal(_bytes(scale), _bytes(ref_scale))
+    assert torch.equal(_bytes(scale), ref_scale)
 
 
 # ----------------------------------------------------------------- NVFP4 GEMM
@@ -371,10 +381,9 @@ def test_batch_invariant_rows_do_not_depend_on_m(monkeypatch, device):
     monkeypatch.setenv("VLLM_BATCH_INVARIANT", "1")
     a, b, sa, sb, alpha = _gemm_problem(device, m=200, n=256, k=512)
     full = vllm_ops.cutlass_scaled_fp4_mm(a, b, sa, sb, alpha, torch.bfloat16)
-    nq = _nq()
     for r in (0, 77, 199):  # row r alone, with its scales re-laid for a 1-row operand
-        lin = nq.unswizzle_scales(sa, 200, 512)[r: r + 1]
-        one = vllm_ops.cutlass_scaled_fp4_mm(a[r: r + 1], b, nq.swizzle_scales(lin), sb, alpha,
+        lin = ref.unswizzle_scales(sa, 200, 512)[r: r + 1]
+        one = vllm_ops.cutlass_scaled_fp4_mm(a[r: r + 1], b, ref.swizzle_scales(lin), sb, alpha,
                                              torch.bfloat16)
         assert torch.equal(one[0], full[r])
 
@@ -395,7 +404,9 @@ def test_supports_fp4_is_the_family_answer(capability):
 
 # ----------------------------------------------------------------- W4A8
 def _w4():
-    return pytest.importorskip("lowbit.w4a8_mm")
+    """The W4A8 ops (torch.ops.lowbit_w4a8_mm), or skip."""
+    pytest.importorskip("lowbit.w4a8_mm")
+    return torch.ops.lowbit_w4a8_mm
 
 
 def _w4a8_devices():
@@ -406,15 +417,13 @@ def _w4a8_devices():
 
 
 def _w4a8_problem(device, m=8, n=256, k=512):
-    w4 = _w4()
+    _w4()
     g = torch.Generator().manual_seed(7)
-    w = torch.randn(n, k, generator=g).to(device)
-    x = torch.randn(m, k, generator=g).to(device)
-    packed = w4.quantize_weight(w)
-    a, tok = w4.quantize_activation(x)
-    return dict(a=a, b_q=packed.B, b_group_scales=packed.group_scales,
-                b_group_size=packed.group_size, b_channel_scales=packed.channel_scales,
-                a_token_scales=tok)
+    q, s, ch = w4ref.quantize_weight(torch.randn(n, k, generator=g).to(device))
+    a, tok = w4ref.quantize_activation(torch.randn(m, k, generator=g).to(device))
+    return dict(a=a, b_q=vllm_ops.cutlass_encode_and_reorder_int4b(w4ref.pack_int4(q)),
+                b_group_scales=vllm_ops.cutlass_pack_scale_fp8(s), b_group_size=128,
+                b_channel_scales=ch, a_token_scales=tok)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -425,8 +434,7 @@ def test_cutlass_w4a8_mm_keywords_and_dtype(device, out_type):
     kw = _w4a8_problem(device)
     out = vllm_ops.cutlass_w4a8_mm(**kw, out_type=out_type)
     assert out.shape == (8, 256) and out.dtype == (out_type or torch.bfloat16)
-    want = _w4().cutlass_w4a8_mm(kw["a"], kw["b_q"], kw["b_group_scales"], kw["b_group_size"],
-                                 kw["b_channel_scales"], kw["a_token_scales"], out_type, None)
+    want = _w4().cutlass_w4a8_mm(*kw.values(), out_type, None)
     assert torch.equal(out, want)
 
 
@@ -435,13 +443,11 @@ def test_cutlass_w4a8_mm_keywords_and_dtype(device, out_type):
 def test_cutlass_w4a8_mm_accepts_every_vllm_schedule(device, schedule):
     if device not in _w4a8_devices():
         pytest.skip("the W4A8 GEMM has CPU and SM90 kernels only")
-    from lowbit.testing.w4a8 import rel_err
-
     kw = _w4a8_problem(device)
     out = vllm_ops.cutlass_w4a8_mm(**kw, maybe_schedule=schedule)
     heuristic = vllm_ops.cutlass_w4a8_mm(**kw)
     assert out.shape == heuristic.shape and out.dtype == torch.bfloat16
-    assert rel_err(out, heuristic) < 1e-2
+    assert w4ref.rel_err(out, heuristic) < 1e-2
 
 
 def test_cutlass_w4a8_mm_unknown_schedule():
@@ -452,13 +458,13 @@ def test_cutlass_w4a8_mm_unknown_schedule():
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_w4a8_prepack_helpers(device):
-    w4 = _w4()
+    _w4()
     s = (torch.rand(4, 256, device=device) + 0.5).to(torch.float8_e4m3fn)
     packed = vllm_ops.cutlass_pack_scale_fp8(s)
     assert packed.shape == (s.numel() * 8,) and packed.dtype == torch.float8_e4m3fn
-    assert torch.equal(packed.view(torch.uint8), w4.cutlass_pack_scale_fp8(s).view(torch.uint8))
+    assert torch.equal(w4ref.fp8_bytes(packed), w4ref.fp8_bytes(w4ref.pack_scales(s)))
     q = torch.randint(-8, 8, (256, 512), dtype=torch.int8, device=device)
-    b = w4.pack_int4(q)  # int32 [K/8, N], column-major as vLLM's callers pass it
+    b = w4ref.pack_int4(q)  # int32 [K/8, N], column-major as vLLM's callers pass it
     enc = vllm_ops.cutlass_encode_and_reorder_int4b(b)
     assert (enc.shape, enc.stride(), enc.dtype) == (b.shape, b.stride(), torch.int32)
-    assert torch.equal(enc, w4.cutlass_encode_and_reorder_int4b(b))
+    assert torch.equal(enc, w4ref.encode_and_reorder(b))
