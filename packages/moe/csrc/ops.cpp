@@ -1,0 +1,101 @@
+// lowbit_moe: schemas (vLLM v0.34.0 names and arguments, docs/SPEC-MOE.md
+// §5.9.4), thin op bodies (validate, then run on the tensors' own device with
+// the device guard set here, once) and impl registrations.
+#include <optional>
+
+#include "moe.h"
+
+namespace {
+
+using lowbit::Target;
+using lowbit::Tensor;
+namespace moe = lowbit::moe;
+
+#if LOWBIT_WITH_CUDA
+bool is_cuda_target(Target t) {
+  return t == Target::SM90 || t == Target::SM100 || t == Target::SM120;
+}
+#endif
+
+[[noreturn]] void no_kernel(const char* op, Target t) {
+  lowbit::fail(lowbit::str(op, ": no kernel for ", lowbit::target_name(t), " in this build"));
+}
+
+void get_cutlass_moe_mm_data(Tensor topk_ids, Tensor expert_offsets, Tensor problem_sizes1,
+                             Tensor problem_sizes2, Tensor input_permutation,
+                             Tensor output_permutation, int64_t num_experts, int64_t n, int64_t k,
+                             std::optional<Tensor> blockscale_offsets, bool is_gated,
+                             std::optional<Tensor> sorted_expert_ids) {
+  constexpr const char* op = "get_cutlass_moe_mm_data";
+  auto p = moe::validate_moe_data(
+      topk_ids, expert_offsets, problem_sizes1, problem_sizes2, input_permutation,
+      output_permutation, num_experts, n, k, blockscale_offsets ? &*blockscale_offsets : nullptr,
+      is_gated, sorted_expert_ids ? &*sorted_expert_ids : nullptr);
+  const Target t = lowbit::target_for(op, "topk_ids", topk_ids);
+  if (t == Target::CPU) return moe::moe_data_cpu(p);
+#if LOWBIT_WITH_CUDA
+  if (is_cuda_target(t)) {
+    lowbit::DeviceGuard guard(topk_ids);
+    Tensor ws = lowbit::empty_on(topk_ids, {moe::moe_data_workspace_elems(p)},
+                                 lowbit::ScalarType::Int);
+    return moe::moe_data_cuda(p, static_cast<int32_t*>(ws.data_ptr()),
+                              lowbit::current_stream(topk_ids));
+  }
+#endif
+  no_kernel(op, t);
+}
+
+void get_cutlass_moe_mm_problem_sizes_from_expert_offsets(Tensor expert_first_token_offset,
+                                                          Tensor problem_sizes1,
+                                                          Tensor problem_sizes2, int64_t n,
+                                                          int64_t k, bool swap_ab) {
+  constexpr const char* op = "get_cutlass_moe_mm_problem_sizes_from_expert_offsets";
+  auto p = moe::validate_problem_sizes(expert_first_token_offset, problem_sizes1, problem_sizes2,
+                                       n, k, swap_ab);
+  const Target t = lowbit::target_for(op, "expert_first_token_offset", expert_first_token_offset);
+  if (t == Target::CPU) return moe::problem_sizes_cpu(p);
+#if LOWBIT_WITH_CUDA
+  if (is_cuda_target(t)) {
+    lowbit::DeviceGuard guard(expert_first_token_offset);
+    return moe::problem_sizes_cuda(p, lowbit::current_stream(expert_first_token_offset));
+  }
+#endif
+  no_kernel(op, t);
+}
+
+void shuffle_rows(Tensor input_tensor, Tensor dst2src_map, Tensor output_tensor) {
+  constexpr const char* op = "shuffle_rows";
+  auto p = moe::validate_shuffle_rows(input_tensor, dst2src_map, output_tensor);
+  const Target t = lowbit::target_for(op, "output_tensor", output_tensor);
+  if (t == Target::CPU) return moe::shuffle_rows_cpu(p);
+#if LOWBIT_WITH_CUDA
+  if (is_cuda_target(t)) {
+    lowbit::DeviceGuard guard(output_tensor);
+    return moe::shuffle_rows_cuda(p, lowbit::current_stream(output_tensor));
+  }
+#endif
+  no_kernel(op, t);
+}
+
+}  // namespace
+
+STABLE_TORCH_LIBRARY(lowbit_moe, m) {
+  m.def("get_cutlass_moe_mm_data(Tensor topk_ids, Tensor(a!) expert_offsets, "
+        "Tensor(b!) problem_sizes1, Tensor(c!) problem_sizes2, Tensor(d!) input_permutation, "
+        "Tensor(e!) output_permutation, int num_experts, int n, int k, "
+        "Tensor(f!)? blockscale_offsets, bool is_gated, Tensor(g!)? sorted_expert_ids=None) -> ()");
+  m.def("get_cutlass_moe_mm_problem_sizes_from_expert_offsets(Tensor expert_first_token_offset, "
+        "Tensor(a!) problem_sizes1, Tensor(b!) problem_sizes2, int n, int k, bool swap_ab) -> ()");
+  m.def("shuffle_rows(Tensor input_tensor, Tensor dst2src_map, Tensor(a!) output_tensor) -> ()");
+}
+
+// One entry per op for both keys: each validates devices and dispatches on
+// the tensors' device (a CPU-only build still gives a clear error for CUDA).
+#define LOWBIT_MOE_IMPLS(m)                                                                 \
+  m.impl("get_cutlass_moe_mm_data", TORCH_BOX(&get_cutlass_moe_mm_data));                   \
+  m.impl("get_cutlass_moe_mm_problem_sizes_from_expert_offsets",                            \
+         TORCH_BOX(&get_cutlass_moe_mm_problem_sizes_from_expert_offsets));                 \
+  m.impl("shuffle_rows", TORCH_BOX(&shuffle_rows));
+
+STABLE_TORCH_LIBRARY_IMPL(lowbit_moe, CPU, m) { LOWBIT_MOE_IMPLS(m) }
+STABLE_TORCH_LIBRARY_IMPL(lowbit_moe, CUDA, m) { LOWBIT_MOE_IMPLS(m) }
