@@ -118,7 +118,9 @@ def _batch_invariant() -> bool:
 
 
 def _max_tokens_per_expert() -> int:
-    return _env_int("VLLM_MAX_TOKENS_PER_EXPERT_FP4_MOE", _DEFAULT_MAX_TOKENS_PER_EXPERT)
+    # parsed by Python's int(), as vLLM's envs module does (a malformed value raises)
+    return int(os.environ.get("VLLM_MAX_TOKENS_PER_EXPERT_FP4_MOE",
+                              str(_DEFAULT_MAX_TOKENS_PER_EXPERT)))
 
 
 # ----------------------------------------------------------------- NVFP4 allocation helpers
