@@ -4,7 +4,9 @@
 // v0.34.0's schemas (docs/SPEC.md §2.2). _cutlass_scaled_fp4_mm_with_kernel is
 // the same GEMM with what the Python wrapper, the tests and the benchmarks
 // need: batch-invariant mode, a kernel picked by name (_kernel_names), a
-// forced split count.
+// forced split count. cutlass_fp4_group_mm keeps vLLM v0.34.0's schema
+// (docs/SPEC-MOE.md §5.2); _cutlass_fp4_group_mm_with_kernel picks one of
+// _group_kernel_names by name.
 #include "nvfp4_mm.h"
 
 #include <lowbit/arch.h>
@@ -62,6 +64,38 @@ void scaled_fp4_mm_with_kernel(Tensor out, Tensor a, Tensor b, Tensor sa, Tensor
   dispatch(validate_scaled_fp4_mm_with_kernel(out, a, b, sa, sb, alpha, bias, batch_invariant, kernel, splits));
 }
 
+// cutlass_fp4_group_mm: every expert empty or E = 0 is a no-op; nothing is
+// read from the device metadata here (no host synchronisation).
+void group_dispatch(const GroupProblem& p) {
+  using lowbit::Target;
+  const Target target = lowbit::target_for(kGroupOp, "a", p.a);
+  if (p.M == 0 || p.E == 0) return;
+  if (target == Target::CPU) return fp4_group_mm_cpu(p);
+#if LOWBIT_WITH_CUDA
+  lowbit::DeviceGuard guard(p.a);
+  switch (target) {
+#if LOWBIT_BUILT_SM90
+    case Target::SM90: return fp4_group_mm_sm90(p);
+#endif
+    default: break;
+  }
+#endif
+  lowbit::fail(lowbit::str(kGroupOp, ": no kernel for target ", lowbit::target_name(target)));
+}
+
+void fp4_group_mm(Tensor out, Tensor a, Tensor b, Tensor sa, Tensor sb, Tensor alphas, Tensor problem_sizes,
+                  Tensor expert_offsets, Tensor sf_offsets) {
+  group_dispatch(validate_fp4_group_mm(out, a, b, sa, sb, alphas, problem_sizes, expert_offsets, sf_offsets));
+}
+
+void fp4_group_mm_with_kernel(Tensor out, Tensor a, Tensor b, Tensor sa, Tensor sb, Tensor alphas,
+                              Tensor problem_sizes, Tensor expert_offsets, Tensor sf_offsets,
+                              std::optional<std::string> kernel) {
+  GroupProblem p = validate_fp4_group_mm(out, a, b, sa, sb, alphas, problem_sizes, expert_offsets, sf_offsets);
+  p.kernel = kernel.value_or(std::string());
+  group_dispatch(p);
+}
+
 // True exactly where this build has a kernel for the capability (major*10+minor).
 bool supports_fp4(int64_t cap) {
   const bool built = lowbit::arch_built(static_cast<int>(cap));
@@ -87,6 +121,15 @@ std::vector<std::string> kernel_names(int64_t cap) {
   return {};
 }
 
+// The grouped GEMM's kernels selectable by name for a capability (0: the CPU).
+std::vector<std::string> group_kernel_names(int64_t cap) {
+  if (cap == 0) return cpu_kernel_names();
+#if LOWBIT_BUILT_SM90
+  if (cap >= 90 && cap < 100 && supports_fp4(cap)) return sm90_group_kernel_names();
+#endif
+  return {};
+}
+
 }  // namespace
 }  // namespace nvfp4_mm
 
@@ -97,19 +140,30 @@ STABLE_TORCH_LIBRARY(lowbit_nvfp4_mm, m) {
   m.def("_cutlass_scaled_fp4_mm_with_kernel(Tensor(a!) out, Tensor a, Tensor b, Tensor block_scale_a, "
         "Tensor block_scale_b, Tensor alpha, Tensor? bias, bool batch_invariant, str? kernel, int splits) -> ()");
   m.def("_kernel_names(int cuda_device_capability) -> str[]");
+  m.def("cutlass_fp4_group_mm(Tensor(a!) out, Tensor a, Tensor b, Tensor a_blockscale, Tensor b_blockscales, "
+        "Tensor alphas, Tensor problem_sizes, Tensor expert_offsets, Tensor sf_offsets) -> ()");
+  m.def("_cutlass_fp4_group_mm_with_kernel(Tensor(a!) out, Tensor a, Tensor b, Tensor a_blockscale, "
+        "Tensor b_blockscales, Tensor alphas, Tensor problem_sizes, Tensor expert_offsets, Tensor sf_offsets, "
+        "str? kernel) -> ()");
+  m.def("_group_kernel_names(int cuda_device_capability) -> str[]");
 }
 
 STABLE_TORCH_LIBRARY_IMPL(lowbit_nvfp4_mm, CPU, m) {
   m.impl("cutlass_scaled_fp4_mm", TORCH_BOX(&nvfp4_mm::scaled_fp4_mm));
   m.impl("_cutlass_scaled_fp4_mm_with_kernel", TORCH_BOX(&nvfp4_mm::scaled_fp4_mm_with_kernel));
+  m.impl("cutlass_fp4_group_mm", TORCH_BOX(&nvfp4_mm::fp4_group_mm));
+  m.impl("_cutlass_fp4_group_mm_with_kernel", TORCH_BOX(&nvfp4_mm::fp4_group_mm_with_kernel));
 }
 
 STABLE_TORCH_LIBRARY_IMPL(lowbit_nvfp4_mm, CUDA, m) {
   m.impl("cutlass_scaled_fp4_mm", TORCH_BOX(&nvfp4_mm::scaled_fp4_mm));
   m.impl("_cutlass_scaled_fp4_mm_with_kernel", TORCH_BOX(&nvfp4_mm::scaled_fp4_mm_with_kernel));
+  m.impl("cutlass_fp4_group_mm", TORCH_BOX(&nvfp4_mm::fp4_group_mm));
+  m.impl("_cutlass_fp4_group_mm_with_kernel", TORCH_BOX(&nvfp4_mm::fp4_group_mm_with_kernel));
 }
 
 STABLE_TORCH_LIBRARY_IMPL(lowbit_nvfp4_mm, CompositeImplicitAutograd, m) {
   m.impl("cutlass_scaled_mm_supports_fp4", TORCH_BOX(&nvfp4_mm::supports_fp4));
   m.impl("_kernel_names", TORCH_BOX(&nvfp4_mm::kernel_names));
+  m.impl("_group_kernel_names", TORCH_BOX(&nvfp4_mm::group_kernel_names));
 }

@@ -1,4 +1,5 @@
-// CPU reference kernel of the NVFP4 GEMM (docs/SPEC.md §1.4): dequantize both
+// CPU reference kernels of the NVFP4 GEMM (docs/SPEC.md §1.4) and of its
+// grouped form (docs/SPEC-MOE.md §5.2): dequantize both
 // operands exactly to fp32 (every e2m1·e4m3 product is exact), then one fp32
 // dot product per output in ascending k. Each row's result depends only on
 // that row, so the kernel is batch invariant by construction.
@@ -6,6 +7,7 @@
 
 #include <lowbit/nvfp4_codec.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -90,6 +92,34 @@ float bias_at(const uint16_t* bias, bool half, int64_t n) {
   return half ? half_bits_to_float(h) : bits_to_float(uint32_t{h} << 16);
 }
 
+// out rows [row0, row0 + rows) = to_out(alpha * A·Bᵀ) from dequantized fp32
+// operands (A [rows, K], B [N, K]), one fp32 dot product per output in
+// ascending k.
+void gemm_rows(const std::vector<float>& a, const std::vector<float>& b, int64_t rows, int64_t N, int64_t K,
+               float alpha, const uint16_t* bias, bool half, uint16_t* out) {
+  torch::stable::parallel_for(0, rows, 1, [&](int64_t m0, int64_t m1) {
+    for (int64_t m = m0; m < m1; ++m) {
+      const float* ar = a.data() + m * K;
+      for (int64_t n = 0; n < N; ++n) {
+        const float* br = b.data() + n * K;
+        float acc = 0.f;
+        for (int64_t k = 0; k < K; ++k) acc += ar[k] * br[k];
+        const float v = alpha * acc + bias_at(bias, half, n);  // fp32, one output rounding
+        out[m * N + n] = half ? float_to_half_bits(v) : float_to_bf16_bits(v);
+      }
+    }
+  });
+}
+
+// One expert's metadata against the tensors (docs/SPEC-MOE.md §5.0.3): rows
+// inside a, region of round_up(m_e, 128) scale rows inside a_blockscale at a
+// multiple of 128, problem size (m_e, N, K).
+bool expert_ok(const GroupProblem& p, const int32_t* ps, int64_t off, int64_t sf_off) {
+  const int64_t m = ps[0];
+  return m >= 0 && off >= 0 && off + m <= p.M && ps[1] == p.N && ps[2] == p.K && sf_off >= 0 &&
+         sf_off % 128 == 0 && sf_off + lowbit::round_up<int64_t>(m, 128) <= p.R;
+}
+
 }  // namespace
 
 std::vector<std::string> cpu_kernel_names() { return {"reference"}; }
@@ -106,18 +136,40 @@ void scaled_fp4_mm_cpu(const Problem& p) {
   const bool half = p.out.scalar_type() == lowbit::ScalarType::Half;
   uint16_t* out = static_cast<uint16_t*>(p.out.data_ptr());
   const uint16_t* bias = p.bias ? static_cast<const uint16_t*>(p.bias->data_ptr()) : nullptr;
-  torch::stable::parallel_for(0, M, 1, [&](int64_t m0, int64_t m1) {
-    for (int64_t m = m0; m < m1; ++m) {
-      const float* ar = a.data() + m * K;
-      for (int64_t n = 0; n < N; ++n) {
-        const float* br = b.data() + n * K;
-        float acc = 0.f;
-        for (int64_t k = 0; k < K; ++k) acc += ar[k] * br[k];
-        const float v = alpha * acc + bias_at(bias, half, n);  // fp32, one output rounding
-        out[m * N + n] = half ? float_to_half_bits(v) : float_to_bf16_bits(v);
-      }
+  gemm_rows(a, b, M, N, K, alpha, bias, half, out);
+}
+
+// Expert by expert (docs/SPEC-MOE.md §5.2): the same dequantization and dot
+// products as the dense kernel, at the expert's padded scale strides. An
+// expert whose metadata breaks the contract gets NaN in its in-bounds rows.
+void fp4_group_mm_cpu(const GroupProblem& p) {
+  if (!p.kernel.empty()) check_kernel_name(p.kernel, cpu_kernel_names(), "CPU", kGroupOp);
+  const int64_t N = p.N, K = p.K, kb = K / 2;
+  const int64_t Kp = lowbit::round_up<int64_t>(K / 16, 4), Np = lowbit::round_up<int64_t>(N, 128);
+  const int32_t* ps = p.problem_sizes.const_data_ptr<int32_t>();
+  const int32_t* off = p.expert_offsets.const_data_ptr<int32_t>();
+  const int32_t* sf_off = p.sf_offsets.const_data_ptr<int32_t>();
+  const uint8_t* qa = p.a.const_data_ptr<uint8_t>();
+  const uint8_t* qb = p.b.const_data_ptr<uint8_t>();
+  const auto* sa = static_cast<const uint8_t*>(p.sa.data_ptr());
+  const auto* sb = static_cast<const uint8_t*>(p.sb.data_ptr());
+  const float* alphas = p.alphas.const_data_ptr<float>();
+  const bool half = p.out.scalar_type() == lowbit::ScalarType::Half;
+  auto* out = static_cast<uint16_t*>(p.out.data_ptr());
+  std::vector<float> a, b;
+  for (int64_t e = 0; e < p.E; ++e) {
+    const int64_t m = ps[3 * e], row0 = off[e];
+    if (!expert_ok(p, ps + 3 * e, row0, sf_off[e])) {
+      const int64_t lo = std::max<int64_t>(row0, 0), hi = std::min<int64_t>(row0 + std::max<int64_t>(m, 0), p.M);
+      const uint16_t nan = half ? 0x7E00 : 0x7FC0;
+      for (int64_t i = lo * N; i < hi * N; ++i) out[i] = nan;
+      continue;
     }
-  });
+    if (m == 0) continue;
+    dequant(qa + row0 * kb, sa + int64_t{sf_off[e]} * Kp, m, K, a);
+    dequant(qb + e * N * kb, sb + e * Np * Kp, N, K, b);
+    gemm_rows(a, b, m, N, K, alphas[e], nullptr, half, out + row0 * N);
+  }
 }
 
 }  // namespace nvfp4_mm

@@ -79,3 +79,78 @@ def quantized_operand(rows: int, k: int, device, generator: torch.Generator | No
 
 def swizzled_shape(rows: int, k: int) -> tuple[int, int]:
     return round_up(rows, 128), round_up(k // 16, 4)
+
+
+# ------------------------------------------------------------ grouped (MoE)
+def group_gemm_ref(a, b, a_blockscale, b_blockscales, alphas, problem_sizes, expert_offsets, sf_offsets):
+    """R5 of docs/SPEC-MOE.md §5.10.1 for cutlass_fp4_group_mm's arguments.
+
+    Per expert e (metadata copied to the host): its rows [off, off + m_e) of
+    a dequantized with the swizzled region at scale row sf_off[e] (byte
+    sf_off[e] * Kp, Kp = round_up(K/16, 4)), b[e] with its [Np, Kp] block;
+    alpha[e] * A @ B.T in float64. Returns (float64 [M, N], bool [M] rows
+    covered by an expert); uncovered rows are 0 in the first tensor."""
+    m_total, k = a.shape[0], a.shape[1] * 2
+    n = b.shape[1]
+    kp = round_up(k // 16, 4)
+    sa = a_blockscale.cpu().reshape(-1).view(torch.uint8)
+    ps, off, sfo = problem_sizes.cpu().long(), expert_offsets.cpu().long(), sf_offsets.cpu().long()
+    ref = torch.zeros(m_total, n, dtype=torch.float64)
+    covered = torch.zeros(m_total, dtype=torch.bool)
+    for e in range(b.shape[0]):
+        m_e, lo, s0 = int(ps[e, 0]), int(off[e]), int(sfo[e])
+        if m_e == 0:
+            continue
+        region = sa[s0 * kp:(s0 + round_up(m_e, 128)) * kp].view(torch.float8_e4m3fn).reshape(-1, kp)
+        da = dequantize_operand(a[lo:lo + m_e].cpu(), region, m_e, k).double()
+        db = dequantize_operand(b[e].cpu(), b_blockscales[e].cpu(), n, k).double()
+        ref[lo:lo + m_e] = float(alphas[e]) * (da @ db.T)
+        covered[lo:lo + m_e] = True
+    return ref, covered
+
+
+def random_group_problem(counts, n: int, k: int, device, generator: torch.Generator | None = None,
+                         garbage_padding: bool = True, gap_rows: int = 0):
+    """Random cutlass_fp4_group_mm operands for expert row counts `counts`
+    (zeros allowed). Scale regions at canonical sf_offsets (plus `gap_rows`
+    unused scale rows between regions); padding rows/columns of every region
+    and of b_blockscales hold random bytes when garbage_padding (the op must
+    ignore them). Returns a dict keyed by the op's argument names (no out)."""
+    g = generator
+    E, kp, np_ = len(counts), round_up(k // 16, 4), round_up(n, 128)
+    m_total = sum(counts)
+    offs, sfs, o, s = [], [], 0, 0
+    for c in counts:
+        offs.append(o)
+        sfs.append(s)
+        o += c
+        s += round_up(c, 128) + gap_rows
+    rows = max(s, 128)
+    fill = (lambda shape: torch.randint(0, 256, shape, dtype=torch.uint8, generator=g)) if garbage_padding \
+        else (lambda shape: torch.zeros(shape, dtype=torch.uint8))
+    a_scale = fill((rows, kp))
+    a = torch.empty(m_total, k // 2, dtype=torch.uint8)
+    for c, lo, s0 in zip(counts, offs, sfs):
+        if c == 0:
+            continue
+        packed, sf = random_operand(c, k, "cpu", g)
+        a[lo:lo + c] = packed
+        real = unswizzle_scales(sf, c, k).view(torch.uint8)  # [c, k/16]
+        region = fill((round_up(c, 128), kp))
+        region[:c, :k // 16] = real
+        a_scale[s0:s0 + round_up(c, 128)] = swizzle_scales(region.view(torch.float8_e4m3fn)).view(torch.uint8)
+    b = torch.empty(E, n, k // 2, dtype=torch.uint8)
+    b_scale = torch.empty(E, np_, kp, dtype=torch.uint8)
+    for e in range(E):
+        packed, sf = random_operand(n, k, "cpu", g)
+        b[e] = packed
+        block = fill((np_, kp))
+        block[:n, :k // 16] = unswizzle_scales(sf, n, k).view(torch.uint8)
+        b_scale[e] = swizzle_scales(block.view(torch.float8_e4m3fn)).view(torch.uint8)
+    alphas = torch.rand(E, generator=g) * 2 ** -8 + 2 ** -9
+    i32 = lambda v: torch.tensor(v, dtype=torch.int32).reshape(-1)  # noqa: E731
+    ps = torch.tensor([[c, n, k] for c in counts], dtype=torch.int32).reshape(E, 3)
+    args = {"a": a, "b": b, "a_blockscale": a_scale.view(torch.float8_e4m3fn),
+            "b_blockscales": b_scale.view(torch.float8_e4m3fn), "alphas": alphas, "problem_sizes": ps,
+            "expert_offsets": i32(offs), "sf_offsets": i32(sfs)}
+    return {key: v.to(device) for key, v in args.items()}

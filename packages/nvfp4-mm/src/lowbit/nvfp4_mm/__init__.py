@@ -5,6 +5,9 @@ Ops in ``torch.ops.lowbit_nvfp4_mm``:
 * ``cutlass_scaled_fp4_mm(out, a, b, block_scale_a, block_scale_b, alpha, bias=None)``
   writes ``out = alpha * dequant(a) @ dequant(b).T + bias`` (fp32
   accumulation and epilogue, one rounding to out's dtype).
+* ``cutlass_fp4_group_mm(out, a, b, a_blockscale, b_blockscales, alphas,
+  problem_sizes, expert_offsets, sf_offsets)``: the grouped (MoE) form,
+  one GEMM per expert over its rows (docs/SPEC-MOE.md §5.2).
 * ``cutlass_scaled_mm_supports_fp4(capability) -> bool``: true exactly where
   this build has a kernel for that compute capability (90 = Hopper included).
 
@@ -42,7 +45,18 @@ def _targets() -> tuple[str, ...]:
     return tuple(t)
 
 
-OPS.update({"cutlass_scaled_fp4_mm": _targets(), "cutlass_scaled_mm_supports_fp4": _targets()})
+def _group_targets() -> tuple[str, ...]:
+    t = ["CPU"]
+    if _ops._group_kernel_names(90):
+        t.append("SM90")
+    return tuple(t)
+
+
+OPS.update({
+    "cutlass_scaled_fp4_mm": _targets(),
+    "cutlass_scaled_mm_supports_fp4": _targets(),
+    "cutlass_fp4_group_mm": _group_targets(),
+})
 
 
 # ----------------------------------------------------------------- fakes
@@ -53,6 +67,17 @@ def _fake_mm(out, a, b, block_scale_a, block_scale_b, alpha, bias=None):
 
 @torch.library.register_fake("lowbit_nvfp4_mm::_cutlass_scaled_fp4_mm_with_kernel")
 def _fake_mm_with_kernel(out, a, b, block_scale_a, block_scale_b, alpha, bias, batch_invariant, kernel, splits):
+    return None
+
+
+@torch.library.register_fake("lowbit_nvfp4_mm::cutlass_fp4_group_mm")
+def _fake_group_mm(out, a, b, a_blockscale, b_blockscales, alphas, problem_sizes, expert_offsets, sf_offsets):
+    return None
+
+
+@torch.library.register_fake("lowbit_nvfp4_mm::_cutlass_fp4_group_mm_with_kernel")
+def _fake_group_mm_with_kernel(out, a, b, a_blockscale, b_blockscales, alphas, problem_sizes, expert_offsets,
+                               sf_offsets, kernel):
     return None
 
 
@@ -108,6 +133,48 @@ def scaled_fp4_mm(
     return out
 
 
+def cutlass_fp4_group_mm(
+    out: torch.Tensor,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    a_blockscale: torch.Tensor,
+    b_blockscales: torch.Tensor,
+    alphas: torch.Tensor,
+    problem_sizes: torch.Tensor,
+    expert_offsets: torch.Tensor,
+    sf_offsets: torch.Tensor,
+) -> None:
+    """NVFP4 grouped GEMM with vLLM v0.34.0's schema (docs/SPEC-MOE.md §5.2).
+
+    For every expert e with m_e = problem_sizes[e, 0] > 0 rows starting at row
+    off = expert_offsets[e]:
+    ``out[off:off+m_e] = alphas[e] * dequant(a[off:off+m_e]) @ dequant(b[e]).T``
+    (fp32 accumulation, one rounding to out's dtype). Rows of out outside
+    every expert are not written.
+
+    out: bf16/fp16 [M, N]; a: uint8 [M, K/2] packed e2m1 (rows grouped by
+    expert); b: uint8 [E, N, K/2]; a_blockscale: float8_e4m3fn [R, Kp]
+    (Kp = round_up(K/16, 4)) with expert e's 128x4-swizzled region at scale
+    row sf_offsets[e] (a multiple of 128), as the experts-quant ops write it;
+    b_blockscales: float8_e4m3fn [E, round_up(N, 128), Kp]; alphas: fp32 [E];
+    problem_sizes: int32 [E, 3] rows (m_e, N, K); expert_offsets and
+    sf_offsets: int32 [E]. K % 32 == 0 and N % 32 == 0 (vLLM additionally
+    needs K % 64 and N % 128; lowbit reads the padded scale strides).
+    The metadata stays on the device (no synchronisation; CUDA-graph safe):
+    an expert whose metadata breaks the contract is not computed and its
+    in-bounds rows are set to NaN (on the CPU; see the README for CUDA).
+    """
+    _ops.cutlass_fp4_group_mm(
+        out, a, b, a_blockscale, b_blockscales, alphas, problem_sizes, expert_offsets, sf_offsets
+    )
+
+
+def group_kernel_names(device: torch.device | str = "cpu") -> list[str]:
+    """Names of the grouped GEMM's kernels for the device's target (tests and
+    benchmarks pass one to ``_cutlass_fp4_group_mm_with_kernel``)."""
+    return list(_ops._group_kernel_names(_device_capability(device)))
+
+
 def _device_capability(device: torch.device | str) -> int:
     device = torch.device(device)
     if device.type == "cpu":
@@ -129,6 +196,8 @@ __all__ = [
     "build_info",
     "cutlass_scaled_fp4_mm",
     "cutlass_scaled_mm_supports_fp4",
+    "cutlass_fp4_group_mm",
+    "group_kernel_names",
     "scaled_fp4_mm",
     "kernel_names",
     "bench",
