@@ -1,8 +1,9 @@
 """Benchmark cutlass_w4a8_mm against torch.mm (bf16 cuBLAS), torch._scaled_mm
-(fp8 cuBLASLt rowwise) and the memory floor; writes results/ (json, md, png).
+(fp8 cuBLASLt rowwise) and the memory floor; writes results/ (json, md, png):
+the table and plot of the package README.
 
-    python benchmarks/run.py [--schedules] [--quick] [--out DIR]
-    python benchmarks/run.py --render results/w4a8_mm.json   # tables/plot only
+    python benchmarks/run.py [--quick] [--models M ...] [--out DIR]
+    python benchmarks/run.py --render results/w4a8_mm.json   # table/plot only
 """
 
 from __future__ import annotations
@@ -17,55 +18,43 @@ HERE = Path(__file__).resolve().parent
 
 
 def table(rows: list[dict]) -> str:
-    """One line per (shape, M): lowbit vs the baselines and the targets."""
+    """One line per (shape, M): lowbit vs the baselines and the weight floor."""
     by = defaultdict(dict)
     for r in rows:
         by[(r.get("model", ""), r["shape"], r["M"])][r["impl"]] = r
     lines = ["| model | shape | M | lowbit µs | fp8 µs | bf16 µs | floor µs | vs fp8 | "
-             "weight BW / copy BW | target | met |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "weight BW / copy BW |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for (model, shape, M), d in by.items():
         if "lowbit" not in d:
             continue
         lo, fp8, bf = d["lowbit"]["us"], d["torch._scaled_mm fp8"]["us"], d["torch.mm bf16"]["us"]
         floor = d["copy floor"]["us"]
-        frac = floor / lo
-        speed = fp8 / lo
-        if M <= 64:
-            need = "≥70% BW" + (", ≥1.8× fp8" if "70b" in model else "")
-            met = frac >= 0.70 and (speed >= 1.8 or "70b" not in model)
-        elif M >= 2048:
-            need, met = "≥ fp8", speed >= 1.0
-        else:
-            need, met = "-", None
         lines.append(f"| {model} | {shape} | {M} | {lo:.1f} | {fp8:.1f} | {bf:.1f} | {floor:.1f} | "
-                     f"{speed:.2f}× | {100 * frac:.0f}% | {need} | "
-                     f"{'' if met is None else ('yes' if met else 'NO')} |")
+                     f"{fp8 / lo:.2f}× | {100 * floor / lo:.0f}% |")
     return "\n".join(lines) + "\n"
 
 
-def sweep_table(rows: list[dict]) -> str:
-    """Every schedule's µs per (shape, M) (present when run with --schedules)."""
-    by = defaultdict(dict)
-    names = []
+def summary(rows: list[dict]) -> str:
+    """The README table: per layer and M, lowbit µs and its speed-up over fp8."""
+    us = defaultdict(dict)
     for r in rows:
-        if r["impl"].startswith("lowbit "):
-            s = r["impl"].split(" ", 1)[1]
-            if s not in names:
-                names.append(s)
-            by[(r.get("model", ""), r["shape"], r["M"])][s] = r["us"]
-    if not by:
-        return ""
-    lines = ["| shape | M | " + " | ".join(names) + " | best |",
-             "|---|---|" + "---|" * (len(names) + 1)]
-    for (model, shape, M), d in by.items():
-        best = min(d, key=d.get)
-        cells = [f"{d[n]:.1f}" if n in d else "-" for n in names]
-        lines.append(f"| {shape} | {M} | " + " | ".join(cells) + f" | {best} |")
+        us[(r.get("model", ""), r["shape"], r["M"])][r["impl"]] = r["us"]
+    ms = sorted({M for (_, _, M), d in us.items() if "lowbit" in d})
+    layers = list(dict.fromkeys((model, shape) for (model, shape, _) in us))
+    lines = ["| model | layer | " + " | ".join(f"M={M}" for M in ms) + " |",
+             "|---|---|" + "---|" * len(ms)]
+    for model, shape in layers:
+        cells = []
+        for M in ms:
+            d = us.get((model, shape, M), {})
+            lo, fp8 = d.get("lowbit"), d.get("torch._scaled_mm fp8")
+            cells.append(f"{lo:.1f} ({fp8 / lo:.2f}×)" if lo and fp8 else "-")
+        lines.append(f"| {model} | {shape} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def plot(rows: list[dict], path: Path) -> None:
+def plot(rows: list[dict], path: Path, device: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -94,7 +83,7 @@ def plot(rows: list[dict], path: Path) -> None:
         ax.set_xlabel("M (tokens)")
         ax.set_ylabel("speed-up vs fp8 cuBLASLt")
     axes.flat[0].legend(fontsize=8)
-    fig.suptitle("W4A8 (int4 x fp8) vs fp8 rowwise / bf16, H100 SXM")
+    fig.suptitle(f"W4A8 (int4 x fp8) vs fp8 rowwise / bf16, {device}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -102,20 +91,18 @@ def plot(rows: list[dict], path: Path) -> None:
 def write(rows: list[dict], out: Path, meta: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "w4a8_mm.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    md = [f"# cutlass_w4a8_mm benchmark\n\n{meta}\n", table(rows)]
-    sw = sweep_table(rows)
-    if sw:
-        md += ["\n## Every schedule (µs)\n", sw]
+    md = [f"# cutlass_w4a8_mm benchmark\n\n{meta}\n",
+          "lowbit µs (speed-up over fp8 cuBLASLt rowwise):\n", summary(rows),
+          "\nEvery implementation:\n", table(rows)]
     (out / "w4a8_mm.md").write_text("\n".join(md))
     try:
-        plot(rows, out / "w4a8_mm.png")
+        plot(rows, out / "w4a8_mm.png", meta.get("device", ""))
     except ImportError as e:
         print(f"no plot: {e}", file=sys.stderr)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--schedules", action="store_true", help="also time every schedule")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--models", nargs="*")
     ap.add_argument("--out", type=Path, default=HERE / "results")
@@ -135,7 +122,7 @@ def main() -> None:
             "timing": "lowbit.testing.bench.time_cuda_interleaved: per (shape, M) every "
                       "implementation is a CUDA graph over rotating weights, warmed up, then "
                       "sampled in rounds of rotating order; median µs per call"}
-    rows = w4.bench.run(dev, models=a.models, quick=a.quick, schedules=a.schedules,
+    rows = w4.bench.run(dev, models=a.models, quick=a.quick,
                         progress=lambda s: print(s, flush=True))
     write(rows, a.out, meta)
     print(table(rows))

@@ -57,7 +57,7 @@ Tensor pack_scale_fp8(Tensor scales) {
 // stream-K workspace through torch, launches. PDL lets the kernel start while
 // the previous one in the stream drains (it waits before its first global
 // access); only without workspace, which a memset zeroes between the two.
-void w4a8_mm_sm90(w4a8::MmProblem& p, const Tensor& A) {
+void run_sm90(w4a8::MmProblem& p, const Tensor& A) {
   p.device = A.get_device_index();
   p.sm_count = lowbit::device_sm_count(p.device);
   p.stream = lowbit::current_stream(A);
@@ -86,7 +86,7 @@ Tensor w4a8_mm(Tensor A, Tensor B, Tensor group_scales, int64_t group_size,
 #if LOWBIT_BUILT_SM90
     case Target::SM90: {
       lowbit::DeviceGuard guard(A);
-      w4a8_mm_sm90(p, A);
+      run_sm90(p, A);
       break;
     }
 #endif

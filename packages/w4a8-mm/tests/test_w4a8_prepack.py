@@ -63,6 +63,7 @@ def test_encode_and_reorder_row_major(device, N, K):
     out_row = w4.cutlass_encode_and_reorder_int4b(row)
     assert out_row.shape == row.shape and out_row.stride() == row.stride()
     assert torch.equal(out_row.reshape(-1).cpu(), out_col.t().contiguous().reshape(-1).cpu())
+    assert torch.equal(out_row.cpu(), ref.encode_and_reorder(row.cpu()))
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -1,9 +1,10 @@
 """Cross-check of the SPEC §1.5 reorder against CUTLASS 4.2's own utility
 (compute_memory_reordering_atom<float_e4m3_t> + tile_to_shape +
-reorder_tensor), run on the GPU through the test-only extension in tests/ext
-(built for sm_90a and pointed to by LOWBIT_W4A8_CUTLASS_REF)."""
+reorder_tensor), on an SM90 GPU through the extension beside this file:
 
-import os
+    python perf/w4a8-mm/layout_check/build.py /tmp/layout_check
+    python -m pytest perf/w4a8-mm/layout_check/check_layout.py --cutlass-ref /tmp/layout_check/install/_w4a8_cutlass_ref.so
+"""
 
 import pytest
 import torch
@@ -15,14 +16,13 @@ needs_sm90 = pytest.mark.skipif(
     not (torch.cuda.is_available() and torch.cuda.get_device_capability()[0] == 9),
     reason="needs an SM90 (Hopper) GPU")
 
-LIB = os.environ.get("LOWBIT_W4A8_CUTLASS_REF", "")
-
 
 @pytest.fixture(scope="module")
-def cutlass_ops():
-    if not LIB or not os.path.exists(LIB):
-        pytest.skip("test extension not built (set LOWBIT_W4A8_CUTLASS_REF to its .so)")
-    torch.ops.load_library(LIB)
+def cutlass_ops(request):
+    lib = request.config.getoption("--cutlass-ref")
+    if not lib:
+        pytest.skip("layout check extension not given (--cutlass-ref PATH, see build.py)")
+    torch.ops.load_library(lib)
     return torch.ops.lowbit_w4a8_mm_test
 
 

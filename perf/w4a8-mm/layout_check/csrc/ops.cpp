@@ -1,4 +1,4 @@
-// Test-only op: CUTLASS's reorder of an int4 weight, for the cross-check.
+// Layout-check op: CUTLASS's reorder of an int4 weight, for the cross-check.
 #include <lowbit/arch.h>
 #include <lowbit/torch_utils.h>
 

@@ -78,19 +78,32 @@ def encode_nibbles(nib: torch.Tensor) -> torch.Tensor:
     return torch.where((nib >= 1) & (nib <= 7), 8 - nib, nib)
 
 
+def memory_words(b: torch.Tensor) -> torch.Tensor:
+    """The dense int32 memory of a [K/8, N] prepack operand as the contiguous
+    [N, K/8] it is read as: column-major (SPEC §1.5) or row-major contiguous
+    (vLLM reads B's memory as N = b.size(1) rows of K = 8 * b.size(0)
+    nibbles whatever its strides)."""
+    Kw, N = b.shape
+    if b.is_contiguous():  # row-major: the same bytes, reinterpreted
+        return b.reshape(-1).view(N, Kw)
+    return b.t().contiguous()
+
+
 def encode_and_reorder(b: torch.Tensor) -> torch.Tensor:
     """Reference for cutlass_encode_and_reorder_int4b: int32 [K/8, N]
-    column-major in, same shape and strides out."""
+    (column-major or row-major contiguous, see memory_words) in, same shape
+    and strides out."""
     Kw, N = b.shape
     K = Kw * 8
-    nib = unpack_int4(b).to(torch.int64) & 0xF  # [N, K] raw nibbles
+    nib = unpack_int4(memory_words(b).t()).to(torch.int64) & 0xF  # [N, K] raw nibbles
     enc = encode_nibbles(nib)
     flat = torch.zeros(N * K, dtype=torch.int64, device=b.device)
     flat[reorder_offsets(N, K, b.device).reshape(-1)] = enc.reshape(-1)
     shifts = torch.arange(8, device=b.device, dtype=torch.int64) * 4
     words = (flat.view(-1, 8) << shifts).sum(-1)
     words = torch.where(words >= 2**31, words - 2**32, words).to(torch.int32)
-    return words.view(N, Kw).t()
+    out = words.view(N, Kw)  # memory: N rows of K/8 words
+    return out.reshape(-1).view(Kw, N) if b.is_contiguous() else out.t()
 
 
 def pack_scales(s: torch.Tensor) -> torch.Tensor:

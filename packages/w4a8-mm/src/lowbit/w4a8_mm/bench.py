@@ -1,6 +1,7 @@
 """`lowbit bench` protocol: cutlass_w4a8_mm against bf16 cuBLAS (torch.mm), fp8
 cuBLASLt rowwise (torch._scaled_mm) and the memory floor (int4 weights +
-packed scales over the measured copy bandwidth), on SPEC §4 shapes.
+packed scales over the measured copy bandwidth), on SPEC §4 shapes
+(lowbit.testing.shapes).
 
 Rows are long-format dicts (docs/DEVELOPING.md). metric: weight-streaming
 TB/s for M <= 64 (bytes of that implementation's weight format / time),
@@ -11,13 +12,13 @@ from __future__ import annotations
 
 import torch
 
-MODELS = {
-    # SPEC §4 weights [K, N] per linear layer.
-    "llama3-8b": [(4096, 6144), (4096, 4096), (4096, 28672), (14336, 4096)],
-    "llama3-70b": [(8192, 10240), (8192, 8192), (8192, 57344), (28672, 8192)],
-}
-TOKENS = [1, 16, 64, 128, 512, 2048, 8192]
-QUICK_TOKENS = [16, 2048]
+from lowbit.testing.shapes import DENSE
+
+# Models this bench can time (the `lowbit bench --models` protocol), and the
+# ones timed when none are named (the committed table's).
+MODELS: tuple[str, ...] = tuple(DENSE)
+DEFAULT_MODELS = ("Llama-3-8B", "Llama-3-70B")
+QUICK_TOKENS = (16, 2048)
 
 
 def _weights(N: int, K: int, copies: int, device):
@@ -32,80 +33,77 @@ def _weights(N: int, K: int, copies: int, device):
     return sets, ch
 
 
-def run(device, *, models=None, quick=False, progress=None, schedules=False) -> list[dict]:
-    """Benchmark rows. schedules=True also times every named schedule (the
-    sweep the heuristic was tuned from)."""
-    from lowbit.testing import bench as tb
-
-    from . import SCHEDULES, cutlass_w4a8_mm
-
+def run(device, *, models=None, quick=False, progress=None) -> list[dict]:
+    """Benchmark rows (docs/DEVELOPING.md): per dense layer of `models`
+    (default DEFAULT_MODELS) and M in lowbit.testing.shapes.TOKENS."""
     device = torch.device(device)
-    rows: list[dict] = []
     if device.type != "cuda":
         return _run_cpu(progress)
-    names = list(models or MODELS)
-    tokens = QUICK_TOKENS if quick else TOKENS
+    from lowbit.testing import bench as tb
+    from lowbit.testing.shapes import TOKENS, dense_layers
+
+    rows: list[dict] = []
     bw = tb.copy_bandwidth(device=device)
-    for model in names:
-        for K, N in MODELS[model]:
-            shape = f"N={N} K={K}"
-            w4_bytes = N * K // 2 + (K // 128) * N * 8
-            copies = tb.rotation_count(w4_bytes, device)
-            sets, ch = _weights(N, K, copies, device)
-            w_bf16 = [torch.randn(N, K, device=device, dtype=torch.bfloat16)
-                      for _ in range(tb.rotation_count(2 * N * K, device, cap=8))]
-            w_fp8 = [w.to(torch.float8_e4m3fn) for w in w_bf16]
-            ch_row = ch.view(1, N)
-            floor_us = w4_bytes / bw * 1e6
-            for M in tokens:
-                x = torch.randn(M, K, device=device, dtype=torch.bfloat16)
-                A = x.to(torch.float8_e4m3fn)
-                tok = torch.rand(M, device=device) + 0.5
-                tok_col = tok.view(M, 1)
-                flops = 2.0 * M * N * K
+    for model, K, N in dense_layers(models or DEFAULT_MODELS):
+        weights = _layer_weights(N, K, device)
+        for M in QUICK_TOKENS if quick else TOKENS:
+            rows += _time_layer(model, K, N, M, weights, bw, progress)
+        del weights
+        torch.cuda.empty_cache()
+    return rows
 
-                def row(impl, us, wbytes):
-                    if M <= 64:
-                        metric, name = wbytes / us * 1e-6, "TB/s"
-                    else:
-                        metric, name = flops / us * 1e-6, "TFLOP/s"
-                    rows.append({"package": "lowbit-w4a8-mm", "op": "cutlass_w4a8_mm",
-                                 "model": model, "shape": shape, "M": M, "impl": impl,
-                                 "us": us, "metric": metric, "metric_name": name})
-                    if progress:
-                        progress(f"{model} {shape} M={M} {impl}: {us:.1f} us")
 
-                # Every implementation of this (shape, M) is timed in one
-                # interleaved measurement (same clocks, same memory state).
-                cands = {}
-                for sched in [None] + (list(SCHEDULES) if schedules else []):
-                    if sched is not None:
-                        tn, tm = (int(v) for v in sched.split("_")[0].split("x"))
-                        # The sweep skips tiles that cannot be competitive here.
-                        if N % tn or (tm <= 32 and M >= 2048) or (tm >= 256 and M <= 16):
-                            continue
-                    fns = [lambda b=b, g=g, sc=sched: cutlass_w4a8_mm(A, b, g, 128, ch, tok,
-                                                                    torch.bfloat16, sc)
-                           for b, g in sets]
-                    try:
-                        fns[0]()
-                    except RuntimeError as e:  # a schedule CUTLASS rejects: report, go on
-                        if progress:
-                            progress(f"{model} {shape} M={M} {sched}: failed: {e}")
-                        continue
-                    cands["lowbit" if sched is None else f"lowbit {sched}"] = fns
-                cands["torch.mm bf16"] = [lambda w=w: torch.mm(x, w.t()) for w in w_bf16]
-                cands["torch._scaled_mm fp8"] = [
-                    lambda w=w: torch._scaled_mm(A, w.t(), scale_a=tok_col, scale_b=ch_row,
-                                                 out_dtype=torch.bfloat16) for w in w_fp8]
-                for impl, us in tb.time_cuda_interleaved(cands).items():
-                    row(impl, us, w4_bytes if impl.startswith("lowbit") else
-                        (2 * N * K if "bf16" in impl else N * K))
-                rows.append({"package": "lowbit-w4a8-mm", "op": "cutlass_w4a8_mm", "model": model,
-                             "shape": shape, "M": M, "impl": "copy floor", "us": floor_us,
-                             "metric": bw * 1e-12, "metric_name": "TB/s"})
-            del sets, w_bf16, w_fp8
-            torch.cuda.empty_cache()
+def _row(model, shape, M, impl, us, metric, name):
+    return {"package": "lowbit-w4a8-mm", "op": "cutlass_w4a8_mm", "model": model, "shape": shape,
+            "M": M, "impl": impl, "us": us, "metric": metric, "metric_name": name}
+
+
+def _w4_bytes(N: int, K: int) -> int:
+    return N * K // 2 + (K // 128) * N * 8  # int4 weight + packed scale tables
+
+
+def _layer_weights(N: int, K: int, device):
+    """Rotating copies (more than the L2 holds) of the layer in each format."""
+    from lowbit.testing import bench as tb
+
+    sets, ch = _weights(N, K, tb.rotation_count(_w4_bytes(N, K), device), device)
+    w_bf16 = [torch.randn(N, K, device=device, dtype=torch.bfloat16)
+              for _ in range(tb.rotation_count(2 * N * K, device, cap=8))]
+    return sets, ch, w_bf16, [w.to(torch.float8_e4m3fn) for w in w_bf16]
+
+
+def _time_layer(model, K, N, M, weights, bw, progress) -> list[dict]:
+    """lowbit, fp8 cuBLASLt and bf16 cuBLAS on one (layer, M), timed in one
+    interleaved measurement (same clocks, same memory state), plus the floor.
+    metric: weight TB/s for M <= 64 (that implementation's weight bytes), else TFLOP/s."""
+    from lowbit.testing import bench as tb
+
+    from . import cutlass_w4a8_mm
+
+    shape, w4_bytes = f"N={N} K={K}", _w4_bytes(N, K)
+    sets, ch, w_bf16, w_fp8 = weights
+    device = ch.device
+    x = torch.randn(M, K, device=device, dtype=torch.bfloat16)
+    A = x.to(torch.float8_e4m3fn)
+    tok = torch.rand(M, device=device) + 0.5
+    cands = {
+        "lowbit": [lambda b=b, g=g: cutlass_w4a8_mm(A, b, g, 128, ch, tok, torch.bfloat16, None)
+                   for b, g in sets],
+        "torch.mm bf16": [lambda w=w: torch.mm(x, w.t()) for w in w_bf16],
+        "torch._scaled_mm fp8": [
+            lambda w=w: torch._scaled_mm(A, w.t(), scale_a=tok.view(M, 1), scale_b=ch.view(1, N),
+                                         out_dtype=torch.bfloat16) for w in w_fp8],
+    }
+    wbytes = {"lowbit": w4_bytes, "torch.mm bf16": 2 * N * K, "torch._scaled_mm fp8": N * K}
+    rows = []
+    for impl, us in tb.time_cuda_interleaved(cands).items():
+        if M <= 64:
+            rows.append(_row(model, shape, M, impl, us, wbytes[impl] / us * 1e-6, "TB/s"))
+        else:
+            rows.append(_row(model, shape, M, impl, us, 2.0 * M * N * K / us * 1e-6, "TFLOP/s"))
+        if progress:
+            progress(f"{model} {shape} M={M} {impl}: {us:.1f} us")
+    rows.append(_row(model, shape, M, "copy floor", w4_bytes / bw * 1e6, bw * 1e-12, "TB/s"))
     return rows
 
 

@@ -8,6 +8,7 @@ import torch
 
 def run(device: torch.device) -> list[dict]:
     from lowbit.testing import w4a8 as ref
+    from lowbit.testing.shapes import DENSE
 
     from . import (cutlass_encode_and_reorder_int4b, cutlass_pack_scale_fp8,
                    cutlass_w4a8_mm)
@@ -15,7 +16,8 @@ def run(device: torch.device) -> list[dict]:
     device = torch.device(device)
     gen = torch.Generator(device="cpu").manual_seed(0)
     # Llama-3-8B attention output projection on the GPU; a smaller layer on CPU.
-    M, N, K = (16, 4096, 4096) if device.type == "cuda" else (4, 256, 512)
+    K, N = DENSE["Llama-3-8B"][1]
+    M, N, K = (16, N, K) if device.type == "cuda" else (4, 256, 512)
     problem = f"M={M} N={N} K={K} group=128"
     w = torch.randn(N, K, generator=gen).to(device)
     q, s, ch = ref.quantize_weight(w, 128)

@@ -1,6 +1,6 @@
 // Stand-in for CUTLASS's reference tensor_fill.h, which mixed_dtype_utils.hpp
 // includes but does not use; the real one needs curand_kernel.h, absent from a
-// bare nvcc install (BUILD-NOTES). Pulls in what the real header's includes
+// bare nvcc install. Pulls in what the real header's includes
 // provide.
 #pragma once
 #include "cutlass/cutlass.h"
