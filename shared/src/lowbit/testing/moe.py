@@ -121,3 +121,29 @@ def torch_moe_ref(x, topk_ids, topk_weights, w13, w2, is_gated: bool = True) -> 
         y = h @ w2[e].float().T
         out.index_add_(0, tok, y * topk_weights[tok, slot].float().unsqueeze(1))
     return out.to(x.dtype)
+
+
+def nvfp4_moe_ref(x, topk_ids, topk_weights, deq13, deq2, a1_gscale, a2_gscale) -> torch.Tensor:
+    """The NVFP4 MoE forward of SPEC-MOE §5.9.1 computed route by route in
+    torch: activations quantized to NVFP4 with the expert's global scale (SPEC
+    §1.2) and dequantized, GEMMs in float64 on the dequantized weights deq13
+    [E, 2I, H], deq2 [E, H, I] rounded to x's dtype, silu(gate) * up rounded to
+    x's dtype, weighted sum in x's dtype. Returns [m, H] in x's dtype."""
+    from .nvfp4 import quantize_nvfp4, silu_and_mul_ref
+
+    m, topk = topk_ids.shape
+    rows = torch.zeros(m, topk, x.shape[1], dtype=x.dtype)
+
+    def qdq(v, gs):
+        p, s = quantize_nvfp4(v, gs)
+        return dequantize_nvfp4(p, s, gs, v.shape[0], v.shape[1]).double()
+
+    for e in range(deq13.shape[0]):
+        tok, slot = torch.nonzero(topk_ids.cpu() == e, as_tuple=True)
+        if tok.numel() == 0:
+            continue
+        h = (qdq(x.cpu()[tok], a1_gscale[e].cpu()) @ deq13[e].double().T).to(x.dtype)
+        y = silu_and_mul_ref(h)
+        c3 = (qdq(y, a2_gscale[e].cpu()) @ deq2[e].double().T).to(x.dtype)
+        rows[tok, slot] = c3
+    return (rows * topk_weights.cpu().to(x.dtype).unsqueeze(-1)).sum(dim=1)
