@@ -13,12 +13,14 @@ namespace nvfp4_mm::sm90 {
 constexpr int kMultistageTiles = 3;
 extern const char* const kMultistageNames[kMultistageTiles];
 void run_multistage(const Problem& p, int tile);
+void run_multistage_group(const GroupProblem& p, int tile);
 
 // small_m_gemm.cu: weights streamed straight into registers (M <= 64);
 // split-K.
 constexpr int kSmallMTiles = 2;
 extern const char* const kSmallMNames[kSmallMTiles];
 void run_small_m(const Problem& p, int tile);
+void run_small_m_group(const GroupProblem& p, int tile);
 
 // dequant_gemm.cu: both operands dequantized to fp16, then a CUTLASS TMA
 // warp-specialized GEMM (large M). p.splits > 0: the number of M and of N

@@ -6,6 +6,8 @@
 
 #include "nvfp4_mm.h"
 
+#include "groups.h"
+
 #include <cuda_runtime.h>
 
 #include <atomic>
@@ -17,7 +19,7 @@ struct MmaParams {
   const uint4* afrag;  // prepass_a's output (prepass_a.h)
   const uint8_t* b;
   const uint8_t* sb;
-  const float* alpha;
+  const float* alpha;  // grouped: alphas [E] (expert e's at alpha + e)
   const void* bias;  // [N] in the output dtype, or nullptr
   void* out;
   float* partial;  // [splits][M][N] fp32 when splits > 1
@@ -26,6 +28,7 @@ struct MmaParams {
   int C4;  // 4-block (64 K) groups of the swizzled scale layout
   int Mt;  // 16-row tiles of A
   int chunks_per_split, splits, out_bf16;
+  Groups groups;  // the CTA row tiles (groups.h); b, sb, alpha are expert 0's
 };
 
 // One mma.sync kernel's launch shape.
@@ -43,7 +46,15 @@ struct MmaKernel {
 // Workspace via torch (caching allocator, graph-safe). `smem_done`: the
 // caller's per-kernel record of the devices (bit = index % 64) where the
 // kernel's dynamic shared memory above 48 KB is already opted into.
+void opt_into_smem(const MmaKernel& k, int device, std::atomic<uint64_t>& smem_done);
 void launch_mma_split_k(const Problem& pr, const MmaKernel& k, const Tensor& afrag, int splits,
                         std::atomic<uint64_t>& smem_done, cudaStream_t stream, int64_t sms);
+
+// The whole grouped GEMM with one of these kernels (group_mm.cu): the tile
+// table kernel, the A pre-pass over the experts' tiles and one main launch
+// on (ceil(N/bn), ceil(M/bm) + min(E, M)) CTAs (an upper bound of the
+// experts' tiles; CTAs past the table's end exit at once). No split-K: an
+// expert's reduction order must not depend on the other experts.
+void run_mma_group(const GroupProblem& p, const MmaKernel& k, std::atomic<uint64_t>& smem_done);
 
 }  // namespace nvfp4_mm::sm90

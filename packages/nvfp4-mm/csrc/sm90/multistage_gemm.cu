@@ -130,7 +130,7 @@ __device__ __forceinline__ void load_stage(const MmaParams& p, uint8_t* stage, i
 }
 
 template <class Cf>
-__global__ void __launch_bounds__(Cf::THREADS, 1) gemm_kernel(const MmaParams p) {
+__global__ void __launch_bounds__(Cf::THREADS, 1) gemm_kernel(const MmaParams params) {
   extern __shared__ __align__(128) uint8_t smem[];
   constexpr int MT = Cf::MT, NT = Cf::NT, STAGES = Cf::STAGES;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -145,6 +145,11 @@ __global__ void __launch_bounds__(Cf::THREADS, 1) gemm_kernel(const MmaParams p)
   const int in_group = pid % (8 * num_n);
   const int n0 = (in_group / gm) * Cf::BN;
   const int m_tile0 = (first_m + in_group % gm) * MT * Cf::WM;
+  const Slice sl = slice_of(params.groups, first_m + in_group % gm, params.M);
+  if (sl.rows <= 0) return;  // a grouped call's tile past the experts' end
+  MmaParams p = params;  // with the slice's expert's weights
+  p.b += sl.e * p.groups.b_bytes;
+  p.sb += sl.e * p.groups.sb_bytes;
   const int c_begin = blockIdx.z * p.chunks_per_split;
   const int c_end = min(p.C, c_begin + p.chunks_per_split);
   const int nchunks = max(0, c_end - c_begin);
@@ -239,25 +244,24 @@ __global__ void __launch_bounds__(Cf::THREADS, 1) gemm_kernel(const MmaParams p)
   // each 16-row tile, two adjacent columns per lane), storing either the
   // converted output or the fp32 split-K partial.
   const int col_base = n0 + warp_n * NT * 8 + 2 * t;
-  const int wm_tile0 = m_tile0 + warp_m * MT;
   auto for_each_pair = [&](auto&& store) {
 #pragma unroll
     for (int i = 0; i < MT; ++i) {
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
-        const int row = (wm_tile0 + i) * 16 + g + 8 * h;
-        if (row >= p.M) continue;
+        const int lr = (warp_m * MT + i) * 16 + g + 8 * h;  // row in the slice
+        if (lr >= sl.rows) continue;
 #pragma unroll
         for (int j = 0; j < NT; ++j) {
           const int col = col_base + j * 8;
           if (col >= p.N) continue;
-          store((int64_t)row * p.N + col, col, acc[i][j][2 * h], acc[i][j][2 * h + 1]);
+          store((sl.row0 + lr) * p.N + col, col, acc[i][j][2 * h], acc[i][j][2 * h + 1]);
         }
       }
     }
   };
   if (p.splits == 1) {
-    const float scale = *p.alpha * 16384.f;  // undo the 2^-14 of the B values
+    const float scale = p.alpha[sl.e] * 16384.f;  // undo the 2^-14 of the B values
     for_each_pair([&](int64_t o, int col, float x0, float x1) {
       store_out_pair(p.out, p.bias, p.out_bf16, o, col, x0, x1, scale);
     });
@@ -300,6 +304,9 @@ int pick_splits(const Problem& pr, const MmaKernel& k, int64_t sms) {
   return splits;
 }
 
+// Per tile: the devices where its shared memory is opted into (split_k_launch.cu).
+std::array<std::atomic<uint64_t>, kMultistageTiles> smem_done{};
+
 }  // namespace
 
 const char* const kMultistageNames[kMultistageTiles] = {"multistage_16x128", "multistage_64x128",
@@ -313,8 +320,9 @@ void run_multistage(const Problem& pr, int tile) {
   // A -> fp16 in mma.sync fragment order (workspace through torch: caching
   // allocator, graph-safe).
   Tensor afrag = prepass_a(pr, kChunk / 16, stream);
-  static std::array<std::atomic<uint64_t>, kMultistageTiles> smem_done{};
   launch_mma_split_k(pr, k, afrag, pick_splits(pr, k, sms), smem_done[tile], stream, sms);
 }
+
+void run_multistage_group(const GroupProblem& p, int tile) { run_mma_group(p, kTiles[tile], smem_done[tile]); }
 
 }  // namespace nvfp4_mm::sm90

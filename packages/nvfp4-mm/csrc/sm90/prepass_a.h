@@ -4,6 +4,8 @@
 
 #include "nvfp4_mm.h"
 
+#include "groups.h"
+
 #include <cuda_runtime.h>
 
 namespace nvfp4_mm::sm90 {
@@ -17,5 +19,9 @@ namespace nvfp4_mm::sm90 {
 // 8 (s/2) + 2 (s%2) + rb and that + 4. Rows >= M and K >= K are zero.
 // Launched with PDL (it waits for the previous kernel before reading A).
 Tensor prepass_a(const Problem& p, int ksteps, cudaStream_t stream);
+// The same for Mt 16-row m-tiles of CTA row tiles (groups.h): the grouped
+// GEMM's experts, each expert's rows starting a new tile.
+Tensor prepass_a(const Tensor& a, const Tensor& sa, int64_t M, int64_t K, int64_t Mt, const Groups& groups,
+                 int ksteps, cudaStream_t stream);
 
 }  // namespace nvfp4_mm::sm90

@@ -102,6 +102,10 @@ __global__ void __launch_bounds__(Cf::THREADS, Cf::MINB) small_m_kernel(const Mm
   const int g = lane >> 2, t = lane & 3;
   const int n_warp0 = blockIdx.x * Cf::BN + warp * NT * 8;
   const int mt0 = blockIdx.y * MT;
+  const Slice sl = slice_of(p.groups, blockIdx.y, p.M);
+  if (sl.rows <= 0) return;  // a grouped call's tile past the experts' end
+  const uint8_t* b_e = p.b + sl.e * p.groups.b_bytes;
+  const uint8_t* sb_e = p.sb + sl.e * p.groups.sb_bytes;
   const int c0 = blockIdx.z * p.chunks_per_split;
   const int nch = min(p.C, c0 + p.chunks_per_split) - c0;  // >= 1 (host: no empty split)
   const int kb = p.K / 2;
@@ -113,7 +117,7 @@ __global__ void __launch_bounds__(Cf::THREADS, Cf::MINB) small_m_kernel(const Mm
 
   // Per-lane addresses: one base pointer, n-tile jt at + jt * 8 rows;
   // 32-bit scale offsets. Rows >= N are never loaded.
-  const uint8_t* bbase = p.b + (int64_t)(n_warp0 + g) * kb + (int64_t)c0 * (CHUNK_K / 2) + 16 * LPC * t;
+  const uint8_t* bbase = b_e + (int64_t)(n_warp0 + g) * kb + (int64_t)c0 * (CHUNK_K / 2) + 16 * LPC * t;
   const int64_t bstride = 8 * (int64_t)kb;
   uint32_t soff[NT];
   uint32_t nok = 0;  // bit jt: row of n-tile jt < N
@@ -133,7 +137,7 @@ __global__ void __launch_bounds__(Cf::THREADS, Cf::MINB) small_m_kernel(const Mm
       for (int l = 0; l < LPC; ++l)
         bq[jt][l] = rok && j < jlim[l] ? ldg_stream<Cf::L2PF>(bbase + jt * bstride + j * (CHUNK_K / 2) + 16 * l)
                                        : make_uint4(0, 0, 0, 0);
-      uint32_t sv = rok && j < jlim[0] ? ldg_scales<LPC>(p.sb + soff[jt] + j * SCALE_STEP) : 0u;
+      uint32_t sv = rok && j < jlim[0] ? ldg_scales<LPC>(sb_e + soff[jt] + j * SCALE_STEP) : 0u;
       // Scale bytes past K (padding of the scale layout) may hold anything:
       // 0 x NaN would poison the sum.
       if constexpr (LPC == 2) sv = j < jlim[1] ? sv : (sv & 0xFFFFu);
@@ -221,19 +225,19 @@ __global__ void __launch_bounds__(Cf::THREADS, Cf::MINB) small_m_kernel(const Mm
   lowbit::pdl_launch_dependents();  // the reduce kernel (it waits for our completion)
 
   // Epilogue: rows g and g + 8 of each m-tile, two adjacent columns per lane.
-  const float scale = *p.alpha * 16384.f;  // splits == 1 only: undo the 2^-14 of the B values
+  const float scale = p.alpha[sl.e] * 16384.f;  // splits == 1 only: undo the 2^-14 of the B values
   float* part = p.partial + (p.splits > 1 ? (int64_t)blockIdx.z * p.M * p.N : 0);
 #pragma unroll
   for (int i = 0; i < MT; ++i) {
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-      const int row = (mt0 + i) * 16 + g + 8 * h;
-      if (row >= p.M) continue;
+      const int lr = i * 16 + g + 8 * h;  // row in the slice
+      if (lr >= sl.rows) continue;
 #pragma unroll
       for (int jt = 0; jt < NT; ++jt) {
         const int col = n_warp0 + 8 * jt + 2 * t;
         if (col >= p.N) continue;
-        const int64_t o = (int64_t)row * p.N + col;
+        const int64_t o = (sl.row0 + lr) * p.N + col;
         if (p.splits > 1)
           *reinterpret_cast<float2*>(part + o) = make_float2(acc[i][jt][2 * h], acc[i][jt][2 * h + 1]);
         else
@@ -275,6 +279,9 @@ int pick_splits(const Problem& pr, const MmaKernel& k, int64_t sms) {
   return splits;
 }
 
+// Per tile: the devices where its shared memory is opted into (split_k_launch.cu).
+std::array<std::atomic<uint64_t>, kSmallMTiles> smem_done{};
+
 }  // namespace
 
 const char* const kSmallMNames[kSmallMTiles] = {"small_m_16x128", "small_m_64x128"};
@@ -285,8 +292,9 @@ void run_small_m(const Problem& pr, int tile) {
   if (tile < 0) tile = pick_tile(pr.M);
   const MmaKernel& k = kTiles[tile];
   Tensor afrag = prepass_a(pr, k.chunk_k / 16, stream);
-  static std::array<std::atomic<uint64_t>, kSmallMTiles> smem_done{};
   launch_mma_split_k(pr, k, afrag, pick_splits(pr, k, sms), smem_done[tile], stream, sms);
 }
+
+void run_small_m_group(const GroupProblem& p, int tile) { run_mma_group(p, kTiles[tile], smem_done[tile]); }
 
 }  // namespace nvfp4_mm::sm90

@@ -52,6 +52,8 @@ MmaParams make_params(const Problem& pr, const Tensor& afrag, int chunk_k, int s
   return p;
 }
 
+}  // namespace
+
 // Dynamic shared memory above 48 KB must be opted into, per device.
 void opt_into_smem(const MmaKernel& k, int device, std::atomic<uint64_t>& smem_done) {
   const uint64_t dev_bit = 1ull << (device & 63);
@@ -60,11 +62,10 @@ void opt_into_smem(const MmaKernel& k, int device, std::atomic<uint64_t>& smem_d
   smem_done.fetch_or(dev_bit, std::memory_order_relaxed);
 }
 
-}  // namespace
-
 void launch_mma_split_k(const Problem& pr, const MmaKernel& k, const Tensor& afrag, int splits,
                         std::atomic<uint64_t>& smem_done, cudaStream_t stream, int64_t sms) {
   MmaParams p = make_params(pr, afrag, k.chunk_k, splits);
+  p.groups.bm = k.bm;
   std::optional<Tensor> part;
   if (p.splits > 1) {
     part = lowbit::empty_on(pr.a, {(int64_t)p.splits * pr.M * pr.N}, lowbit::ScalarType::Float);
