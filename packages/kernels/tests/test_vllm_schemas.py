@@ -63,10 +63,7 @@ V0340_SCHEMAS: dict[str, tuple[str, str]] = {
 
 # Ops whose lowbit schema is still being brought to the v0.34.0 form by another
 # change; the reason says which. Empty when every schema matches.
-PENDING: dict[str, str] = {
-    "cutlass_w4a8_mm": "lowbit-w4a8-mm: out_type and maybe_schedule have no defaults in v0.34.0's "
-                       "schema (lowbit's has `=None`)",
-}
+PENDING: dict[str, str] = {}
 
 
 def _alias(info, names: dict[str, str]):

@@ -105,8 +105,8 @@ std::vector<std::string> schedule_names() { return w4a8::schedule_names(); }
 
 STABLE_TORCH_LIBRARY(lowbit_w4a8_mm, m) {
   m.def("cutlass_w4a8_mm(Tensor A, Tensor B, Tensor group_scales, int group_size, "
-        "Tensor channel_scales, Tensor token_scales, ScalarType? out_type=None, "
-        "str? maybe_schedule=None) -> Tensor");
+        "Tensor channel_scales, Tensor token_scales, ScalarType? out_type, "
+        "str? maybe_schedule) -> Tensor");
   m.def("cutlass_pack_scale_fp8(Tensor scales) -> Tensor");
   m.def("cutlass_encode_and_reorder_int4b(Tensor B) -> Tensor");
   m.def("_schedule_names() -> str[]");
