@@ -67,11 +67,12 @@ def _forward_and_reference(x, ids, w, w13, w2):
     return out, bf16_moe, same_math
 
 
+LAYERS = [(1, 1, 64, 32, 5, 0.0), (8, 2, 128, 64, 33, 0.1), (40, 6, 128, 96, 64, 0.0),
+          (64, 8, 64, 32, 200, 0.2)]
+
+
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("E,topk,H,inter,m,invalid", [
-    (1, 1, 64, 32, 5, 0.0), (8, 2, 128, 64, 33, 0.1), (40, 6, 128, 96, 64, 0.0),
-    (64, 8, 64, 32, 200, 0.2),
-])
+@pytest.mark.parametrize("E,topk,H,inter,m,invalid", LAYERS)
 def test_forward_chaining_with_reference_group_mm(monkeypatch, device, E, topk, H, inter, m,
                                                   invalid):
     # The grouped GEMM is replaced by the pure-torch R5 reference: this checks the
@@ -104,8 +105,9 @@ def test_forward_without_group_mm_says_why(monkeypatch):
                     reason="lowbit.nvfp4_mm.cutlass_fp4_group_mm does not exist yet "
                            "(SPEC-MOE §5.2; lowbit-nvfp4-mm will add it)")
 @pytest.mark.parametrize("device", DEVICES)
-def test_forward_real_group_mm(device):
-    x, ids, w, w13, w2 = _layer(8, 2, 128, 64, 33, device, invalid=0.1)
+@pytest.mark.parametrize("E,topk,H,inter,m,invalid", LAYERS)
+def test_forward_real_group_mm(device, E, topk, H, inter, m, invalid):
+    x, ids, w, w13, w2 = _layer(E, topk, H, inter, m, device, seed=E + m, invalid=invalid)
     out, want, same_math = _forward_and_reference(x, ids, w, w13, w2)
     torch.testing.assert_close(out.cpu().float(), want.float(), atol=0.1, rtol=0.1)
     rel = (out.cpu().float() - same_math.float()).norm() / same_math.float().norm()
