@@ -22,7 +22,9 @@ def torch_route(ids: torch.Tensor, E: int, n: int, k: int):
     valid = (flat >= 0) & (flat < E)
     bins = torch.where(valid, flat, E)
     order = torch.sort(bins, stable=True).indices
-    counts = torch.bincount(bins, minlength=E + 1)[:E]
+    # scatter_add, not bincount: CUDA bincount reads its max on the host (no graph capture)
+    counts = torch.zeros(E + 1, dtype=torch.int64, device=ids.device)
+    counts = counts.scatter_add_(0, bins, torch.ones_like(bins))[:E]
     z = counts.new_zeros(1)
     off = torch.cat([z, counts.cumsum(0)]).int()
     sf_off = torch.cat([z, ((counts + 127) // 128 * 128).cumsum(0)]).int()

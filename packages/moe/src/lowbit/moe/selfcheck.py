@@ -51,4 +51,34 @@ def run(device: torch.device) -> list[dict]:
                ref.shuffle_rows_ref(x.cpu(), r.input_permutation.cpu()).view(torch.int16)).sum())
     rows.append(_row("shuffle_rows", f"[{m}, {H}] bf16 -> {m * topk} rows", bad, 0,
                      "mismatched elements"))
-    return rows
+    return rows + _forward_rows(device, g)
+
+
+def _forward_rows(device, g) -> list[dict]:
+    """nvfp4_moe_forward on a small layer against the same NVFP4 steps done
+    route by route in torch (only when lowbit-nvfp4-mm has the grouped GEMM)."""
+    import lowbit.nvfp4_mm as mm
+    from lowbit.testing import moe as ref
+
+    from . import nvfp4_moe_forward, quantize_experts_nvfp4
+
+    if not hasattr(mm, "cutlass_fp4_group_mm"):
+        return []
+    m, E, topk, H, inter = 64, 16, 4, 256, 128
+    w13 = (torch.randn(E, 2 * inter, H, generator=g) / 10).to(torch.bfloat16).to(device)
+    w2 = (torch.randn(E, H, inter, generator=g) / 10).to(torch.bfloat16).to(device)
+    x = (torch.randn(m, H, generator=g) / 10).to(torch.bfloat16).to(device)
+    ids = _random_ids(m, topk, E, g)
+    w = torch.softmax(torch.randn(m, topk, generator=g), -1)
+    q13, s13, gs13 = quantize_experts_nvfp4(w13)
+    q2, s2, gs2 = quantize_experts_nvfp4(w2)
+    a1 = torch.full((E,), 448 * 6 / float(x.float().abs().max()), device=device)
+    a2 = torch.full((E,), 448 * 6 / 2.0, device=device)
+    out = nvfp4_moe_forward(x, ids.to(device), w.to(device), q13, s13, 1 / (a1 * gs13), q2, s2,
+                            1 / (a2 * gs2), a1, a2).cpu().float()
+    deq13 = ref.dequantize_experts(q13.cpu(), s13.cpu(), gs13.cpu())
+    deq2 = ref.dequantize_experts(q2.cpu(), s2.cpu(), gs2.cpu())
+    want = ref.nvfp4_moe_ref(x.cpu(), ids, w, deq13, deq2, a1.cpu(), a2.cpu()).float()
+    rel = float((out - want).norm() / want.norm())
+    return [_row("nvfp4_moe_forward", f"m={m} E={E} topk={topk} H={H} I={inter} bf16", rel, 1e-2,
+                 "relative error vs route-by-route NVFP4 math")]
