@@ -55,8 +55,11 @@ def install_alone(wheel: Path, folder: Path, venv: Path) -> Path:
     subprocess.run(["uv", "venv", "-q", "--python", sys.executable, str(venv)], check=True)
     pins = venv / "constraints.txt"
     pins.write_text(f"torch=={importlib.metadata.version('torch')}\n")
+    # uv caches a local wheel by its name and version, so without a refresh a
+    # rebuilt lowbit wheel of the same version is replaced by an older copy.
+    refresh = [a for w in folder.glob("lowbit_*.whl") for a in ("--refresh-package", wheel_dist(w))]
     subprocess.run(["uv", "pip", "install", "-q", "--python", str(py), "--find-links", str(folder),
-                    "--constraints", str(pins), str(wheel)], check=True)
+                    "--constraints", str(pins), *refresh, str(wheel)], check=True)
     return py
 
 
