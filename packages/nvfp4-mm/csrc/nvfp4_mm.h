@@ -70,10 +70,14 @@ std::vector<std::string> sm90_group_kernel_names();
 #if LOWBIT_BUILT_SM100
 void scaled_fp4_mm_sm100(const Problem& p);
 std::vector<std::string> sm100_kernel_names();
+void fp4_group_mm_sm100(const GroupProblem& p);
+std::vector<std::string> sm100_group_kernel_names();
 #endif
 #if LOWBIT_BUILT_SM120
 void scaled_fp4_mm_sm120(const Problem& p);
 std::vector<std::string> sm120_kernel_names();
+void fp4_group_mm_sm120(const GroupProblem& p);
+std::vector<std::string> sm120_group_kernel_names();
 #endif
 
 }  // namespace nvfp4_mm

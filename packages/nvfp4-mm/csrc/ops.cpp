@@ -77,6 +77,12 @@ void group_dispatch(const GroupProblem& p) {
 #if LOWBIT_BUILT_SM90
     case Target::SM90: return fp4_group_mm_sm90(p);
 #endif
+#if LOWBIT_BUILT_SM100
+    case Target::SM100: return fp4_group_mm_sm100(p);
+#endif
+#if LOWBIT_BUILT_SM120
+    case Target::SM120: return fp4_group_mm_sm120(p);
+#endif
     default: break;
   }
 #endif
@@ -124,8 +130,15 @@ std::vector<std::string> kernel_names(int64_t cap) {
 // The grouped GEMM's kernels selectable by name for a capability (0: the CPU).
 std::vector<std::string> group_kernel_names(int64_t cap) {
   if (cap == 0) return cpu_kernel_names();
+  if (!supports_fp4(cap)) return {};
 #if LOWBIT_BUILT_SM90
-  if (cap >= 90 && cap < 100 && supports_fp4(cap)) return sm90_group_kernel_names();
+  if (cap < 100) return sm90_group_kernel_names();
+#endif
+#if LOWBIT_BUILT_SM100
+  if (cap < 120) return sm100_group_kernel_names();
+#endif
+#if LOWBIT_BUILT_SM120
+  return sm120_group_kernel_names();
 #endif
   return {};
 }

@@ -47,8 +47,9 @@ def _targets() -> tuple[str, ...]:
 
 def _group_targets() -> tuple[str, ...]:
     t = ["CPU"]
-    if _ops._group_kernel_names(90):
-        t.append("SM90")
+    for cap, name in ((90, "SM90"), (100, "SM100"), (120, "SM120")):
+        if _ops._group_kernel_names(cap):
+            t.append(name)
     return tuple(t)
 
 
@@ -161,8 +162,8 @@ def cutlass_fp4_group_mm(
     sf_offsets: int32 [E]. K % 32 == 0 and N % 32 == 0 (vLLM additionally
     needs K % 64 and N % 128; lowbit reads the padded scale strides).
     The metadata stays on the device (no synchronisation; CUDA-graph safe):
-    an expert whose metadata breaks the contract is not computed and its
-    in-bounds rows are set to NaN (on the CPU; see the README for CUDA).
+    an expert whose metadata breaks the contract is not computed (on the CPU
+    its in-bounds rows are set to NaN; the CUDA kernels leave them untouched).
     """
     _ops.cutlass_fp4_group_mm(
         out, a, b, a_blockscale, b_blockscales, alphas, problem_sizes, expert_offsets, sf_offsets

@@ -1,6 +1,7 @@
 """`lowbit check` protocol: run the GEMM on an embedded realistic problem and
 compare with the pure-torch reference (docs/SPEC.md §3: relative error <=
-1e-2). The larger problem adds a bias."""
+1e-2). The larger problem adds a bias. The grouped GEMM runs a small MoE
+routing (uneven and empty experts) against R5 (docs/SPEC-MOE.md §5.10)."""
 
 from __future__ import annotations
 
@@ -40,4 +41,30 @@ def run(device: torch.device) -> list[dict]:
                 "value": float(err),
                 "limit": LIMIT,
             })
+    return rows + _group_rows(device)
+
+
+def _group_rows(device: torch.device) -> list[dict]:
+    from lowbit.testing.nvfp4_gemm import group_gemm_ref, random_group_problem, relative_error
+
+    from . import cutlass_fp4_group_mm
+
+    # Qwen3-30B-A3B's GEMM2 shape (N = 2048, K = 768) on the GPU, small on the CPU.
+    counts, n, k = ([0, 37, 1, 0, 130, 9, 0, 64], 2048, 768) if device.type == "cuda" else ([0, 5, 1, 9], 64, 96)
+    x = random_group_problem(counts, n, k, device, torch.Generator().manual_seed(1))
+    names = ("a", "b", "a_blockscale", "b_blockscales", "alphas", "problem_sizes", "expert_offsets", "sf_offsets")
+    ref, covered = group_gemm_ref(*[x[key] for key in names])
+    rows = []
+    for dt in (torch.bfloat16, torch.float16):
+        out = torch.empty(sum(counts), n, dtype=dt, device=device)
+        cutlass_fp4_group_mm(out, *[x[key] for key in names])
+        err = relative_error(out.float().cpu()[covered], ref[covered])
+        rows.append({
+            "op": "cutlass_fp4_group_mm",
+            "problem": f"E={len(counts)} M={sum(counts)} N={n} K={k} out={str(dt).replace('torch.', '')}",
+            "passed": bool(err <= LIMIT),
+            "metric": "relative error",
+            "value": float(err),
+            "limit": LIMIT,
+        })
     return rows

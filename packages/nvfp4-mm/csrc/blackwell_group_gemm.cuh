@@ -1,0 +1,241 @@
+// Blackwell (SM100 / SM120) cutlass_fp4_group_mm (docs/SPEC-MOE.md §5.2):
+// CUTLASS's ptr-array grouped block-scaled GEMM (nv_float4_t<float_e2m1_t>
+// operands, ue4m3 scales, fp32 accumulation, D = alpha[e] * acc, no C).
+// The per-expert arguments CUTLASS reads (problem shape, operand pointers,
+// strides, scale layouts, alpha pointer) are built on the device by
+// group_setup_kernel from problem_sizes / expert_offsets / sf_offsets, so
+// nothing comes to the host (CUDA-graph capturable). Scale pointers use the
+// padded strides: expert e's activation scales at byte sf_off[e]·Kp, its
+// weight scales at byte e·Np·Kp (§5.1.3-5.1.4, §5.13 item 1); CUTLASS's
+// 128x4 scale atom is that layout. An expert whose metadata breaks the
+// contract (§5.0.3) gets 0 rows: CUTLASS computes nothing for it.
+//
+// Included by one translation unit per (arch, output dtype).
+#pragma once
+
+#include "nvfp4_mm.h"
+
+#include <lowbit/cuda_utils.h>
+#include <lowbit/cutlass_utils.h>
+
+#include <cute/tensor.hpp>
+#include <cutlass/arch/config.h>
+#include <cutlass/cutlass.h>
+#include <cutlass/detail/sm100_blockscaled_layout.hpp>
+#include <cutlass/epilogue/collective/collective_builder.hpp>
+#include <cutlass/gemm/collective/collective_builder.hpp>
+#include <cutlass/gemm/device/gemm_universal_adapter.h>
+#include <cutlass/gemm/dispatch_policy.hpp>
+#include <cutlass/gemm/group_array_problem_shape.hpp>
+#include <cutlass/gemm/kernel/gemm_universal.hpp>
+#include <cutlass/util/packed_stride.hpp>
+
+#include <optional>
+#include <type_traits>
+
+namespace nvfp4_mm::blackwell {
+
+using namespace cute;
+
+// One thread per expert: G::setup fills its CUTLASS arguments.
+template <class G>
+__global__ void group_setup_kernel(const typename G::Setup s) {
+  lowbit::pdl_wait();  // the routing may come from the previous kernel
+  const int e = blockIdx.x * blockDim.x + threadIdx.x;
+  if (e < s.E) G::setup(s, e);
+  lowbit::pdl_launch_dependents();
+}
+
+template <class ArchTag, class TileShape, class ClusterShape, class MainloopSchedule, class EpilogueSchedule,
+          class ElementD>
+struct Fp4GroupGemm {
+  using ProblemShape = cutlass::gemm::GroupProblemShape<Shape<int, int, int>>;
+  using ElementA = cutlass::nv_float4_t<cutlass::float_e2m1_t>;
+  using LayoutA = cutlass::layout::RowMajor;     // A [m_e, K], K contiguous
+  using LayoutB = cutlass::layout::ColumnMajor;  // B [N, K], K contiguous
+  using LayoutD = cutlass::layout::RowMajor;
+  static constexpr int kAlignAB = 32;  // 16 bytes of e2m1: K % 32 == 0
+  static constexpr int kAlignD = 128 / cutlass::sizeof_bits<ElementD>::value;
+  using OpClass = cutlass::arch::OpClassBlockScaledTensorOp;
+
+  using Epilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
+      ArchTag, OpClass, TileShape, ClusterShape, cutlass::epilogue::collective::EpilogueTileAuto, float, float,
+      void, LayoutD*, kAlignD, ElementD, LayoutD*, kAlignD, EpilogueSchedule>::CollectiveOp;
+  using Mainloop = typename cutlass::gemm::collective::CollectiveBuilder<
+      ArchTag, OpClass, ElementA, LayoutA*, kAlignAB, ElementA, LayoutB*, kAlignAB, float, TileShape, ClusterShape,
+      cutlass::gemm::collective::StageCountAutoCarveout<static_cast<int>(
+          sizeof(typename Epilogue::SharedStorage))>,
+      MainloopSchedule>::CollectiveOp;
+  using Kernel = cutlass::gemm::kernel::GemmUniversal<ProblemShape, Mainloop, Epilogue>;
+  using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
+
+  using DataA = typename ElementA::DataType;
+  using Sf = typename ElementA::ScaleFactorType;
+  using Shape3 = typename ProblemShape::UnderlyingProblemShape;
+  using StrideA = typename Kernel::InternalStrideA;
+  using StrideB = typename Kernel::InternalStrideB;
+  using StrideD = typename Kernel::InternalStrideD;
+  using LayoutSFA = typename Mainloop::InternalLayoutSFA;
+  using LayoutSFB = typename Mainloop::InternalLayoutSFB;
+  using SfConfig = typename Mainloop::Sm1xxBlkScaledConfig;
+
+  // The per-expert argument arrays, carved from one workspace tensor.
+  struct Arrays {
+    Shape3* shape;
+    const DataA** a;
+    const DataA** b;
+    const Sf** sfa;
+    const Sf** sfb;
+    ElementD** d;
+    const float** alpha;
+    StrideA* stride_a;
+    StrideB* stride_b;
+    StrideD* stride_d;
+    LayoutSFA* layout_sfa;
+    LayoutSFB* layout_sfb;
+  };
+
+  // Bytes of the arrays for E experts (each array 128-byte aligned); with
+  // `base`, also points `arr` into it.
+  static int64_t carve(int64_t E, uint8_t* base, Arrays* arr) {
+    int64_t at = 0;
+    auto take = [&](auto*& field, int64_t elem) {
+      using T = std::remove_reference_t<decltype(*field)>;
+      if (base) field = reinterpret_cast<T*>(base + at);
+      at += (E * elem + 127) / 128 * 128;
+    };
+    Arrays dummy{};
+    Arrays& x = base ? *arr : dummy;
+    take(x.shape, sizeof(Shape3));
+    take(x.a, sizeof(void*));
+    take(x.b, sizeof(void*));
+    take(x.sfa, sizeof(void*));
+    take(x.sfb, sizeof(void*));
+    take(x.d, sizeof(void*));
+    take(x.alpha, sizeof(void*));
+    take(x.stride_a, sizeof(StrideA));
+    take(x.stride_b, sizeof(StrideB));
+    take(x.stride_d, sizeof(StrideD));
+    take(x.layout_sfa, sizeof(LayoutSFA));
+    take(x.layout_sfb, sizeof(LayoutSFB));
+    return at;
+  }
+
+  struct Setup {
+    Arrays arr;
+    const int* sizes;
+    const int* offsets;
+    const int* sf_offsets;
+    const uint8_t* a;
+    const uint8_t* b;
+    const uint8_t* sa;
+    const uint8_t* sb;
+    ElementD* out;
+    const float* alphas;
+    int E, M, N, K;
+    int64_t R, Kp, Np;
+  };
+
+  // Expert e's CUTLASS arguments (0 rows where its metadata breaks the
+  // contract, docs/SPEC-MOE.md §5.0.3).
+  static __device__ void setup(const Setup& s, int e) {
+    const int m = s.sizes[3 * e], off = s.offsets[e], sf = s.sf_offsets[e];
+    const bool ok = m >= 0 && off >= 0 && int64_t(off) + m <= s.M && s.sizes[3 * e + 1] == s.N &&
+                    s.sizes[3 * e + 2] == s.K && sf >= 0 && sf % 128 == 0 &&
+                    int64_t(sf) + (int64_t(m) + 127) / 128 * 128 <= s.R;
+    const int rows = ok ? m : 0;
+    const int64_t row0 = ok ? off : 0, sf0 = ok ? sf : 0;
+    s.arr.shape[e] = Shape3(rows, s.N, s.K);
+    s.arr.a[e] = reinterpret_cast<const DataA*>(s.a + row0 * (s.K / 2));
+    s.arr.b[e] = reinterpret_cast<const DataA*>(s.b + int64_t(e) * s.N * (s.K / 2));
+    s.arr.sfa[e] = reinterpret_cast<const Sf*>(s.sa + sf0 * s.Kp);
+    s.arr.sfb[e] = reinterpret_cast<const Sf*>(s.sb + int64_t(e) * s.Np * s.Kp);
+    s.arr.d[e] = s.out + row0 * s.N;
+    s.arr.alpha[e] = s.alphas + e;
+    s.arr.stride_a[e] = cutlass::make_cute_packed_stride(StrideA{}, make_shape(rows, s.K, 1));
+    s.arr.stride_b[e] = cutlass::make_cute_packed_stride(StrideB{}, make_shape(s.N, s.K, 1));
+    s.arr.stride_d[e] = cutlass::make_cute_packed_stride(StrideD{}, make_shape(rows, s.N, 1));
+    s.arr.layout_sfa[e] = SfConfig::tile_atom_to_shape_SFA(make_shape(rows, s.N, s.K, 1));
+    s.arr.layout_sfb[e] = SfConfig::tile_atom_to_shape_SFB(make_shape(rows, s.N, s.K, 1));
+  }
+
+  static Setup make_setup(const GroupProblem& p, const Arrays& arr) {
+    return Setup{arr,
+                 p.problem_sizes.const_data_ptr<int>(),
+                 p.expert_offsets.const_data_ptr<int>(),
+                 p.sf_offsets.const_data_ptr<int>(),
+                 p.a.const_data_ptr<uint8_t>(),
+                 p.b.const_data_ptr<uint8_t>(),
+                 static_cast<const uint8_t*>(p.sa.data_ptr()),
+                 static_cast<const uint8_t*>(p.sb.data_ptr()),
+                 reinterpret_cast<ElementD*>(p.out.data_ptr()),
+                 p.alphas.const_data_ptr<float>(),
+                 static_cast<int>(p.E),
+                 static_cast<int>(p.M),
+                 static_cast<int>(p.N),
+                 static_cast<int>(p.K),
+                 p.R,
+                 lowbit::round_up<int64_t>(p.K / 16, 4),
+                 lowbit::round_up<int64_t>(p.N, 128)};
+  }
+
+  static typename Gemm::Arguments make_arguments(const GroupProblem& p, const Arrays& arr) {
+    typename Gemm::Arguments args;
+    args.mode = cutlass::gemm::GemmUniversalMode::kGrouped;
+    args.problem_shape = {static_cast<int>(p.E), arr.shape, nullptr};
+    args.mainloop = {arr.a, arr.stride_a, arr.b, arr.stride_b, arr.sfa, arr.layout_sfa, arr.sfb, arr.layout_sfb};
+    args.epilogue.ptr_C = nullptr;
+    args.epilogue.dC = nullptr;
+    args.epilogue.ptr_D = arr.d;
+    args.epilogue.dD = arr.stride_d;
+    auto& fusion = args.epilogue.thread;
+    fusion.alpha_ptr_array = arr.alpha;
+    fusion.dAlpha = {_0{}, _0{}, 1};  // one alpha per group
+    fusion.beta = 0.f;
+    args.hw_info.device_id = p.a.get_device_index();
+    args.hw_info.sm_count = lowbit::device_sm_count(p.a.get_device_index());
+    return args;
+  }
+
+  static void run(const GroupProblem& p, const char* arch_name) {
+    cudaStream_t stream = lowbit::current_stream(p.a);
+    Arrays arr{};
+    const int64_t arr_bytes = carve(p.E, nullptr, nullptr);
+    // One workspace: the arrays, then CUTLASS's own (through torch: caching
+    // allocator, graph-safe).
+    Tensor probe = lowbit::empty_on(p.a, {arr_bytes}, lowbit::ScalarType::Byte);
+    carve(p.E, static_cast<uint8_t*>(probe.data_ptr()), &arr);
+    lowbit::launch_kernel(group_setup_kernel<Fp4GroupGemm>, dim3(static_cast<unsigned>((p.E + 127) / 128)), dim3(128), 0, stream,
+                          /*pdl=*/true, make_setup(p, arr));
+    typename Gemm::Arguments args = make_arguments(p, arr);
+    Gemm gemm;
+    LOWBIT_CHECK(gemm.can_implement(args) == cutlass::Status::kSuccess, kGroupOp, ": the ", arch_name,
+                 " CUTLASS grouped kernel cannot implement E=", p.E, " N=", p.N, " K=", p.K);
+    const size_t ws_bytes = Gemm::get_workspace_size(args);
+    std::optional<Tensor> ws;
+    void* ws_ptr = nullptr;
+    if (ws_bytes > 0) {
+      ws = lowbit::empty_on(p.a, {static_cast<int64_t>(ws_bytes)}, lowbit::ScalarType::Byte);
+      ws_ptr = ws->data_ptr();
+    }
+    LOWBIT_CUTLASS_CHECK(gemm.initialize(args, ws_ptr, stream), kGroupOp);
+    LOWBIT_CUTLASS_CHECK(gemm.run(stream), kGroupOp);
+    LOWBIT_CHECK_LAUNCH();
+  }
+};
+
+// SM100: 1-SM ptr-array schedule, MMA tile 128x128x128, cluster 1x1x1.
+template <class ElementD>
+using Sm100Group =
+    Fp4GroupGemm<cutlass::arch::Sm100, Shape<_128, _128, _128>, Shape<_1, _1, _1>,
+                 cutlass::gemm::KernelPtrArrayTmaWarpSpecialized1SmNvf4Sm100,
+                 cutlass::epilogue::PtrArrayTmaWarpSpecialized1Sm, ElementD>;
+
+// SM120: tile 128x128x128; CUTLASS's automatic schedules pick the ptr-array
+// cooperative block-scaled kernel for a grouped problem shape.
+template <class ElementD>
+using Sm120Group = Fp4GroupGemm<cutlass::arch::Sm120, Shape<_128, _128, _128>, Shape<_1, _1, _1>,
+                                cutlass::gemm::collective::KernelScheduleAuto,
+                                cutlass::epilogue::collective::EpilogueScheduleAuto, ElementD>;
+
+}  // namespace nvfp4_mm::blackwell
