@@ -1,10 +1,13 @@
 """Benchmark lowbit-nvfp4-mm and write the committed results.
 
   python packages/nvfp4-mm/benchmarks/run.py [--quick] [--models Llama-3-8B,Llama-3-70B] [--out DIR]
+  python packages/nvfp4-mm/benchmarks/run.py --group [--models DeepSeek-R1,Qwen3-30B-A3B] [--tokens 1,16,...]
 
 Tuning sweeps (every named kernel, split counts) live in perf/nvfp4-mm/.
 
-Writes DIR/nvfp4_mm_<gpu>.{md,json,png} (default DIR: benchmarks/results).
+Writes DIR/nvfp4_mm_<gpu>.{md,json,png} (default DIR: benchmarks/results);
+with --group the grouped GEMM (cutlass_fp4_group_mm, docs/SPEC-MOE.md §5.11
+shapes) instead, to DIR/nvfp4_mm_group_<gpu>.{md,json,png}.
 """
 
 from __future__ import annotations
@@ -115,9 +118,89 @@ def _alternatives(spec: str | None, dev: torch.device):
     return alts
 
 
+def group_summary(rows: list[dict]) -> list[dict]:
+    """One line per (model, GEMM, tokens): lowbit's time and its ratios."""
+    by = {}
+    for r in rows:
+        by.setdefault((r["model"], r["shape"], r["tokens"]), {})[r["impl"]] = r
+    out = []
+    for (model, shape, t), d in by.items():
+        lb = d["lowbit"]
+        line = {"model": model, "shape": shape, "tokens": t, "M": lb["M"], "experts": lb["experts"],
+                "lowbit us": lb["us"]}
+        for impl, key in (("torch._grouped_mm bf16", "bf16 us"), ("naive (dequant+grouped mm)", "naive us"),
+                          ("copy floor", "floor us")):
+            if impl in d:
+                line[key] = d[impl]["us"]
+        line["TFLOP/s"] = lb["metric"]
+        line["% copy bw"] = 100 * d["copy floor"]["us"] / lb["us"] if "copy floor" in d else 0.0
+        if "bf16 us" in line:
+            line["x bf16"] = line["bf16 us"] / lb["us"]
+        out.append(line)
+    return out
+
+
+def plot_group(summary: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = sorted({(s["model"], s["shape"]) for s in summary})
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False)
+    for ax, (model, shape) in zip(axes.flat, keys):
+        pts = sorted((s for s in summary if (s["model"], s["shape"]) == (model, shape)), key=lambda s: s["tokens"])
+        for key, label in (("lowbit us", "lowbit nvfp4"), ("bf16 us", "torch._grouped_mm bf16"),
+                           ("floor us", "copy floor (touched weights)")):
+            xs = [p["tokens"] for p in pts if key in p]
+            if xs:
+                ax.plot(xs, [p[key] for p in pts if key in p], marker="o", label=label,
+                        linestyle="--" if key == "floor us" else "-")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_title(f"{model} {shape}", fontsize=9)
+        ax.set_xlabel("tokens")
+        ax.set_ylabel("us")
+        ax.grid(True, which="both", alpha=0.3)
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def run_group(args, dev, name, out) -> int:
+    if dev.type != "cuda":
+        print("--group needs a GPU")
+        return 1
+    t0 = time.time()
+    models = args.models.split(",") if args.models else None
+    tokens = [int(t) for t in args.tokens.split(",")] if args.tokens else None
+    rows = mm.bench.run_group(dev, models=models, tokens=tokens, progress=lambda s: print(s, flush=True))
+    summary = group_summary(rows)
+    bw = copy_bandwidth(device=dev)
+    meta = {"device": name, "torch": torch.__version__, "copy_bandwidth_TBps": bw / 1e12, "build": mm.build_info(),
+            "seconds": time.time() - t0,
+            "command": "python packages/nvfp4-mm/benchmarks/run.py " + " ".join(sys.argv[1:])}
+    stem = out / f"nvfp4_mm_group_{_slug(name)}"
+    Path(f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows, "summary": summary}, indent=1))
+    md = [f"# cutlass_fp4_group_mm benchmark on {name}", "",
+          f"torch {torch.__version__}; copy bandwidth {bw / 1e12:.2f} TB/s. Uniform random top-k routing "
+          "(docs/SPEC-MOE.md §5.11 (a)), bf16 output, M = tokens x top-k rows; `experts`: experts with rows; "
+          "`copy floor`: the touched experts' NVFP4 weight + scale bytes at the copy bandwidth; `% copy bw`: "
+          "floor / lowbit; `x bf16`: speed-up over torch._grouped_mm with bf16 weights; the naive path "
+          f"(dequantize the touched experts to bf16 with torch ops, then grouped mm) up to "
+          f"{mm.bench.NAIVE_MAX_TOKENS} tokens. Medians of CUDA-graph replays, implementations interleaved.", "",
+          f"Command: `{meta['command']}`", "", write_table(summary)]
+    Path(f"{stem}.md").write_text("\n".join(md))
+    plot_group(summary, Path(f"{stem}.png"), f"cutlass_fp4_group_mm on {name}")
+    print("\n".join(md))
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--group", action="store_true", help="the grouped GEMM grid instead of the dense one")
     ap.add_argument("--models", default=None, help="comma-separated (lowbit.testing.shapes names)")
     ap.add_argument("--tokens", default=None, help="comma-separated M values (default: all)")
     ap.add_argument("--impls", default=None, help="comma-separated subset of the timed implementations")
@@ -130,6 +213,8 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
+    if args.group:
+        return run_group(args, dev, name, out)
     stem = out / f"nvfp4_mm_{_slug(name)}"
     say = lambda s: print(s, flush=True)  # noqa: E731
     t0 = time.time()

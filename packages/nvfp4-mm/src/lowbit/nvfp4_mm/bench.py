@@ -190,3 +190,117 @@ def run(device, *, models=None, quick: bool = False, progress: Callable[[str], N
             del cands, keep, times
             torch.cuda.empty_cache()
     return rows
+
+
+# ------------------------------------------------------------ grouped (MoE)
+# docs/SPEC-MOE.md §5.11, limited so the whole grid runs in a few minutes on
+# an H200: two models, both GEMMs, decode and prefill token counts.
+GROUP_MODELS = ("DeepSeek-R1", "Qwen3-30B-A3B")
+GROUP_TOKENS = (1, 16, 64, 1024, 4096)
+NAIVE_MAX_TOKENS = 16  # the dequantize + grouped mm baseline (slow) only up to here
+
+
+def routed_counts(tokens: int, experts: int, topk: int, g: torch.Generator) -> list[int]:
+    """Rows per expert of uniform random top-k routing (§5.11 routing (a))."""
+    ids = torch.rand(tokens, experts, generator=g).topk(topk, dim=1).indices.reshape(-1)
+    return torch.bincount(ids, minlength=experts).tolist()
+
+
+def group_inputs(counts: list[int], n: int, k: int, device, g: torch.Generator) -> dict:
+    """cutlass_fp4_group_mm arguments made on the device (random codes,
+    random finite scale bytes in [2^-6, 2^6]): the weights of E experts are
+    too large to build on the host."""
+    from lowbit.testing.nvfp4 import round_up
+
+    E, kp, np_ = len(counts), round_up(k // 16, 4), round_up(n, 128)
+    offs, sfs, o, s = [], [], 0, 0
+    for c in counts:
+        offs.append(o)
+        sfs.append(s)
+        o, s = o + c, s + round_up(c, 128)
+    dg = torch.Generator(device=device).manual_seed(int(torch.randint(0, 1 << 30, (1,), generator=g)))
+
+    def scales(*shape):
+        return torch.randint(0x08, 0x70, shape, dtype=torch.uint8, device=device, generator=dg).view(
+            torch.float8_e4m3fn)
+
+    i32 = lambda v: torch.tensor(v, dtype=torch.int32, device=device)  # noqa: E731
+    return {
+        "a": torch.randint(0, 256, (o, k // 2), dtype=torch.uint8, device=device, generator=dg),
+        "b": torch.randint(0, 256, (E, n, k // 2), dtype=torch.uint8, device=device, generator=dg),
+        "a_blockscale": scales(max(s, 128), kp),
+        "b_blockscales": scales(E, np_, kp),
+        "alphas": torch.ones(E, device=device),
+        "problem_sizes": i32([[c, n, k] for c in counts]).reshape(E, 3),
+        "expert_offsets": i32(offs),
+        "sf_offsets": i32(sfs),
+    }
+
+
+def _group_baselines(x: dict, counts: list[int], n: int, k: int, tokens: int, device) -> dict:
+    """bf16 torch._grouped_mm (where this torch has it) and the naive path
+    (dequantize the touched experts to bf16, then the same grouped mm)."""
+    cands = {}
+    if not hasattr(torch, "_grouped_mm"):
+        return cands
+    E, m = len(counts), sum(counts)
+    ends = torch.tensor(counts, device=device).cumsum(0).to(torch.int32)
+    a16 = torch.randn(m, k, device=device, dtype=torch.bfloat16)
+    w16 = torch.randn(E, n, k, device=device, dtype=torch.bfloat16)
+    fn = lambda: torch._grouped_mm(a16, w16.transpose(-2, -1), offs=ends)  # noqa: E731
+    try:
+        fn()
+        cands["torch._grouped_mm bf16"] = [fn]
+    except RuntimeError:
+        return cands
+    if tokens <= NAIVE_MAX_TOKENS:
+        table = _e2m1_table(device)
+        touched = [e for e, c in enumerate(counts) if c]
+        ends_t = torch.tensor([counts[e] for e in touched], device=device).cumsum(0).to(torch.int32)
+
+        def naive():
+            w = torch.stack([emulate_dequant_bf16(x["b"][e], x["b_blockscales"][e], n, k, table) for e in touched])
+            return torch._grouped_mm(a16, w.transpose(-2, -1), offs=ends_t)
+
+        cands["naive (dequant+grouped mm)"] = [naive]
+    return cands
+
+
+def run_group(device, *, models=None, tokens=None, progress: Callable[[str], None] | None = None) -> list[dict]:
+    """One row per (model, GEMM, tokens, impl): lowbit's grouped GEMM, the
+    baselines and the copy floor of the touched experts' weight bytes."""
+    from lowbit.testing.bench import copy_bandwidth, time_cuda_interleaved
+    from lowbit.testing.shapes import MOE
+
+    from . import cutlass_fp4_group_mm
+
+    device = torch.device(device)
+    say = progress or (lambda s: None)
+    g = torch.Generator().manual_seed(0)
+    bw = copy_bandwidth(device=device)
+    rows = []
+    names = ("a", "b", "a_blockscale", "b_blockscales", "alphas", "problem_sizes", "expert_offsets", "sf_offsets")
+    for model in models or GROUP_MODELS:
+        cfg = MOE[model]
+        for gemm, (n, k) in (("gemm1", cfg.gemm1), ("gemm2", cfg.gemm2)):
+            for t in tokens or GROUP_TOKENS:
+                counts = routed_counts(t, cfg.experts, cfg.topk, g)
+                x = group_inputs(counts, n, k, device, g)
+                out = torch.empty(sum(counts), n, dtype=torch.bfloat16, device=device)
+                args = [x[key] for key in names]
+                cands = {"lowbit": [lambda: cutlass_fp4_group_mm(out, *args)]}
+                cands.update(_group_baselines(x, counts, n, k, t, device))
+                times = time_cuda_interleaved(cands)
+                active = sum(1 for c in counts if c)
+                wbytes = active * (n * k // 2 + n * k // 16)
+                times["copy floor"] = wbytes / bw * 1e6
+                m = sum(counts)
+                for impl, us in times.items():
+                    rows.append({"package": "lowbit-nvfp4-mm", "op": "cutlass_fp4_group_mm", "model": model,
+                                 "shape": f"{gemm} N={n} K={k}", "tokens": t, "M": m, "experts": active,
+                                 "impl": impl, "us": float(us), "metric": 2.0 * m * n * k / us / 1e6,
+                                 "metric_name": "TFLOP/s", "weight_tbps": wbytes / us / 1e6})
+                say(f"{model} {gemm} T={t} experts={active} " + " ".join(f"{nm}={us:.1f}" for nm, us in times.items()))
+                del x, out, args, cands
+                torch.cuda.empty_cache()
+    return rows
