@@ -137,6 +137,16 @@ def _run_cpu(row, g) -> None:
         alpha = torch.ones(1)
         us = time_cpu(lambda: scaled_fp4_mm(a, b, sa, sb, alpha))
         row("cutlass_scaled_fp4_mm", f"N={n} K={k}", m, "lowbit", us, 2 * m * n * k / us / 1e6, "TFLOP/s")
+    from . import cutlass_fp4_group_mm
+
+    counts, n, k = [3, 0, 9, 4], 256, 512
+    x = group_inputs(counts, n, k, "cpu", g)
+    out = torch.empty(sum(counts), n, dtype=torch.bfloat16)
+    args = [x[key] for key in ("a", "b", "a_blockscale", "b_blockscales", "alphas", "problem_sizes",
+                               "expert_offsets", "sf_offsets")]
+    us = time_cpu(lambda: cutlass_fp4_group_mm(out, *args))
+    m = sum(counts)
+    row("cutlass_fp4_group_mm", f"E={len(counts)} N={n} K={k}", m, "lowbit", us, 2 * m * n * k / us / 1e6, "TFLOP/s")
 
 
 def run(device, *, models=None, quick: bool = False, progress: Callable[[str], None] | None = None,
@@ -159,6 +169,16 @@ def run(device, *, models=None, quick: bool = False, progress: Callable[[str], N
         _run_cpu(row, g)
         return rows
 
+    from lowbit.testing.shapes import MOE, canonical_model
+
+    names = [canonical_model(m) or m for m in models] if models else None
+    group_models = [m for m in names if m in MOE] if names else list(GROUP_MODELS)
+    models = [m for m in names if m not in MOE] if names else None
+    if group_models:  # the grouped GEMM (cutlass_fp4_group_mm) for the MoE models asked for
+        rows += run_group(device, models=group_models, tokens=GROUP_QUICK_TOKENS if quick else None,
+                          progress=progress)
+    if names and not models:
+        return rows
     bw = copy_bandwidth(device=device)
     say(f"copy bandwidth {bw / 1e12:.2f} TB/s")
     want = impls or ["lowbit", "torch.mm bf16", "emulation (dequant+mm)", "torch._scaled_mm fp8", "copy floor"]
@@ -197,6 +217,7 @@ def run(device, *, models=None, quick: bool = False, progress: Callable[[str], N
 # an H200: two models, both GEMMs, decode and prefill token counts.
 GROUP_MODELS = ("DeepSeek-R1", "Qwen3-30B-A3B")
 GROUP_TOKENS = (1, 16, 64, 1024, 4096)
+GROUP_QUICK_TOKENS = (1, 1024)
 NAIVE_MAX_TOKENS = 16  # the dequantize + grouped mm baseline (slow) only up to here
 
 
