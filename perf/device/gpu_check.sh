@@ -6,6 +6,8 @@
 # Logs go to $OUT (pytest_<pkg>.log, bench_<pkg>.log, results_<pkg>/).
 PKGS=${1:-"nvfp4-quant nvfp4-mm w4a8-mm"}; BENCH=${2:-""}
 cd "$(dirname "$0")/../.."
+# A carried snapshot of the sources (.carry/tree) replaces the working tree's packages/ and shared/.
+[ -d .carry/tree ] && rm -rf packages shared && cp -r .carry/tree/packages .carry/tree/shared .
 export PYTHONUNBUFFERED=1 TORCHINDUCTOR_FORCE_DISABLE_CACHES=1
 pp=$PWD/packages/cutlass-ext/src:$PWD/shared/src:$PWD/packages/kernels/src
 for d in packages/*/; do p=$(basename "$d")
