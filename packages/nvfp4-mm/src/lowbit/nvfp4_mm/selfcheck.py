@@ -41,7 +41,7 @@ def run(device: torch.device) -> list[dict]:
                 "value": float(err),
                 "limit": LIMIT,
             })
-    return rows + _group_rows(device)
+    return rows + _group_rows(device) + [_supports_row()]
 
 
 def _group_rows(device: torch.device) -> list[dict]:
@@ -68,3 +68,16 @@ def _group_rows(device: torch.device) -> list[dict]:
             "limit": LIMIT,
         })
     return rows
+
+
+def _supports_row() -> dict:
+    """cutlass_scaled_mm_supports_fp4 answers from the build: true exactly for the
+    capabilities whose architecture was compiled (sm_80 never)."""
+    from . import build_info, cutlass_scaled_mm_supports_fp4
+
+    archs = {str(a).rstrip("af") for a in build_info().get("cuda_archs", [])}
+    caps = (80, 90, 100, 120)
+    wrong = [c for c in caps if cutlass_scaled_mm_supports_fp4(c) != (c != 80 and str(c) in archs)]
+    return {"op": "cutlass_scaled_mm_supports_fp4", "problem": "capabilities 8.0, 9.0, 10.0, 12.0",
+            "passed": not wrong, "metric": "capabilities answered wrongly", "value": float(len(wrong)),
+            "limit": 0.0}
