@@ -5,16 +5,13 @@
 
 from __future__ import annotations
 
-import argparse
 import json
-import re
-import sys
 from pathlib import Path
 
 import torch
 
 from lowbit.moe import bench
-from lowbit.testing.bench import write_table
+from lowbit.testing.bench import bench_main, write_table
 
 
 def wide_table(rows: list[dict]) -> list[dict]:
@@ -59,22 +56,8 @@ def plot(rows: list[dict], path: Path) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
-    args = ap.parse_args()
-    dev = torch.device(args.device)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    rows = bench.run(dev, quick=args.quick, progress=lambda s: print(s, file=sys.stderr, flush=True))
-    if dev.type == "cuda":
-        name = torch.cuda.get_device_name(dev)
-        header = f"# lowbit-moe routing helpers on {name}\n\n"
-    else:
-        name = "cpu"
-        header = f"# lowbit-moe routing helpers on CPU ({torch.get_num_threads()} threads)\n\n"
-    tag = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()
+    rows, dev, out, header, tag = bench_main(bench.run, "lowbit-moe routing helpers",
+                                             Path(__file__).parent / "results")
     table = header + write_table(wide_table(rows))
     (out / f"{tag}.json").write_text(json.dumps(rows, indent=1))
     (out / f"{tag}.md").write_text(table)

@@ -5,36 +5,19 @@
 
 from __future__ import annotations
 
-import argparse
 import json
-import re
-import sys
 from pathlib import Path
 
 import torch
 
 from lowbit.nvfp4_quant import bench
-from lowbit.testing.bench import copy_bandwidth, write_table
+from lowbit.testing.bench import bench_main, copy_bandwidth, write_table
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
-    args = ap.parse_args()
-    dev = torch.device(args.device)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    rows = bench.run(dev, quick=args.quick, progress=lambda s: print(s, file=sys.stderr, flush=True))
-    if dev.type == "cuda":
-        name = torch.cuda.get_device_name(dev)
-        copy = copy_bandwidth(device=dev) * 1e-12
-        header = f"# nvfp4-quant on {name}\n\nD2D copy (1 GiB, read+write): {copy:.2f} TB/s\n\n"
-    else:
-        name = "cpu"
-        header = f"# nvfp4-quant on CPU ({torch.get_num_threads()} threads)\n\n"
-    tag = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()
+    rows, dev, out, header, tag = bench_main(
+        bench.run, "nvfp4-quant", Path(__file__).parent / "results",
+        lambda d: f"D2D copy (1 GiB, read+write): {copy_bandwidth(device=d) * 1e-12:.2f} TB/s\n\n")
     # wide table: one line per (op, K, M): lowbit vs floor
     wide = []
     key = lambda r: (r["op"], r["shape"], r["M"])  # noqa: E731

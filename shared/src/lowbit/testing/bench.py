@@ -204,3 +204,31 @@ def write_table(rows: list[dict], columns: Sequence[str] | None = None) -> str:
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
     return "\n".join(lines) + "\n"
+
+
+def bench_main(run: Callable[..., list[dict]], title: str, default_out, cuda_note=None):
+    """The shared front of a package's ``benchmarks/run.py``: parses ``--device``,
+    ``--quick``, ``--out``; runs ``run(device, quick=..., progress=...)`` (progress on
+    stderr); names the device. Returns ``(rows, device, out_dir, header, tag)``: the
+    markdown header (plus ``cuda_note(device)`` on a GPU) and a file-name tag."""
+    import argparse
+    import re
+    import sys
+    from pathlib import Path
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", default=str(default_out))
+    args = ap.parse_args()
+    dev = torch.device(args.device)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = run(dev, quick=args.quick, progress=lambda s: print(s, file=sys.stderr, flush=True))
+    if dev.type == "cuda":
+        name = torch.cuda.get_device_name(dev)
+        header = f"# {title} on {name}\n\n" + (cuda_note(dev) if cuda_note else "")
+    else:
+        name = "cpu"
+        header = f"# {title} on CPU ({torch.get_num_threads()} threads)\n\n"
+    return rows, dev, out, header, re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()
