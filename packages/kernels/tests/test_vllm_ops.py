@@ -51,6 +51,20 @@ V0340_SIGNATURES: dict[str, str] = {
         " out_type: torch.dtype | None = None, maybe_schedule: str | None = None) -> torch.Tensor",
     "cutlass_pack_scale_fp8": "(scales: torch.Tensor) -> torch.Tensor",
     "cutlass_encode_and_reorder_int4b": "(b: torch.Tensor) -> torch.Tensor",
+    "cutlass_fp4_moe_mm":
+        "(out_tensors: torch.Tensor, a_tensors: torch.Tensor, b_tensors: torch.Tensor,"
+        " a_scales: torch.Tensor, b_scales: torch.Tensor, alphas: torch.Tensor,"
+        " problem_sizes: torch.Tensor, expert_offsets: torch.Tensor, sf_offsets: torch.Tensor)",
+    "get_cutlass_moe_mm_data":
+        "(topk_ids: torch.Tensor, expert_offsets: torch.Tensor, problem_sizes1: torch.Tensor,"
+        " problem_sizes2: torch.Tensor, input_permutation: torch.Tensor,"
+        " output_permutation: torch.Tensor, num_experts: int, n: int, k: int,"
+        " blockscale_offsets: torch.Tensor | None = None, is_gated: bool = True,"
+        " sorted_expert_ids: torch.Tensor | None = None)",
+    "get_cutlass_moe_mm_problem_sizes_from_expert_offsets":
+        "(expert_first_token_offset: torch.Tensor, problem_sizes1: torch.Tensor,"
+        " problem_sizes2: torch.Tensor, n: int, k: int, swap_ab: bool)",
+    "shuffle_rows": "(input_tensor: torch.Tensor, dst2src_map: torch.Tensor)",
 }
 
 # vLLM v0.34.0's W4A8 schedule names (csrc/quantization/cutlass_w4a8/w4a8_mm_entry.cu)
@@ -469,3 +483,26 @@ def test_w4a8_prepack_helpers(device):
     enc = vllm_ops.cutlass_encode_and_reorder_int4b(b)
     assert (enc.shape, enc.stride(), enc.dtype) == (b.shape, b.stride(), torch.int32)
     assert torch.equal(enc, w4ref.encode_and_reorder(b))
+
+
+def test_moe_wrappers_match_the_ops():
+    """The MoE functions reach lowbit-moe / lowbit-nvfp4-mm and give the bytes of
+    the pure-torch routing reference."""
+    pytest.importorskip("lowbit.moe")
+    ids = torch.tensor([[1, 0], [2, 1], [-1, 1]], dtype=torch.int32)
+    E, n, k = 3, 32, 64
+    off = torch.zeros(E + 1, dtype=torch.int32)
+    ps1, ps2 = torch.zeros(E, 3, dtype=torch.int32), torch.zeros(E, 3, dtype=torch.int32)
+    a_map, c_map = torch.empty(6, dtype=torch.int32), torch.empty(6, dtype=torch.int32)
+    vllm_ops.get_cutlass_moe_mm_data(ids, off, ps1, ps2, a_map, c_map, E, n, k)
+    assert off.tolist() == [0, 1, 4, 5]
+    # m*topk <= 64 with no blockscale_offsets: written swapped (n1, m_e, k), as vLLM
+    assert ps1[:, 1].tolist() == [1, 3, 1] and ps1[0, 0].item() == 2 * n and ps1[0, 2].item() == k
+    x = torch.randn(3, 16)
+    y = vllm_ops.shuffle_rows(x, a_map)
+    for p, t in enumerate(a_map.tolist()):
+        assert torch.equal(y[p], x[t] if t >= 0 else torch.zeros(16))
+    eo = torch.tensor([0, 1, 4, 5], dtype=torch.int64)
+    q1, q2 = torch.zeros(E, 3, dtype=torch.int32), torch.zeros(E, 3, dtype=torch.int32)
+    vllm_ops.get_cutlass_moe_mm_problem_sizes_from_expert_offsets(eo, q1, q2, n, k, True)
+    assert q1.tolist() == ps1.tolist()

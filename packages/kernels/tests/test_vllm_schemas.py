@@ -59,6 +59,27 @@ V0340_SCHEMAS: dict[str, tuple[str, str]] = {
     "cutlass_encode_and_reorder_int4b": (
         "w4a8_mm",
         "cutlass_encode_and_reorder_int4b(Tensor B) -> Tensor"),
+    "cutlass_fp4_group_mm": (
+        "nvfp4_mm",
+        "cutlass_fp4_group_mm(Tensor! out, Tensor a, Tensor b, Tensor a_blockscale,"
+        " Tensor b_blockscales, Tensor alphas, Tensor problem_sizes, Tensor expert_offsets,"
+        " Tensor sf_offsets) -> ()"),
+    # One deliberate difference: v0.34.0 declares `Tensor? blockscale_offsets` although
+    # the op writes it; lowbit declares the write (`Tensor!?`) so torch.compile's
+    # functionalization and opcheck see it (docs/VLLM-COMPAT.md). Callers are unaffected.
+    "get_cutlass_moe_mm_data": (
+        "moe",
+        "get_cutlass_moe_mm_data(Tensor topk_ids, Tensor! expert_offsets,"
+        " Tensor! problem_sizes1, Tensor! problem_sizes2, Tensor! input_permutation,"
+        " Tensor! output_permutation, int num_experts, int n, int k,"
+        " Tensor!? blockscale_offsets, bool is_gated, Tensor!? sorted_expert_ids=None) -> ()"),
+    "get_cutlass_moe_mm_problem_sizes_from_expert_offsets": (
+        "moe",
+        "get_cutlass_moe_mm_problem_sizes_from_expert_offsets(Tensor expert_first_token_offset,"
+        " Tensor! problem_sizes1, Tensor! problem_sizes2, int n, int k, bool swap_ab) -> ()"),
+    "shuffle_rows": (  # vLLM: _moe_C
+        "moe",
+        "shuffle_rows(Tensor input_tensor, Tensor dst2src_map, Tensor! output_tensor) -> ()"),
 }
 
 # Ops whose lowbit schema is still being brought to the v0.34.0 form by another

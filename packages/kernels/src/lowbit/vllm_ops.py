@@ -41,6 +41,10 @@ __all__ = [
     "cutlass_w4a8_mm",
     "cutlass_pack_scale_fp8",
     "cutlass_encode_and_reorder_int4b",
+    "cutlass_fp4_moe_mm",
+    "get_cutlass_moe_mm_data",
+    "get_cutlass_moe_mm_problem_sizes_from_expert_offsets",
+    "shuffle_rows",
 ]
 
 VLLM_VERSION = "0.34.0"
@@ -54,6 +58,7 @@ _DISTRIBUTIONS = {
     "nvfp4_quant": "lowbit-nvfp4-quant",
     "nvfp4_mm": "lowbit-nvfp4-mm",
     "w4a8_mm": "lowbit-w4a8-mm",
+    "moe": "lowbit-moe",
 }
 
 
@@ -350,3 +355,66 @@ def cutlass_encode_and_reorder_int4b(b: torch.Tensor) -> torch.Tensor:
     ``cutlass_w4a8_mm`` reads (same shape and strides)."""
     ops = _ops("w4a8_mm", "cutlass_encode_and_reorder_int4b")
     return ops.cutlass_encode_and_reorder_int4b(b)
+
+
+# ----------------------------------------------------------------- MoE
+def cutlass_fp4_moe_mm(
+    out_tensors: torch.Tensor,
+    a_tensors: torch.Tensor,
+    b_tensors: torch.Tensor,
+    a_scales: torch.Tensor,
+    b_scales: torch.Tensor,
+    alphas: torch.Tensor,
+    problem_sizes: torch.Tensor,
+    expert_offsets: torch.Tensor,
+    sf_offsets: torch.Tensor,
+):
+    """NVFP4 grouped GEMM (op ``cutlass_fp4_group_mm``, docs/SPEC-MOE.md §5.2): writes
+    ``out_tensors`` expert by expert; returns None as vLLM's wrapper does."""
+    _ops("nvfp4_mm", "cutlass_fp4_moe_mm").cutlass_fp4_group_mm(
+        out_tensors, a_tensors, b_tensors, a_scales, b_scales, alphas, problem_sizes,
+        expert_offsets, sf_offsets)
+
+
+def get_cutlass_moe_mm_data(
+    topk_ids: torch.Tensor,
+    expert_offsets: torch.Tensor,
+    problem_sizes1: torch.Tensor,
+    problem_sizes2: torch.Tensor,
+    input_permutation: torch.Tensor,
+    output_permutation: torch.Tensor,
+    num_experts: int,
+    n: int,
+    k: int,
+    blockscale_offsets: torch.Tensor | None = None,
+    is_gated: bool = True,
+    sorted_expert_ids: torch.Tensor | None = None,
+):
+    """Routing metadata of a CUTLASS MoE layer from ``topk_ids`` (SPEC-MOE §5.9.4;
+    lowbit: deterministic positions, on the device, no host sync)."""
+    _ops("moe", "get_cutlass_moe_mm_data").get_cutlass_moe_mm_data(
+        topk_ids, expert_offsets, problem_sizes1, problem_sizes2, input_permutation,
+        output_permutation, num_experts, n, k, blockscale_offsets, is_gated, sorted_expert_ids)
+
+
+def get_cutlass_moe_mm_problem_sizes_from_expert_offsets(
+    expert_first_token_offset: torch.Tensor,
+    problem_sizes1: torch.Tensor,
+    problem_sizes2: torch.Tensor,
+    n: int,
+    k: int,
+    swap_ab: bool,
+):
+    """Both GEMMs' problem sizes from expert row offsets ``[E+1]`` (SPEC-MOE §5.9.4)."""
+    return _ops("moe", "get_cutlass_moe_mm_problem_sizes_from_expert_offsets") \
+        .get_cutlass_moe_mm_problem_sizes_from_expert_offsets(
+            expert_first_token_offset, problem_sizes1, problem_sizes2, n, k, swap_ab)
+
+
+def shuffle_rows(input_tensor: torch.Tensor, dst2src_map: torch.Tensor):
+    """``out[d] = input_tensor[dst2src_map[d]]`` as a new ``[map rows, cols]`` tensor
+    (zero rows where the map entry is not a row of the input)."""
+    out = torch.empty((dst2src_map.shape[0], input_tensor.shape[1]), device=input_tensor.device,
+                      dtype=input_tensor.dtype)
+    _ops("moe", "shuffle_rows").shuffle_rows(input_tensor, dst2src_map, out)
+    return out
