@@ -8,12 +8,50 @@
 #include <lowbit/torch_utils.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace mxfp4 {
 
 using lowbit::Tensor;
+
+// One mxfp4_experts_quant / silu_and_mul_mxfp4_experts_quant launch
+// (docs/SPEC-MOE.md §5.4-5.5): rows [off[e], off[e+1]) of the input belong to
+// expert e; their k values (gate || up halves of 2k with `silu`) become k/2
+// code bytes of the same output row and k/32 E8M0 bytes in expert e's 128x4
+// swizzled scale region at scale row sf_off[e] (§5.1.3), whose padding is
+// written 0x00. Rows outside [off[0], off[E]) write nothing. The offsets are
+// host pointers on the CPU, device pointers (never read on the host) on CUDA.
+struct QuantProblem {
+  const void* in = nullptr;        // fp16/bf16 [m, k] (or [m, 2k] with silu), contiguous
+  uint8_t* out = nullptr;          // packed e2m1 [m, k/2]
+  uint8_t* sf = nullptr;           // scale bytes, kp per scale row
+  const int32_t* off = nullptr;    // [E+1] row offsets
+  const int32_t* sf_off = nullptr; // [E+1] scale-row offsets
+  int64_t m = 0;                   // input rows
+  int64_t k = 0;                   // quantized values per row (multiple of 32)
+  int64_t kp = 0;                  // scale bytes per scale row: round_up(k/32, 4)
+  int64_t sf_rows = 0;             // scale rows the kernels may write (whole 128-row tiles)
+  int32_t num_experts = 0;
+  bool bf16 = false;               // input dtype bf16 (else fp16)
+  bool silu = false;               // input is gate || up
+};
+
+constexpr const char* kQuantOp = "mxfp4_experts_quant";
+constexpr const char* kSiluQuantOp = "silu_and_mul_mxfp4_experts_quant";
+
+// Both quant ops' arguments (`op` is one of the two names above).
+QuantProblem validate_experts_quant(const char* op, bool silu, const Tensor& output, const Tensor& output_scale,
+                                    const Tensor& input, const Tensor& input_offset_by_experts,
+                                    const Tensor& output_scale_offset_by_experts, int64_t n_experts,
+                                    const std::optional<Tensor>& sorted_expert_ids);
+
+void experts_quant_cpu(const QuantProblem& p);
+#if LOWBIT_WITH_CUDA
+// Every built CUDA architecture (csrc/cuda/); `stream` is a cudaStream_t.
+void experts_quant_cuda(const QuantProblem& p, void* stream, int sm_count);
+#endif
 
 // A validated cutlass_mxfp4_group_mm problem (docs/SPEC-MOE.md §5.3): E
 // experts, expert e's rows [expert_offsets[e], + problem_sizes[e,0]) of a and

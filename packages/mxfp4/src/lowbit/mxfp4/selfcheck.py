@@ -1,0 +1,1 @@
+"""Self-check (placeholder, filled below)."""
