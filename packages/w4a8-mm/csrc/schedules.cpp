@@ -131,3 +131,82 @@ int heuristic_splits(int schedule, int64_t M, int64_t N, int64_t K, int sm_count
 }
 
 }  // namespace lowbit::w4a8
+
+// ------------------------------------------------ grouped (MoE) GEMM
+namespace lowbit::w4a8 {
+
+const std::vector<MoeSchedule>& moe_schedules() {
+  static const std::vector<MoeSchedule> list = {
+#define X(NAME, TN, TM, CN) {#NAME, TN, TM, CN},
+#include "moe_schedules.def"
+#undef X
+  };
+  return list;
+}
+
+namespace {
+// vLLM v0.34.0's eleven names (docs/SPEC-MOE.md §5.6) -> the compiled kernel
+// with the nearest token tile. Its 256-row tiles become 128-row ones (whole
+// tiles for every N % 128 == 0; the cost of a 256-row tile is one more
+// weight tile per CTA, not different arithmetic); clusters are dropped
+// except on the prefill tile. Results differ between kernels only by the
+// fp32 accumulation order within a tile.
+constexpr Alias kMoeAliases[] = {
+    {"Kernel_128x16_1x1x1_Coop", "Kernel_128x16_1x1x1_Coop"},
+    {"Kernel_128x16_2x1x1_Coop", "Kernel_128x16_1x1x1_Coop"},
+    {"Kernel_256x16_1x1x1_Coop", "Kernel_128x16_1x1x1_Coop"},
+    {"Kernel_256x16_2x1x1_Coop", "Kernel_128x16_1x1x1_Coop"},
+    {"Kernel_256x32_1x1x1_Coop", "Kernel_128x64_1x1x1_Coop"},
+    {"Kernel_256x32_2x1x1_Coop", "Kernel_128x64_1x1x1_Coop"},
+    {"Kernel_256x64_1x1x1_Coop", "Kernel_128x64_1x1x1_Coop"},
+    {"Kernel_256x64_2x1x1_Coop", "Kernel_128x64_1x1x1_Coop"},
+    {"Kernel_256x128_1x1x1_Coop", "Kernel_128x256_2x1x1_Coop"},
+    {"Kernel_256x128_2x1x1_Coop", "Kernel_128x256_2x1x1_Coop"},
+    {"Kernel_128x256_2x1x1_Coop", "Kernel_128x256_2x1x1_Coop"},
+};
+
+int moe_kernel_index(const std::string& name) {
+  const auto& list = moe_schedules();
+  for (size_t i = 0; i < list.size(); ++i) {
+    if (name == list[i].name) return static_cast<int>(i);
+  }
+  for (const auto& a : kMoeAliases) {
+    if (name == a.name) return moe_kernel_index(a.kernel);
+  }
+  return -1;
+}
+}  // namespace
+
+std::vector<std::string> moe_schedule_names() {
+  std::vector<std::string> names;
+  for (const auto& a : kMoeAliases) names.emplace_back(a.name);
+  for (const auto& s : moe_schedules()) {
+    bool listed = false;
+    for (const auto& n : names) listed = listed || n == s.name;
+    if (!listed) names.emplace_back(s.name);
+  }
+  return names;
+}
+
+int moe_schedule_index(const char* op, const std::string& name) {
+  const int index = moe_kernel_index(name);
+  if (index >= 0) return index;
+  std::string valid;
+  for (const auto& n : moe_schedule_names()) valid += (valid.empty() ? "" : ", ") + n;
+  fail(str(op, ": argument 'maybe_schedule': unknown schedule string: '", name,
+           "'; expected one of [", valid, "] or None (heuristic)"));
+}
+
+// vLLM v0.34.0's heuristic on the mean rows per expert (<= 16, <= 32,
+// <= 64, <= 128, more) read through the name mapping above: the token tile
+// that covers a typical expert with the least padding. Not yet re-tuned on
+// the H200 (perf/w4a8-mm/NOTES.md).
+int moe_heuristic_schedule(int64_t M, int64_t E) {
+  const int64_t per_expert = E > 0 ? M / E : M;
+  const char* name = per_expert <= 16   ? "Kernel_128x16_1x1x1_Coop"
+                     : per_expert <= 64 ? "Kernel_128x64_1x1x1_Coop"
+                                        : "Kernel_128x256_2x1x1_Coop";
+  return moe_schedule_index("heuristic", name);
+}
+
+}  // namespace lowbit::w4a8

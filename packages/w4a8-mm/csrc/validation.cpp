@@ -11,6 +11,8 @@ namespace {
 constexpr const char* kMm = "cutlass_w4a8_mm";
 constexpr const char* kPack = "cutlass_pack_scale_fp8";
 constexpr const char* kReorder = "cutlass_encode_and_reorder_int4b";
+constexpr const char* kGroupedReorder = "cutlass_encode_and_reorder_int4b_grouped";
+constexpr const char* kMoe = "cutlass_w4a8_moe_mm";
 
 // B's int32 words must be dense: the column-major view of a contiguous
 // [N, K/8] (SPEC §1.5) or the contiguous tensor itself. Both hold the same
@@ -27,7 +29,8 @@ void check_dense_words(const char* op, const char* arg, const Tensor& t) {
                        shape_str(t)));
 }
 
-// TMA reads A, B and the scale tables: 16-byte aligned addresses.
+// TMA reads A, B and the scale tables (and writes the grouped output):
+// 16-byte aligned addresses.
 void check_aligned16(const char* op, const char* arg, const Tensor& t) {
   const auto addr = reinterpret_cast<uintptr_t>(t.data_ptr());
   LOWBIT_CHECK_ARG(t.numel() == 0 || addr % 16 == 0, op, arg,
@@ -102,6 +105,94 @@ int check_schedule(const std::optional<std::string>& name, int64_t N) {
   return index;
 }
 
+// ------------------------------------------------ cutlass_w4a8_moe_mm
+// (docs/SPEC-MOE.md §5.6; every rule of its validation table.)
+
+// A tensor on a's device with one of `dtypes`, contiguous.
+void check_moe_tensor(const char* arg, const Tensor& t, const Tensor& a,
+                      std::initializer_list<ScalarType> dtypes) {
+  check_defined(kMoe, arg, t);
+  check_same_device(kMoe, arg, t, "a_tensors", a);
+  check_dtype(kMoe, arg, t, dtypes);
+  check_contiguous(kMoe, arg, t);
+}
+
+// a [M, K] fp8, b [E, N, K/8] int32, out [M, N] bf16; K % 128, N % 128.
+void check_moe_operands(MoeMmProblem& p, const Tensor& out, const Tensor& a, const Tensor& b) {
+  check_defined(kMoe, "a_tensors", a);
+  check_cpu_or_cuda(kMoe, "a_tensors", a);
+  check_moe_tensor("a_tensors", a, a, {ScalarType::Float8_e4m3fn});
+  check_dim(kMoe, "a_tensors", a, 2);
+  check_moe_tensor("b_tensors", b, a, {ScalarType::Int});
+  check_dim(kMoe, "b_tensors", b, 3);
+  p.M = a.size(0);
+  p.K = a.size(1);
+  p.E = b.size(0);
+  p.N = b.size(1);
+  LOWBIT_CHECK_ARG(b.size(2) * 8 == p.K, kMoe, "b_tensors",
+                   str("shape [E, N, K/8] with K/8 = ", p.K / 8, " (K = a_tensors.size(1) = ", p.K, ")"),
+                   str("shape ", shape_str(b)));
+  LOWBIT_CHECK(p.K > 0 && p.K % 128 == 0, kMoe, ": argument 'a_tensors': K (= a_tensors.size(1)) must "
+               "be a positive multiple of 128, got K = ", p.K);
+  LOWBIT_CHECK(p.N > 0 && p.N % 128 == 0, kMoe, ": argument 'b_tensors': N (= b_tensors.size(1)) must "
+               "be a positive multiple of 128 (whole 128-row weight tiles), got N = ", p.N);
+  LOWBIT_CHECK(p.E > 0 || p.M == 0, kMoe, ": argument 'b_tensors': E = b_tensors.size(0) = 0 experts "
+               "is only valid with no rows, got M = a_tensors.size(0) = ", p.M);
+  LOWBIT_CHECK(p.M <= INT32_MAX && p.N * 8 <= INT32_MAX && p.K <= INT32_MAX, kMoe,
+               ": argument 'a_tensors': M, N and K must fit CUTLASS's int32 problem sizes, got M = ", p.M,
+               ", N = ", p.N, ", K = ", p.K);
+  check_moe_tensor("out_tensors", out, a, {ScalarType::BFloat16});
+  check_shape(kMoe, "out_tensors", out, {p.M, p.N});
+}
+
+// a_scales [M] or [M, 1]; b_scales [E, N] or [E, N, 1]; fp32 vectors.
+void check_moe_scales(const MoeMmProblem& p, const Tensor& a, const Tensor& as, const Tensor& bs) {
+  check_moe_tensor("a_scales", as, a, {ScalarType::Float});
+  const bool tok_ok = (as.dim() == 1 && as.size(0) == p.M) ||
+                      (as.dim() == 2 && as.size(0) == p.M && as.size(1) == 1);
+  LOWBIT_CHECK_ARG(tok_ok, kMoe, "a_scales", str("shape [", p.M, "] or [", p.M, ", 1] (one per row)"),
+                   str("shape ", shape_str(as)));
+  check_moe_tensor("b_scales", bs, a, {ScalarType::Float});
+  const bool ch_ok = (bs.dim() == 2 || (bs.dim() == 3 && bs.size(2) == 1)) && bs.size(0) == p.E &&
+                     bs.size(1) == p.N;
+  LOWBIT_CHECK_ARG(ch_ok, kMoe, "b_scales",
+                   str("shape [", p.E, ", ", p.N, "] or [", p.E, ", ", p.N, ", 1] (one per expert and channel)"),
+                   str("shape ", shape_str(bs)));
+}
+
+void check_moe_group_scales(const MoeMmProblem& p, const Tensor& a, const Tensor& gs) {
+  const int64_t g = p.group_size;
+  LOWBIT_CHECK(g > 0 && p.K % g == 0 && (g == p.K || g % 128 == 0), kMoe,
+               ": argument 'b_group_size': expected a divisor of K (= ", p.K,
+               ") that is K or a multiple of 128, got ", g);
+  check_moe_tensor("b_group_scales", gs, a, {ScalarType::Float8_e4m3fn});
+  const int64_t want = p.E * (p.K / g) * p.N * 8;
+  LOWBIT_CHECK_ARG(gs.numel() == want, kMoe, "b_group_scales",
+                   str(want, " elements (cutlass_pack_scale_fp8 of [E, K/group, N] = [", p.E, ", ",
+                       p.K / g, ", ", p.N, "] scales: 8 bytes each)"),
+                   str(gs.numel(), " elements (shape ", shape_str(gs), ")"));
+}
+
+// Per-expert metadata: shapes and dtypes only (contents live on the device).
+void check_moe_metadata(const MoeMmProblem& p, const Tensor& a, const Tensor& offsets,
+                        const Tensor& sizes, const Tensor& a_str, const Tensor& b_str,
+                        const Tensor& c_str, const Tensor& s_str) {
+  check_moe_tensor("expert_offsets", offsets, a, {ScalarType::Long});
+  LOWBIT_CHECK_ARG(offsets.dim() == 1 && offsets.size(0) == p.E, kMoe, "expert_offsets",
+                   str("shape [", p.E, "] (E = b_tensors.size(0): one first row per expert)"),
+                   str("shape ", shape_str(offsets)));
+  check_moe_tensor("problem_sizes", sizes, a, {ScalarType::Int});
+  check_shape(kMoe, "problem_sizes", sizes, {p.E, 3});
+  check_moe_tensor("a_strides", a_str, a, {ScalarType::Long});
+  check_shape(kMoe, "a_strides", a_str, {p.E});
+  check_moe_tensor("b_strides", b_str, a, {ScalarType::Int});
+  check_shape(kMoe, "b_strides", b_str, {p.E, 3});
+  check_moe_tensor("c_strides", c_str, a, {ScalarType::Long});
+  check_shape(kMoe, "c_strides", c_str, {p.E});
+  check_moe_tensor("group_scale_strides", s_str, a, {ScalarType::Long});
+  check_shape(kMoe, "group_scale_strides", s_str, {p.E, 2});
+}
+
 }  // namespace
 
 ReorderProblem validate_encode_and_reorder_int4b(const Tensor& B) {
@@ -160,6 +251,61 @@ MmProblem validate_w4a8_mm(const Tensor& A, const Tensor& B, const Tensor& group
   p.token_scales = static_cast<const float*>(token_scales.data_ptr());
   p.token_vector = token_scales.numel() != 1;
   p.out_bf16 = ot == ScalarType::BFloat16;
+  return p;
+}
+
+GroupedReorderProblem validate_encode_and_reorder_int4b_grouped(const Tensor& b) {
+  check_defined(kGroupedReorder, "b_tensors", b);
+  check_cpu_or_cuda(kGroupedReorder, "b_tensors", b);
+  check_dtype(kGroupedReorder, "b_tensors", b, {ScalarType::Int});
+  check_dim(kGroupedReorder, "b_tensors", b, 3);
+  check_contiguous(kGroupedReorder, "b_tensors", b);
+  GroupedReorderProblem p{b.size(0), b.size(1), b.size(2) * 8};
+  LOWBIT_CHECK(p.N % 16 == 0, kGroupedReorder, ": argument 'b_tensors': N (= b_tensors.size(1)) must be "
+               "a multiple of 16 (the reorder atom is 16 x 32), got N = ", p.N);
+  LOWBIT_CHECK(p.K % 32 == 0, kGroupedReorder, ": argument 'b_tensors': K (= 8 * b_tensors.size(2)) must "
+               "be a multiple of 32 (the reorder atom is 16 x 32), got K = ", p.K,
+               " (b_tensors.size(2) = ", b.size(2), ")");
+  // The descriptor holds 32 * N in an int32 (vLLM's layout bytes).
+  LOWBIT_CHECK(32 * p.N <= INT32_MAX, kGroupedReorder, ": argument 'b_tensors': N (= b_tensors.size(1)) "
+               "must be at most ", INT32_MAX / 32, ", got N = ", p.N);
+  return p;
+}
+
+// What cannot be checked here without a host synchronisation (the contents of
+// expert_offsets and problem_sizes on a GPU) is checked per expert by the
+// kernels: an expert whose rows leave [0, M) or whose (N, K) differ from the
+// shapes is not computed (docs/SPEC-MOE.md §5.0.3). The stride tensors'
+// contents are never read: the layouts follow from (E, N, K).
+MoeMmProblem validate_w4a8_moe_mm(const Tensor& out, const Tensor& a, const Tensor& b,
+                                  const Tensor& a_scales, const Tensor& b_scales,
+                                  const Tensor& b_group_scales, int64_t b_group_size,
+                                  const Tensor& expert_offsets, const Tensor& problem_sizes,
+                                  const Tensor& a_strides, const Tensor& b_strides,
+                                  const Tensor& c_strides, const Tensor& group_scale_strides,
+                                  const std::optional<std::string>& maybe_schedule) {
+  MoeMmProblem p;
+  check_moe_operands(p, out, a, b);
+  check_moe_scales(p, a, a_scales, b_scales);
+  p.group_size = b_group_size;
+  check_moe_group_scales(p, a, b_group_scales);
+  check_moe_metadata(p, a, expert_offsets, problem_sizes, a_strides, b_strides, c_strides,
+                     group_scale_strides);
+  if (maybe_schedule.has_value()) p.schedule = moe_schedule_index(kMoe, *maybe_schedule);
+  if (a.is_cuda()) {
+    check_aligned16(kMoe, "a_tensors", a);
+    check_aligned16(kMoe, "b_tensors", b);
+    check_aligned16(kMoe, "b_group_scales", b_group_scales);
+    check_aligned16(kMoe, "out_tensors", out);
+  }
+  p.a = a.data_ptr();
+  p.b = b.data_ptr();
+  p.group_scales = b_group_scales.data_ptr();
+  p.a_scales = static_cast<const float*>(a_scales.data_ptr());
+  p.b_scales = static_cast<const float*>(b_scales.data_ptr());
+  p.out = out.data_ptr();
+  p.expert_offsets = static_cast<const int64_t*>(expert_offsets.data_ptr());
+  p.problem_sizes = static_cast<const int32_t*>(problem_sizes.data_ptr());
   return p;
 }
 

@@ -1,7 +1,7 @@
 // Internal declarations of lowbit_w4a8_mm: one validated problem per op
-// (validation.cpp builds them), the schedule table and heuristic
+// (validation.cpp builds them), the schedule tables and heuristics
 // (schedules.cpp), and the kernels by target: cpu/ (always), cuda/ (prepack,
-// every built architecture), sm90/ (the GEMM, sm_90a only).
+// every built architecture), sm90/ (the dense and grouped GEMMs, sm_90a only).
 #pragma once
 
 #include <lowbit/torch_utils.h>
@@ -43,6 +43,23 @@ int heuristic_schedule(int64_t M, int64_t N, int64_t K, int sm_count);
 // heuristic decide): fixed splits when the output tiles fill too few SMs.
 int heuristic_splits(int schedule, int64_t M, int64_t N, int64_t K, int sm_count);
 
+// Grouped (MoE) GEMM schedules (docs/SPEC-MOE.md §5.6): three compiled
+// kernels (moe_schedules.def); every vLLM v0.34.0 name is accepted and
+// selects the compiled kernel nearest to its tile (schedules.cpp says which).
+struct MoeSchedule {
+  const char* name;
+  int tile_n;     // weight rows per tile
+  int tile_m;     // tokens per tile
+  int cluster_n;  // CTAs per cluster along weight rows
+};
+const std::vector<MoeSchedule>& moe_schedules();
+// Every name the grouped op's maybe_schedule accepts (vLLM's names, then the
+// kernels' own); index of the kernel a name selects (raises if unknown).
+std::vector<std::string> moe_schedule_names();
+int moe_schedule_index(const char* op, const std::string& name);
+// The built-in choice from the mean rows per expert (M / E).
+int moe_heuristic_schedule(int64_t M, int64_t E);
+
 // ---------------------------------------------------------------- problems
 // cutlass_encode_and_reorder_int4b: B's dense memory read as N rows of K nibbles.
 struct ReorderProblem {
@@ -76,6 +93,33 @@ struct MmProblem {
   void* stream = nullptr;  // cudaStream_t
 };
 
+// cutlass_encode_and_reorder_int4b_grouped: E experts of [N, K/8] words each
+// (docs/SPEC-MOE.md §5.7).
+struct GroupedReorderProblem {
+  int64_t E = 0, N = 0, K = 0;
+};
+
+// cutlass_w4a8_moe_mm (docs/SPEC-MOE.md §5.6). Sizes come from the tensor
+// shapes; expert_offsets / problem_sizes stay where they are (device memory
+// on a GPU: never read on the host). The stride tensors are validated but
+// not read: every layout follows from (E, N, K).
+struct MoeMmProblem {
+  const void* a = nullptr;                // fp8 e4m3 [M, K], rows grouped by expert
+  const void* b = nullptr;                // [E] x encoded + reordered int4 (N x K)
+  const void* group_scales = nullptr;     // [E, K/g, N] x 8 e4m3 tables
+  const float* a_scales = nullptr;        // [M] per token
+  const float* b_scales = nullptr;        // [E, N] per channel
+  void* out = nullptr;                    // bf16 [M, N]
+  const int64_t* expert_offsets = nullptr;  // [E]
+  const int32_t* problem_sizes = nullptr;   // [E, 3] rows (N, m_e, K)
+  int64_t E = 0, M = 0, N = 0, K = 0, group_size = 0;
+  int schedule = -1;  // moe_schedules() index from maybe_schedule; -1 = heuristic
+  // Launch fields (SM90 only).
+  int device = 0;
+  int sm_count = 0;
+  void* stream = nullptr;  // cudaStream_t
+};
+
 // ---------------------------------------------------------------- validation
 ReorderProblem validate_encode_and_reorder_int4b(const Tensor& B);
 PackScaleProblem validate_pack_scale_fp8(const Tensor& scales);
@@ -83,11 +127,30 @@ MmProblem validate_w4a8_mm(const Tensor& A, const Tensor& B, const Tensor& group
                            int64_t group_size, const Tensor& channel_scales,
                            const Tensor& token_scales, std::optional<ScalarType> out_type,
                            const std::optional<std::string>& maybe_schedule);
+GroupedReorderProblem validate_encode_and_reorder_int4b_grouped(const Tensor& b_tensors);
+MoeMmProblem validate_w4a8_moe_mm(const Tensor& out, const Tensor& a, const Tensor& b,
+                                  const Tensor& a_scales, const Tensor& b_scales,
+                                  const Tensor& b_group_scales, int64_t b_group_size,
+                                  const Tensor& expert_offsets, const Tensor& problem_sizes,
+                                  const Tensor& a_strides, const Tensor& b_strides,
+                                  const Tensor& c_strides, const Tensor& group_scale_strides,
+                                  const std::optional<std::string>& maybe_schedule);
+
+// The three numbers vLLM stores per expert as the reordered weight's layout
+// (docs/SPEC-MOE.md §5.1.5): (N/16, K/32, 32*N).
+inline void reorder_descriptor(int64_t N, int64_t K, int32_t row[3]) {
+  row[0] = static_cast<int32_t>(N / 16);
+  row[1] = static_cast<int32_t>(K / 32);
+  row[2] = static_cast<int32_t>(32 * N);
+}
 
 // ---------------------------------------------------------------- CPU kernels
 void encode_and_reorder_int4b_cpu(const int32_t* in, int32_t* out, const ReorderProblem& p);
 void pack_scale_fp8_cpu(const uint8_t* in, uint8_t* out, const PackScaleProblem& p);
 void w4a8_mm_cpu(const MmProblem& p);
+void encode_and_reorder_int4b_grouped_cpu(const int32_t* in, int32_t* out, int32_t* descriptor,
+                                          const GroupedReorderProblem& p);
+void w4a8_moe_mm_cpu(const MoeMmProblem& p);
 
 // Position of logical int4 element (n, k) of an N x K weight in the
 // reordered buffer (SPEC §1.5), in int4 elements.
@@ -106,12 +169,20 @@ void encode_and_reorder_int4b_cuda(const int32_t* in, int32_t* out, const Reorde
                                    int device, void* stream);
 void pack_scale_fp8_cuda(const uint8_t* in, uint8_t* out, const PackScaleProblem& p,
                          int device, void* stream);
+// All experts in one launch, with the descriptor rows written by the same kernel.
+void encode_and_reorder_int4b_grouped_cuda(const int32_t* in, int32_t* out, int32_t* descriptor,
+                                           const GroupedReorderProblem& p, int device, void* stream);
 #endif
 
 #if LOWBIT_BUILT_SM90
 // SM90 GEMM (csrc/sm90/): workspace bytes for p.schedule, and the launch.
 size_t w4a8_mm_sm90_workspace(const MmProblem& p);
 void w4a8_mm_sm90(const MmProblem& p, void* workspace);
+// SM90 grouped GEMM (csrc/sm90/moe_*.cu): workspace bytes (the per-expert
+// argument arrays + CUTLASS's own) for p.schedule, and the launch (a device
+// setup kernel fills the arrays from expert_offsets / problem_sizes).
+size_t w4a8_moe_mm_sm90_workspace(const MoeMmProblem& p);
+void w4a8_moe_mm_sm90(const MoeMmProblem& p, void* workspace);
 #endif
 
 }  // namespace lowbit::w4a8

@@ -1,7 +1,7 @@
-// CPU reference kernels for the three ops: byte-identical prepack outputs to
-// the device kernels, and the GEMM computed from the same prepacked bytes the
-// SM90 kernel reads (so weights can be prepacked offline and results checked
-// without a GPU).
+// CPU reference kernels for every op: byte-identical prepack outputs to the
+// device kernels, and the GEMMs computed from the same prepacked bytes the
+// SM90 kernels read (so weights can be prepacked offline and results checked
+// without a GPU). The grouped forms run the dense kernels expert by expert.
 #include "w4a8_mm.h"
 
 #include <lowbit/nvfp4_codec.h>
@@ -88,6 +88,63 @@ void w4a8_mm_cpu(const MmProblem& p) {
       }
     }
   });
+}
+
+void encode_and_reorder_int4b_grouped_cpu(const int32_t* in, int32_t* out, int32_t* descriptor,
+                                          const GroupedReorderProblem& p) {
+  const ReorderProblem one{p.N, p.K};
+  const int64_t words = p.N * p.K / 8;  // per expert
+  for (int64_t e = 0; e < p.E; ++e) {
+    encode_and_reorder_int4b_cpu(in + e * words, out + e * words, one);
+    reorder_descriptor(p.N, p.K, descriptor + 3 * e);
+  }
+}
+
+namespace {
+// docs/SPEC-MOE.md §5.0.3: an expert's row range inside [0, M) and its
+// problem-size row equal to (N, m_e, K).
+bool moe_expert_ok(const MoeMmProblem& p, int64_t e) {
+  const int32_t* ps = p.problem_sizes + 3 * e;
+  const int64_t off = p.expert_offsets[e], m = ps[1];
+  return ps[0] == p.N && ps[2] == p.K && m >= 0 && off >= 0 && off <= p.M && m <= p.M - off;
+}
+
+// Expert e's rows as a dense cutlass_w4a8_mm problem.
+MmProblem moe_expert_problem(const MoeMmProblem& p, int64_t e) {
+  const int64_t off = p.expert_offsets[e];
+  MmProblem d;
+  d.M = p.problem_sizes[3 * e + 1];
+  d.N = p.N;
+  d.K = p.K;
+  d.group_size = p.group_size;
+  d.a = static_cast<const uint8_t*>(p.a) + off * p.K;
+  d.b = static_cast<const uint8_t*>(p.b) + e * p.N * p.K / 2;
+  d.group_scales = static_cast<const uint8_t*>(p.group_scales) + e * (p.K / p.group_size) * p.N * 8;
+  d.channel_scales = p.b_scales + e * p.N;
+  d.channel_vector = true;
+  d.token_scales = p.a_scales + off;
+  d.token_vector = true;
+  d.out = static_cast<c10::BFloat16*>(p.out) + off * p.N;
+  d.out_bf16 = true;
+  return d;
+}
+}  // namespace
+
+// Rows of no expert are not written; an expert with broken metadata gets NaN
+// in its rows that lie inside the output (docs/SPEC-MOE.md §5.0.3).
+void w4a8_moe_mm_cpu(const MoeMmProblem& p) {
+  for (int64_t e = 0; e < p.E; ++e) {
+    if (moe_expert_ok(p, e)) {
+      const MmProblem d = moe_expert_problem(p, e);
+      if (d.M > 0) w4a8_mm_cpu(d);
+      continue;
+    }
+    const int64_t off = p.expert_offsets[e], m = p.problem_sizes[3 * e + 1];
+    const int64_t lo = std::clamp<int64_t>(off, 0, p.M);
+    const int64_t hi = off < 0 ? lo : lo + std::clamp<int64_t>(m, 0, p.M - lo);
+    auto* out = static_cast<c10::BFloat16*>(p.out);
+    for (int64_t i = lo * p.N; i < hi * p.N; ++i) out[i] = c10::BFloat16(NAN);
+  }
 }
 
 }  // namespace lowbit::w4a8

@@ -24,26 +24,39 @@ __device__ __forceinline__ uint32_t encode4(uint32_t x) {
   return out;
 }
 
-// One thread per output 32-bit word (8 int4 values). Inside a 16x32 atom
-// (64 words), word w holds rows n%16 = (w>>3) and (w>>3)+8, each with 4
-// consecutive k starting at 16*(w&1) + 4*((w>>1)&3): two 16-bit halves of
-// input words, so every output word is two aligned 16-bit reads.
+// One thread per output 32-bit word (8 int4 values) of E experts of N x K
+// each (E = 1: the dense op). Inside a 16x32 atom (64 words), word w holds
+// rows n%16 = (w>>3) and (w>>3)+8, each with 4 consecutive k starting at
+// 16*(w&1) + 4*((w>>1)&3): two 16-bit halves of input words, so every output
+// word is two aligned 16-bit reads. With `descriptor`, the first 3E threads
+// also write the experts' layout rows (N/16, K/32, 32N) (one launch for both
+// outputs of the grouped op).
 __global__ void encode_reorder_kernel(const uint32_t* __restrict__ in,
-                                      uint32_t* __restrict__ out, int64_t N,
-                                      int64_t K) {
-  const int64_t words = N * K / 8;
+                                      uint32_t* __restrict__ out,
+                                      int32_t* __restrict__ descriptor, int64_t E,
+                                      int64_t N, int64_t K) {
+  const int64_t per_expert = N * K / 8;
+  const int64_t words = E * per_expert;
   const int64_t kw = K / 8;  // input words per weight row
   const int64_t n_atoms = N / 16;
-  for (int64_t o = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; o < words;
-       o += int64_t(gridDim.x) * blockDim.x) {
+  const int64_t work = descriptor && 3 * E > words ? 3 * E : words;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < work;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    if (descriptor && i < 3 * E) {
+      const int c = static_cast<int>(i % 3);
+      descriptor[i] = static_cast<int32_t>(c == 0 ? N / 16 : c == 1 ? K / 32 : 32 * N);
+    }
+    if (i >= words) continue;
+    const int64_t base = (i / per_expert) * per_expert;  // expert's first word
+    const int64_t o = i - base;
     const int64_t atom = o >> 6;
     const int w = static_cast<int>(o & 63);
     const int64_t n = (atom % n_atoms) * 16 + (w >> 3);
     const int64_t k = (atom / n_atoms) * 32 + 16 * (w & 1) + 4 * ((w >> 1) & 3);
     const int shift = static_cast<int>(k % 8) * 4;  // 0 or 16
-    const uint32_t lo = (in[n * kw + k / 8] >> shift) & 0xFFFF;
-    const uint32_t hi = (in[(n + 8) * kw + k / 8] >> shift) & 0xFFFF;
-    out[o] = encode4(lo) | (encode4(hi) << 16);
+    const uint32_t lo = (in[base + n * kw + k / 8] >> shift) & 0xFFFF;
+    const uint32_t hi = (in[base + (n + 8) * kw + k / 8] >> shift) & 0xFFFF;
+    out[i] = encode4(lo) | (encode4(hi) << 16);
   }
 }
 
@@ -80,7 +93,20 @@ void encode_and_reorder_int4b_cuda(const int32_t* in, int32_t* out, const Reorde
   constexpr int kThreads = 256;
   encode_reorder_kernel<<<grid_for(words, kThreads, device), kThreads, 0,
                           static_cast<cudaStream_t>(stream)>>>(
-      reinterpret_cast<const uint32_t*>(in), reinterpret_cast<uint32_t*>(out), N, K);
+      reinterpret_cast<const uint32_t*>(in), reinterpret_cast<uint32_t*>(out), nullptr, 1, N, K);
+  LOWBIT_CHECK_LAUNCH();
+}
+
+void encode_and_reorder_int4b_grouped_cuda(const int32_t* in, int32_t* out, int32_t* descriptor,
+                                           const GroupedReorderProblem& p, int device, void* stream) {
+  const int64_t words = p.E * p.N * p.K / 8;
+  const int64_t work = words > 3 * p.E ? words : 3 * p.E;
+  if (work == 0) return;
+  constexpr int kThreads = 256;
+  encode_reorder_kernel<<<grid_for(work, kThreads, device), kThreads, 0,
+                          static_cast<cudaStream_t>(stream)>>>(
+      reinterpret_cast<const uint32_t*>(in), reinterpret_cast<uint32_t*>(out), descriptor, p.E,
+      p.N, p.K);
   LOWBIT_CHECK_LAUNCH();
 }
 

@@ -7,10 +7,17 @@ ops of vLLM v0.34.0:
   token_scales, out_type=None, maybe_schedule=None) -> Tensor``
 * ``cutlass_pack_scale_fp8(scales) -> Tensor``
 * ``cutlass_encode_and_reorder_int4b(B) -> Tensor``
+* ``cutlass_w4a8_moe_mm(out_tensors, a_tensors, b_tensors, a_scales, b_scales,
+  b_group_scales, b_group_size, expert_offsets, problem_sizes, a_strides,
+  b_strides, c_strides, group_scale_strides, maybe_schedule=None) -> None``
+  (the grouped MoE form, docs/SPEC-MOE.md §5.6)
+* ``cutlass_encode_and_reorder_int4b_grouped(b_tensors) -> (Tensor, Tensor)``
+  (docs/SPEC-MOE.md §5.7)
 
 Each has a CPU reference kernel (same bytes / same function), prepack ops run
-on any built CUDA architecture, the GEMM on SM90 (sm_90a). From a dense weight
-to a prepacked one in one call: :func:`quantize_weight`.
+on any built CUDA architecture, the GEMMs on SM90 (sm_90a). From a dense weight
+to a prepacked one in one call: :func:`quantize_weight`; for the experts of a
+MoE layer: :func:`quantize_experts`.
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ _ops = torch.ops.lowbit_w4a8_mm
 # Every name maybe_schedule accepts, "{weight rows}x{tokens}_{cluster}", read
 # from the op (csrc/schedules.def + aliases): written once, in C++.
 SCHEDULES: tuple[str, ...] = tuple(_ops._schedule_names())
+# The same for cutlass_w4a8_moe_mm: vLLM v0.34.0's names, then lowbit's own.
+MOE_SCHEDULES: tuple[str, ...] = tuple(_ops._moe_schedule_names())
 GROUP_SIZE = 128
 E4M3_MAX = 448.0
 
@@ -47,6 +56,8 @@ def _ops_table() -> dict[str, tuple[str, ...]]:
         "cutlass_w4a8_mm": gemm,
         "cutlass_pack_scale_fp8": built,
         "cutlass_encode_and_reorder_int4b": built,
+        "cutlass_w4a8_moe_mm": gemm,
+        "cutlass_encode_and_reorder_int4b_grouped": built,
     }
 
 
@@ -68,6 +79,20 @@ def _pack_fake(scales):
 @torch.library.register_fake("lowbit_w4a8_mm::cutlass_encode_and_reorder_int4b")
 def _reorder_fake(B):
     return torch.empty_strided(B.shape, B.stride(), dtype=B.dtype, device=B.device)
+
+
+@torch.library.register_fake("lowbit_w4a8_mm::cutlass_w4a8_moe_mm")
+def _moe_mm_fake(out_tensors, a_tensors, b_tensors, a_scales, b_scales, b_group_scales,
+                 b_group_size, expert_offsets, problem_sizes, a_strides, b_strides, c_strides,
+                 group_scale_strides, maybe_schedule=None):
+    return None
+
+
+@torch.library.register_fake("lowbit_w4a8_mm::cutlass_encode_and_reorder_int4b_grouped")
+def _reorder_grouped_fake(b_tensors):
+    # Two outputs, as the op (vLLM's fake returns one: docs/SPEC-MOE.md §5.8 item 1).
+    return (torch.empty_like(b_tensors, memory_format=torch.contiguous_format),
+            b_tensors.new_empty((b_tensors.shape[0], 3), dtype=torch.int32))
 
 
 # ---------------------------------------------------------------- op wrappers
@@ -102,6 +127,39 @@ def cutlass_encode_and_reorder_int4b(B: torch.Tensor) -> torch.Tensor:
     B.size(1) rows of K = 8 * B.size(0) nibbles whatever its strides. On B's
     device, current stream."""
     return _ops.cutlass_encode_and_reorder_int4b(B)
+
+
+def cutlass_w4a8_moe_mm(out_tensors, a_tensors, b_tensors, a_scales, b_scales, b_group_scales,
+                        b_group_size, expert_offsets, problem_sizes, a_strides, b_strides,
+                        c_strides, group_scale_strides, maybe_schedule=None) -> None:
+    """Grouped W4A8 GEMM over E experts, written into out_tensors (docs/SPEC-MOE.md §5.6):
+    for expert e with rows [off[e], off[e] + m_e) of a_tensors,
+    out[r, n] = bf16(b_scales[e, n] * (a_scales[r] * sum_k a[r, k] * w_e[n, k])).
+
+    out_tensors bf16 [M, N]; a_tensors float8_e4m3fn [M, K] (rows grouped by
+    expert); b_tensors int32 [E, N, K/8] and b_strides int32 [E, 3] from
+    :func:`cutlass_encode_and_reorder_int4b_grouped`; a_scales fp32 [M] or
+    [M, 1]; b_scales fp32 [E, N] or [E, N, 1]; b_group_scales:
+    :func:`cutlass_pack_scale_fp8` of fp8 [E, K/g, N]; b_group_size g (128 or
+    K); expert_offsets int64 [E] (off[e]); problem_sizes int32 [E, 3], rows
+    (N, m_e, K); a_strides int64 [E] (all K), c_strides int64 [E] (all N),
+    group_scale_strides int64 [E, 2] (all (N, 0)): checked for dtype and
+    shape, their contents implied by the shapes. maybe_schedule: one of
+    :data:`MOE_SCHEDULES`, None = heuristic. K % 128 == 0, N % 128 == 0.
+    Rows of no expert are left untouched. Current stream, no synchronisation.
+    """
+    _ops.cutlass_w4a8_moe_mm(out_tensors, a_tensors, b_tensors, a_scales, b_scales,
+                             b_group_scales, b_group_size, expert_offsets, problem_sizes,
+                             a_strides, b_strides, c_strides, group_scale_strides, maybe_schedule)
+
+
+def cutlass_encode_and_reorder_int4b_grouped(b_tensors: torch.Tensor):
+    """int32 [E, N, K/8] contiguous (expert e: N rows of K int4, K contiguous)
+    -> (encoded + reordered int32 [E, N, K/8], each expert byte-identical to
+    :func:`cutlass_encode_and_reorder_int4b` of that expert; int32 [E, 3]
+    layout rows (N/16, K/32, 32*N), vLLM's b_strides). N % 16 == 0,
+    K % 32 == 0. On b_tensors' device and current stream, no synchronisation."""
+    return _ops.cutlass_encode_and_reorder_int4b_grouped(b_tensors)
 
 
 # ---------------------------------------------------------------- quantization
@@ -175,10 +233,44 @@ def linear(x: torch.Tensor, w: PackedWeight, out_type=None, schedule=None) -> to
                            out_type or x.dtype, schedule)
 
 
+class PackedExperts(NamedTuple):
+    """The prepacked experts of one MoE GEMM: the b_tensors, b_strides,
+    b_group_scales, b_group_size and b_scales arguments of cutlass_w4a8_moe_mm."""
+
+    B: torch.Tensor  # int32 [E, N, K/8], encoded + reordered
+    b_strides: torch.Tensor  # int32 [E, 3] layout rows
+    group_scales: torch.Tensor  # fp8 [E * (K/group_size) * N * 8], packed tables
+    group_size: int
+    channel_scales: torch.Tensor  # fp32 [E, N]
+
+
+def quantize_experts(w: torch.Tensor, group_size: int = GROUP_SIZE) -> PackedExperts:
+    """Dense expert weights w [E, N, K] -> :class:`PackedExperts` (each expert
+    quantized as :func:`quantize_int4`), on w's device."""
+    if w.dim() != 3 or w.shape[0] == 0:
+        raise ValueError("quantize_experts: argument 'w': expected a 3-D [E, N, K] weight with "
+                         f"E >= 1, got shape {tuple(w.shape)}")
+    q, s, ch = (torch.stack(t) for t in zip(*(quantize_int4(x, group_size) for x in w)))
+    words = torch.stack([pack_int4(x).t() for x in q]).contiguous()  # [E, N, K/8]
+    B, b_strides = cutlass_encode_and_reorder_int4b_grouped(words)
+    return PackedExperts(B, b_strides, cutlass_pack_scale_fp8(s.contiguous()), group_size, ch)
+
+
+def moe_strides(E: int, N: int, K: int, device=None):
+    """(a_strides, c_strides, group_scale_strides) of cutlass_w4a8_moe_mm for E
+    experts of N x K (all K; all N; all (N, 0)), as vLLM's MoE layer builds them."""
+    a = torch.full((E,), K, dtype=torch.int64, device=device)
+    c = torch.full((E,), N, dtype=torch.int64, device=device)
+    s = torch.tensor([N, 0], dtype=torch.int64, device=device).repeat(E, 1)
+    return a, c, s
+
+
 from . import bench, selfcheck  # noqa: E402  (CLI protocol)
 
 __all__ = [
-    "OPS", "SCHEDULES", "PackedWeight", "build_info", "cutlass_w4a8_mm",
-    "cutlass_pack_scale_fp8", "cutlass_encode_and_reorder_int4b", "quantize_int4",
-    "pack_int4", "quantize_weight", "quantize_activation", "linear", "bench", "selfcheck",
+    "OPS", "SCHEDULES", "MOE_SCHEDULES", "PackedWeight", "PackedExperts", "build_info",
+    "cutlass_w4a8_mm", "cutlass_pack_scale_fp8", "cutlass_encode_and_reorder_int4b",
+    "cutlass_w4a8_moe_mm", "cutlass_encode_and_reorder_int4b_grouped", "quantize_int4",
+    "pack_int4", "quantize_weight", "quantize_experts", "moe_strides", "quantize_activation",
+    "linear", "bench", "selfcheck",
 ]
