@@ -22,7 +22,7 @@ NAN_SCALE = 0xFF
 
 __all__ = [
     "BLOCK", "NAN_SCALE", "scale_bytes", "quantize_mxfp4", "swizzle", "unswizzle", "scale_values",
-    "dequantize_mxfp4", "quantize_mxfp4_experts", "group_mm_ref", "silu_and_mul_ref", "pack_fp4", "unpack_fp4",
+    "dequantize_mxfp4", "quantize_mxfp4_experts", "group_mm_ref", "random_group_problem", "silu_and_mul_ref", "pack_fp4", "unpack_fp4",
 ]
 
 
@@ -63,10 +63,9 @@ def swizzle(linear: torch.Tensor) -> torch.Tensor:
     """Linear scale bytes [rows, cols] -> the 128x4 swizzled layout
     [round_up(rows,128), round_up(cols,4)] uint8, padding 0 (§5.1.2, R3)."""
     rows, cols = linear.shape
-    rp, cp = round_up(rows, 128), round_up(cols, 4)
-    padded = torch.zeros(rp, cp, dtype=torch.uint8, device=linear.device)
+    padded = torch.zeros(round_up(rows, 128), round_up(cols, 4), dtype=torch.uint8, device=linear.device)
     padded[:rows, :cols] = linear.view(torch.uint8)
-    return padded.reshape(rp // 128, 4, 32, cp // 4, 4).permute(0, 3, 2, 1, 4).contiguous().reshape(rp, cp)
+    return _swizzle_whole(padded)
 
 
 def unswizzle(swz: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
@@ -144,3 +143,48 @@ def group_mm_ref(a, b, a_blockscale, b_blockscales, problem_sizes, expert_offset
         B = dequantize_mxfp4(b[e], sb_e)
         out[off[e]:off[e] + m] = A @ B.T
     return out.to(out_dtype)
+
+
+def random_group_problem(counts, n: int, k: int, device, generator: torch.Generator | None = None,
+                         garbage_padding: bool = True, gap_rows: int = 0):
+    """Random cutlass_mxfp4_group_mm operands for expert row counts `counts`
+    (zeros allowed): random code bytes (every code, both signs) and random E8M0
+    bytes in [120, 134] (scales 2^-7 .. 2^7). Scale regions at canonical
+    sf_offsets plus `gap_rows` unused rows between regions; the padding
+    rows/columns of every region and of b_blockscales hold random bytes (0xFF
+    included) when garbage_padding: the op must ignore them. Returns a dict keyed
+    by the op's argument names (no out)."""
+    g = generator
+    E, kp, np_, nb = len(counts), round_up(k // BLOCK, 4), round_up(n, 128), k // BLOCK
+    offs, sfs, o, s = [], [], 0, 0
+    for c in counts:
+        offs.append(o)
+        sfs.append(s)
+        o += c
+        s += round_up(c, 128) + gap_rows
+    fill = (lambda shape: torch.randint(0, 256, shape, dtype=torch.uint8, generator=g)) if garbage_padding \
+        else (lambda shape: torch.zeros(shape, dtype=torch.uint8))
+    real_scales = lambda rows: torch.randint(120, 135, (rows, nb), dtype=torch.uint8, generator=g)  # noqa: E731
+    a = torch.randint(0, 256, (o, k // 2), dtype=torch.uint8, generator=g)
+    a_scale = fill((max(s, 128), kp))
+    for c, s0 in zip(counts, sfs):
+        region = fill((round_up(c, 128), kp))
+        region[:c, :nb] = real_scales(c)
+        a_scale[s0:s0 + region.shape[0]] = _swizzle_whole(region)
+    b = torch.randint(0, 256, (E, n, k // 2), dtype=torch.uint8, generator=g)
+    b_scale = torch.empty(E, np_, kp, dtype=torch.uint8)
+    for e in range(E):
+        block = fill((np_, kp))
+        block[:n, :nb] = real_scales(n)
+        b_scale[e] = _swizzle_whole(block)
+    i32 = lambda v: torch.tensor(v, dtype=torch.int32).reshape(-1)  # noqa: E731
+    ps = torch.tensor([[c, n, k] for c in counts], dtype=torch.int32).reshape(E, 3)
+    args = {"a": a, "b": b, "a_blockscale": a_scale, "b_blockscales": b_scale, "problem_sizes": ps,
+            "expert_offsets": i32(offs), "sf_offsets": i32(sfs)}
+    return {key: v.to(device) for key, v in args.items()}
+
+
+def _swizzle_whole(block: torch.Tensor) -> torch.Tensor:
+    """Swizzle a [128·t, 4·u] byte matrix including its (garbage) padding."""
+    rp, cp = block.shape
+    return block.reshape(rp // 128, 4, 32, cp // 4, 4).permute(0, 3, 2, 1, 4).contiguous().reshape(rp, cp)
