@@ -21,6 +21,7 @@
 #endif
 
 #include "w4a8_mm.h"
+#include "sm90/reorder_atom.cuh"
 
 #include <lowbit/cuda_utils.h>
 #include <lowbit/cutlass_utils.h>
@@ -52,15 +53,6 @@ using ElementW = cutlass::int4b_t;
 using ElementAct = cutlass::float_e4m3_t;
 using ScalePack = cutlass::Array<cutlass::float_e4m3_t, 8>;
 
-// SPEC §1.5 reorder atom: 16 (n) x 32 (k) int4 values,
-// offset = 64(n%8) + 4(n/8) + (k%4) + 16((k%16)/4) + 8(k/16). Written in the
-// same hierarchical form as CUTLASS 4.2's
-// compute_memory_reordering_atom<float_e4m3_t>() (the mainloop derives its
-// shared-memory layout from this representation); perf/w4a8-mm/layout_check asserts
-// the two types are identical and the H100 test compares the bytes.
-using ReorderAtom =
-    Layout<Shape<Shape<Shape<_8, _2>, _1>, Shape<Shape<_4, _4, _2>, _1>>,
-           Stride<Stride<Stride<_64, _4>, _0>, Stride<Stride<_1, _16, _8>, _0>>>;
 using StrideW = Stride<int64_t, _1, int64_t>;  // (N, K, L), K contiguous
 using LayoutW = decltype(tile_to_shape(ReorderAtom{},
                                        Layout<Shape<int, int, int>, StrideW>{}));

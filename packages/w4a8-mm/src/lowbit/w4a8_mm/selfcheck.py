@@ -40,4 +40,38 @@ def run(device: torch.device) -> list[dict]:
     err = ref.rel_err(out, ref.w4a8_mm(A, q, s, ch, tok, torch.bfloat16))
     rows.append({"op": "cutlass_w4a8_mm", "problem": problem, "passed": err <= 1e-2,
                  "metric": "relative error", "value": err, "limit": 1e-2})
+    return rows + _grouped_rows(device)
+
+
+def _grouped_rows(device: torch.device) -> list[dict]:
+    """The two grouped ops on a Qwen3-30B-A3B down projection (E = 128 experts,
+    16 tokens routed top-8, one expert empty) on the GPU; 4 small experts on
+    the CPU."""
+    from lowbit.testing import w4a8_moe as ref
+    from lowbit.testing.shapes import MOE
+
+    from . import cutlass_encode_and_reorder_int4b_grouped, cutlass_pack_scale_fp8, cutlass_w4a8_moe_mm
+
+    torch.manual_seed(0)
+    cfg = MOE["Qwen3-30B-A3B"]
+    if device.type == "cuda":
+        (N, K), E = cfg.gemm2, cfg.experts
+        counts = ref.split_rows(16 * cfg.topk, E, empty=1)
+    else:
+        (N, K), counts = (256, 512), [3, 0, 5, 2]
+    E = len(counts)
+    p = ref.random_moe_problem(counts, N, K, device)
+    B, b_strides = cutlass_encode_and_reorder_int4b_grouped(p["words"])
+    want, want_desc = ref.encode_and_reorder_grouped(p["words"])
+    bad = int((B != want).sum()) + int((b_strides != want_desc).sum())
+    rows = [{"op": "cutlass_encode_and_reorder_int4b_grouped", "problem": f"E={E} N={N} K={K}",
+             "passed": bad == 0, "metric": "mismatched words", "value": float(bad), "limit": 0.0}]
+    out = torch.zeros(p["M"], N, dtype=torch.bfloat16, device=device)
+    cutlass_w4a8_moe_mm(out, p["A"], B, p["tok"], p["ch"], cutlass_pack_scale_fp8(p["s"]), 128,
+                        p["expert_offsets"], p["problem_sizes"], p["a_strides"], b_strides,
+                        p["c_strides"], p["group_scale_strides"])
+    err = ref.dense.rel_err(out, ref.moe_mm_ref(torch.zeros_like(out), p["A"], p["q"], p["s"], p["ch"],
+                                                 p["tok"], p["expert_offsets"], p["problem_sizes"]))
+    rows.append({"op": "cutlass_w4a8_moe_mm", "problem": f"E={E} M={p['M']} N={N} K={K} group=128",
+                 "passed": err <= 1e-2, "metric": "relative error", "value": err, "limit": 1e-2})
     return rows
