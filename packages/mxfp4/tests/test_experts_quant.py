@@ -299,14 +299,15 @@ def test_cuda_graph_changing_routing():
 
 @cuda_only
 def test_cuda_bad_offsets_stay_in_bounds():
-    """Device metadata is not trusted (§5.0.3): an expert whose region is not a
-    multiple of 128 or runs past the buffer writes nothing; the others are right."""
+    """Device metadata is not trusted (§5.0.3): an expert whose region overlaps
+    the next one or does not start at a multiple of 128 writes nothing, nor
+    does one whose region runs past the buffer; the others are right."""
     k = 64
-    x = rand_input(30, k, torch.float16, 8)
-    off = torch.tensor([0, 10, 20, 30], dtype=torch.int32)
-    sfo = torch.tensor([0, 64, 128, 100000], dtype=torch.int32)  # expert 1 misaligned, expert 2 outside
+    x = rand_input(40, k, torch.float16, 8)
+    off = torch.tensor([0, 10, 20, 30, 40], dtype=torch.int32)
+    # expert 1 overlaps expert 2's start, expert 2 starts at 200, expert 3 lies past the 256-row buffer
+    sfo = torch.tensor([0, 128, 200, 384, 512], dtype=torch.int32)
     out, sf = run(False, x, off, sfo, 256, None, "cuda")
-    assert (out[10:] == POISON_BYTE).all()
-    good = torch.tensor([0, 10], dtype=torch.int32)
-    want, wsf, _, sw = ref.quantize_mxfp4_experts(x[:10].float(), good, torch.tensor([0, 128]), 256)
-    assert torch.equal(out[:10], want) and torch.equal(sf[sw], wsf[sw])
+    assert (out[10:] == POISON_BYTE).all() and (sf[128:] == POISON_BYTE).all()
+    want, wsf, _, sw = ref.quantize_mxfp4_experts(x[:10].float(), off[:2], sfo[:2], 256)
+    assert torch.equal(out[:10], want[:10]) and torch.equal(sf[sw], wsf[sw])
