@@ -1,8 +1,11 @@
 """Benchmark cutlass_w4a8_mm against torch.mm (bf16 cuBLAS), torch._scaled_mm
-(fp8 cuBLASLt rowwise) and the memory floor; writes results/ (json, md, png):
-the table and plot of the package README.
+(fp8 cuBLASLt rowwise) and the memory floor, and cutlass_w4a8_moe_mm against
+torch._scaled_grouped_mm (fp8 rowwise), torch._grouped_mm (bf16) and a copy
+of the weight bytes it touches; writes results/ (json, md, png): the tables
+and plots of the package README (w4a8_mm.* dense, w4a8_moe_mm.* grouped).
 
     python benchmarks/run.py [--quick] [--models M ...] [--out DIR]
+        (--models: dense and/or MoE model names; only the files of the kinds run are written)
     python benchmarks/run.py --render results/w4a8_mm.json   # table/plot only
 """
 
@@ -88,15 +91,86 @@ def plot(rows: list[dict], path: Path, device: str) -> None:
     fig.savefig(path, dpi=110)
 
 
+MOE_IMPLS = ("lowbit", "torch._scaled_grouped_mm fp8", "torch._grouped_mm bf16", "clone (touched weights)",
+             "copy floor")
+
+
+def moe_table(rows: list[dict]) -> str:
+    """Grouped GEMM: one line per (model, GEMM, tokens), µs of every
+    implementation, lowbit's speed-up over fp8 grouped and over the faster of
+    fp8 / bf16 grouped, and its weight bandwidth as a share of the copy's."""
+    by = defaultdict(dict)
+    for r in rows:
+        by[(r["model"], r["shape"], r["tokens"])][r["impl"]] = r
+    lines = ["| model | GEMM | tokens | experts | " + " | ".join(f"{i} µs" for i in MOE_IMPLS) +
+             " | vs fp8 | vs best torch | weight BW vs clone |",
+             "|---|---|---|---|" + "---|" * (len(MOE_IMPLS) + 3)]
+    for (model, shape, t), d in by.items():
+        if "lowbit" not in d:
+            continue
+        us = {i: d[i]["us"] for i in MOE_IMPLS if i in d}
+        lo = us["lowbit"]
+        torch_best = min((us[i] for i in MOE_IMPLS[1:3] if i in us), default=None)
+        fp8 = us.get(MOE_IMPLS[1])
+        clone = us.get("clone (touched weights)")
+        cells = [f"{us[i]:.1f}" if i in us else "-" for i in MOE_IMPLS]
+        lines.append(f"| {model} | {shape} | {t} | {d['lowbit']['experts']:.0f} | " + " | ".join(cells) +
+                     f" | {f'{fp8 / lo:.2f}×' if fp8 else '-'} | "
+                     f"{f'{torch_best / lo:.2f}×' if torch_best else '-'} | "
+                     f"{f'{100 * clone / (2 * lo):.0f}%' if clone else '-'} |")
+    return "\n".join(lines) + "\n"
+
+
+def moe_plot(rows: list[dict], path: Path, device: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shapes = list(dict.fromkeys((r["model"], r["shape"]) for r in rows))
+    cols = (len(shapes) + 1) // 2
+    fig, axes = plt.subplots(2, cols, figsize=(4 * cols, 7), squeeze=False)
+    for ax, (model, shape) in zip(axes.flat, shapes):
+        sel = [r for r in rows if r["model"] == model and r["shape"] == shape]
+        for impl, style in zip(MOE_IMPLS, ["o-", "s--", "^--", ":", "-."]):
+            pts = sorted((r["tokens"], r["us"]) for r in sel if r["impl"] == impl)
+            if pts:
+                ax.plot(*zip(*pts), style, label=impl)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_title(f"{model} {shape}", fontsize=9)
+        ax.set_xlabel("tokens")
+        ax.set_ylabel("µs per call")
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle(f"W4A8 grouped GEMM (cutlass_w4a8_moe_mm) vs torch grouped GEMMs, {device}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def write(rows: list[dict], out: Path, meta: dict) -> None:
+    """w4a8_mm.* from the dense rows, w4a8_moe_mm.* from the grouped rows
+    (each only when the run has such rows)."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "w4a8_mm.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    md = [f"# cutlass_w4a8_mm benchmark\n\n{meta}\n",
-          "lowbit µs (speed-up over fp8 cuBLASLt rowwise):\n", summary(rows),
-          "\nEvery implementation:\n", table(rows)]
-    (out / "w4a8_mm.md").write_text("\n".join(md))
+    dense = [r for r in rows if r["op"] == "cutlass_w4a8_mm"]
+    moe = [r for r in rows if r["op"] == "cutlass_w4a8_moe_mm"]
+    if dense:
+        (out / "w4a8_mm.json").write_text(json.dumps({"meta": meta, "rows": dense}, indent=1))
+        md = [f"# cutlass_w4a8_mm benchmark\n\n{meta}\n",
+              "lowbit µs (speed-up over fp8 cuBLASLt rowwise):\n", summary(dense),
+              "\nEvery implementation:\n", table(dense)]
+        (out / "w4a8_mm.md").write_text("\n".join(md))
+    if moe:
+        (out / "w4a8_moe_mm.json").write_text(json.dumps({"meta": meta, "rows": moe}, indent=1))
+        md = [f"# cutlass_w4a8_moe_mm benchmark\n\n{meta}\n",
+              "Uniform random top-k routing (docs/SPEC-MOE.md §5.11 (a)), rotating routings; "
+              "experts = mean non-empty experts per call. 'weight BW vs clone': lowbit's weight bytes "
+              "per µs over the clone's (the clone reads and writes them).\n", moe_table(moe)]
+        (out / "w4a8_moe_mm.md").write_text("\n".join(md))
     try:
-        plot(rows, out / "w4a8_mm.png", meta.get("device", ""))
+        if dense:
+            plot(dense, out / "w4a8_mm.png", meta.get("device", ""))
+        if moe:
+            moe_plot(moe, out / "w4a8_moe_mm.png", meta.get("device", ""))
     except ImportError as e:
         print(f"no plot: {e}", file=sys.stderr)
 
@@ -125,7 +199,9 @@ def main() -> None:
     rows = w4.bench.run(dev, models=a.models, quick=a.quick,
                         progress=lambda s: print(s, flush=True))
     write(rows, a.out, meta)
-    print(table(rows))
+    dense = [r for r in rows if r["op"] == "cutlass_w4a8_mm"]
+    moe = [r for r in rows if r["op"] == "cutlass_w4a8_moe_mm"]
+    print((table(dense) if dense else "") + (moe_table(moe) if moe else ""))
 
 
 if __name__ == "__main__":

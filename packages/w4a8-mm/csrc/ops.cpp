@@ -54,24 +54,6 @@ Tensor pack_scale_fp8(Tensor scales) {
   return out;
 }
 
-#if LOWBIT_BUILT_SM90
-// Picks the schedule and split-K factor for this device, allocates the
-// stream-K workspace through torch, launches. PDL lets the kernel start while
-// the previous one in the stream drains (it waits before its first global
-// access); only without workspace, which a memset zeroes between the two.
-void run_sm90(w4a8::MmProblem& p, const Tensor& A) {
-  p.device = A.get_device_index();
-  p.sm_count = lowbit::device_sm_count(p.device);
-  p.stream = lowbit::current_stream(A);
-  if (p.schedule < 0) p.schedule = w4a8::heuristic_schedule(p.M, p.N, p.K, p.sm_count);
-  p.splits = w4a8::heuristic_splits(p.schedule, p.M, p.N, p.K, p.sm_count);
-  const size_t ws_bytes = w4a8::w4a8_mm_sm90_workspace(p);
-  Tensor ws;
-  if (ws_bytes > 0) ws = lowbit::empty_on(A, {static_cast<int64_t>(ws_bytes)}, ScalarType::Byte);
-  p.pdl = ws_bytes == 0;
-  w4a8::w4a8_mm_sm90(p, ws_bytes > 0 ? ws.data_ptr() : nullptr);
-}
-#endif
 
 Tensor w4a8_mm(Tensor A, Tensor B, Tensor group_scales, int64_t group_size,
                Tensor channel_scales, Tensor token_scales,
@@ -88,7 +70,7 @@ Tensor w4a8_mm(Tensor A, Tensor B, Tensor group_scales, int64_t group_size,
 #if LOWBIT_BUILT_SM90
     case Target::SM90: {
       lowbit::DeviceGuard guard(A);
-      run_sm90(p, A);
+      w4a8::w4a8_mm_sm90(p, A);
       break;
     }
 #endif
@@ -119,19 +101,6 @@ std::tuple<Tensor, Tensor> encode_and_reorder_int4b_grouped(Tensor b) {
   return {out, desc};
 }
 
-#if LOWBIT_BUILT_SM90
-// The schedule for this call, then one torch workspace (per-expert argument
-// arrays + CUTLASS's) and the launch; nothing read back from the device.
-void run_moe_sm90(w4a8::MoeMmProblem& p, const Tensor& a) {
-  p.device = a.get_device_index();
-  p.sm_count = lowbit::device_sm_count(p.device);
-  p.stream = lowbit::current_stream(a);
-  if (p.schedule < 0) p.schedule = w4a8::moe_heuristic_schedule(p.M, p.E);
-  const auto bytes = static_cast<int64_t>(w4a8::w4a8_moe_mm_sm90_workspace(p));
-  Tensor ws = lowbit::empty_on(a, {bytes}, ScalarType::Byte);
-  w4a8::w4a8_moe_mm_sm90(p, ws.data_ptr());
-}
-#endif
 
 void w4a8_moe_mm(Tensor out, Tensor a, Tensor b, Tensor a_scales, Tensor b_scales, Tensor b_group_scales,
                  int64_t b_group_size, Tensor expert_offsets, Tensor problem_sizes, Tensor a_strides,
@@ -149,7 +118,7 @@ void w4a8_moe_mm(Tensor out, Tensor a, Tensor b, Tensor a_scales, Tensor b_scale
 #if LOWBIT_BUILT_SM90
     case Target::SM90: {
       lowbit::DeviceGuard guard(a);
-      run_moe_sm90(p, a);
+      w4a8::w4a8_moe_mm_sm90(p, a);
       return;
     }
 #endif

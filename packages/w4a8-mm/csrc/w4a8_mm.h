@@ -175,14 +175,11 @@ void encode_and_reorder_int4b_grouped_cuda(const int32_t* in, int32_t* out, int3
 #endif
 
 #if LOWBIT_BUILT_SM90
-// SM90 GEMM (csrc/sm90/): workspace bytes for p.schedule, and the launch.
-size_t w4a8_mm_sm90_workspace(const MmProblem& p);
-void w4a8_mm_sm90(const MmProblem& p, void* workspace);
-// SM90 grouped GEMM (csrc/sm90/moe_*.cu): workspace bytes (the per-expert
-// argument arrays + CUTLASS's own) for p.schedule, and the launch (a device
-// setup kernel fills the arrays from expert_offsets / problem_sizes).
-size_t w4a8_moe_mm_sm90_workspace(const MoeMmProblem& p);
-void w4a8_moe_mm_sm90(const MoeMmProblem& p, void* workspace);
+// SM90 GEMMs (csrc/sm90/dispatch.cu): fill p's launch fields for A's device
+// and current stream (the heuristic's schedule when none was named), allocate
+// the workspace through torch, launch. The caller holds the device guard.
+void w4a8_mm_sm90(MmProblem& p, const Tensor& A);
+void w4a8_moe_mm_sm90(MoeMmProblem& p, const Tensor& a);
 #endif
 
 }  // namespace lowbit::w4a8

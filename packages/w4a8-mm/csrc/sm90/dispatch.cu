@@ -3,6 +3,7 @@
 // gemm_<schedule>.cu and moe_<schedule>.cu.
 #include "w4a8_mm.h"
 
+#include <lowbit/cuda_utils.h>
 #include <lowbit/torch_utils.h>
 
 namespace lowbit::w4a8::sm90 {
@@ -38,9 +39,22 @@ const Entry& entry(const MmProblem& p) {
 }
 }  // namespace
 
-size_t w4a8_mm_sm90_workspace(const MmProblem& p) { return entry(p).workspace(p); }
-
-void w4a8_mm_sm90(const MmProblem& p, void* workspace) { entry(p).run(p, workspace); }
+// Picks the schedule and split-K factor for this device, allocates the
+// stream-K workspace through torch, launches. PDL lets the kernel start while
+// the previous one in the stream drains (it waits before its first global
+// access); only without workspace, which a memset zeroes between the two.
+void w4a8_mm_sm90(MmProblem& p, const Tensor& A) {
+  p.device = A.get_device_index();
+  p.sm_count = device_sm_count(p.device);
+  p.stream = current_stream(A);
+  if (p.schedule < 0) p.schedule = heuristic_schedule(p.M, p.N, p.K, p.sm_count);
+  p.splits = heuristic_splits(p.schedule, p.M, p.N, p.K, p.sm_count);
+  const size_t ws_bytes = entry(p).workspace(p);
+  Tensor ws;
+  if (ws_bytes > 0) ws = empty_on(A, {static_cast<int64_t>(ws_bytes)}, ScalarType::Byte);
+  p.pdl = ws_bytes == 0;
+  entry(p).run(p, ws_bytes > 0 ? ws.data_ptr() : nullptr);
+}
 
 namespace {
 struct MoeEntry {
@@ -61,7 +75,16 @@ const MoeEntry& moe_entry(const MoeMmProblem& p) {
 }
 }  // namespace
 
-size_t w4a8_moe_mm_sm90_workspace(const MoeMmProblem& p) { return moe_entry(p).workspace(p); }
-
-void w4a8_moe_mm_sm90(const MoeMmProblem& p, void* workspace) { moe_entry(p).run(p, workspace); }
+// The schedule for this call, then one torch workspace (the per-expert
+// argument arrays + CUTLASS's) and the launch; nothing is read back from the
+// device.
+void w4a8_moe_mm_sm90(MoeMmProblem& p, const Tensor& a) {
+  p.device = a.get_device_index();
+  p.sm_count = device_sm_count(p.device);
+  p.stream = current_stream(a);
+  if (p.schedule < 0) p.schedule = moe_heuristic_schedule(p.M, p.E);
+  const auto bytes = static_cast<int64_t>(moe_entry(p).workspace(p));
+  Tensor ws = empty_on(a, {bytes}, ScalarType::Byte);
+  moe_entry(p).run(p, ws.data_ptr());
+}
 }  // namespace lowbit::w4a8
