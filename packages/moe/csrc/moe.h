@@ -54,6 +54,20 @@ struct ShuffleProblem {
   int64_t row_bytes = 0;
 };
 
+// dynamic_per_token_scaled_fp8_quant (vLLM's schema) and lowbit's fused
+// silu_and_mul_per_token_fp8_quant: per row of `cols` values (gated: of the
+// silu(gate) * up of a [rows, 2*cols] input), scale = max(amax / 448,
+// 1 / (448 * 512)) and codes e4m3(x / scale) (fp8_quant_math.h).
+struct Fp8QuantProblem {
+  const void* in = nullptr;         // [rows, cols] or, gated, [rows, 2 * cols]; contiguous
+  int in_type = 0;                  // fp8q::In: 0 fp32, 1 fp16, 2 bf16
+  uint8_t* out = nullptr;           // float8_e4m3fn [rows, cols]
+  float* scale = nullptr;           // [rows]
+  const float* scale_ub = nullptr;  // one value (upper bound of amax) or null
+  int64_t rows = 0, cols = 0;
+  bool gated = false;
+};
+
 // Largest number of experts get_cutlass_moe_mm_data accepts: its CUDA
 // kernels keep one counter per expert (+1 for invalid routes) in shared memory.
 constexpr int64_t kMaxExperts = 8192;
@@ -70,11 +84,15 @@ ProblemSizesProblem validate_problem_sizes(const Tensor& expert_first_token_offs
                                            bool swap_ab);
 ShuffleProblem validate_shuffle_rows(const Tensor& input_tensor, const Tensor& dst2src_map,
                                      const Tensor& output_tensor);
+Fp8QuantProblem validate_fp8_quant(const char* op, bool gated, const Tensor& result,
+                                   const Tensor& input, const Tensor& scale,
+                                   const Tensor* scale_ub);
 
 // CPU kernels (host memory).
 void moe_data_cpu(const MoeDataProblem& p);
 void problem_sizes_cpu(const ProblemSizesProblem& p);
 void shuffle_rows_cpu(const ShuffleProblem& p);
+void fp8_quant_cpu(const Fp8QuantProblem& p);
 
 #if LOWBIT_WITH_CUDA
 // CUDA kernels (cuda/, every built architecture); `stream` is a cudaStream_t
@@ -84,6 +102,7 @@ int64_t moe_data_workspace_elems(const MoeDataProblem& p);
 void moe_data_cuda(const MoeDataProblem& p, int32_t* workspace, void* stream);
 void problem_sizes_cuda(const ProblemSizesProblem& p, void* stream);
 void shuffle_rows_cuda(const ShuffleProblem& p, void* stream);
+void fp8_quant_cuda(const Fp8QuantProblem& p, void* stream);
 #endif
 
 }  // namespace lowbit::moe

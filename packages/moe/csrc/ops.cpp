@@ -1,5 +1,5 @@
 // lowbit_moe: schemas (vLLM v0.34.0 names and arguments, docs/SPEC-MOE.md
-// §5.9.4), thin op bodies (validate, then run on the tensors' own device with
+// §5.9.3-5.9.4; silu_and_mul_per_token_fp8_quant is lowbit's), thin op bodies (validate, then run on the tensors' own device with
 // the device guard set here, once) and impl registrations.
 #include <optional>
 
@@ -77,6 +77,31 @@ void shuffle_rows(Tensor input_tensor, Tensor dst2src_map, Tensor output_tensor)
   no_kernel(op, t);
 }
 
+// Per-token fp8 quantization, plain (vLLM's schema) or of silu(gate) * up.
+void fp8_quant(const char* op, bool gated, const Tensor& result, const Tensor& input,
+               const Tensor& scale, const Tensor* scale_ub) {
+  auto p = moe::validate_fp8_quant(op, gated, result, input, scale, scale_ub);
+  const Target t = lowbit::target_for(op, "input", input);
+  if (t == Target::CPU) return moe::fp8_quant_cpu(p);
+#if LOWBIT_WITH_CUDA
+  if (is_cuda_target(t)) {
+    lowbit::DeviceGuard guard(input);
+    return moe::fp8_quant_cuda(p, lowbit::current_stream(input));
+  }
+#endif
+  no_kernel(op, t);
+}
+
+void dynamic_per_token_scaled_fp8_quant(Tensor result, Tensor input, Tensor scale,
+                                        std::optional<Tensor> scale_ub) {
+  fp8_quant("dynamic_per_token_scaled_fp8_quant", false, result, input, scale,
+            scale_ub ? &*scale_ub : nullptr);
+}
+
+void silu_and_mul_per_token_fp8_quant(Tensor result, Tensor input, Tensor scale) {
+  fp8_quant("silu_and_mul_per_token_fp8_quant", true, result, input, scale, nullptr);
+}
+
 }  // namespace
 
 STABLE_TORCH_LIBRARY(lowbit_moe, m) {
@@ -87,6 +112,10 @@ STABLE_TORCH_LIBRARY(lowbit_moe, m) {
   m.def("get_cutlass_moe_mm_problem_sizes_from_expert_offsets(Tensor expert_first_token_offset, "
         "Tensor(a!) problem_sizes1, Tensor(b!) problem_sizes2, int n, int k, bool swap_ab) -> ()");
   m.def("shuffle_rows(Tensor input_tensor, Tensor dst2src_map, Tensor(a!) output_tensor) -> ()");
+  m.def("dynamic_per_token_scaled_fp8_quant(Tensor(a!) result, Tensor input, Tensor(b!) scale, "
+        "Tensor? scale_ub) -> ()");
+  m.def("silu_and_mul_per_token_fp8_quant(Tensor(a!) result, Tensor input, Tensor(b!) scale) "
+        "-> ()");
 }
 
 // One entry per op for both keys: each validates devices and dispatches on
@@ -95,7 +124,9 @@ STABLE_TORCH_LIBRARY(lowbit_moe, m) {
   m.impl("get_cutlass_moe_mm_data", TORCH_BOX(&get_cutlass_moe_mm_data));                   \
   m.impl("get_cutlass_moe_mm_problem_sizes_from_expert_offsets",                            \
          TORCH_BOX(&get_cutlass_moe_mm_problem_sizes_from_expert_offsets));                 \
-  m.impl("shuffle_rows", TORCH_BOX(&shuffle_rows));
+  m.impl("shuffle_rows", TORCH_BOX(&shuffle_rows));                                        \
+  m.impl("dynamic_per_token_scaled_fp8_quant", TORCH_BOX(&dynamic_per_token_scaled_fp8_quant)); \
+  m.impl("silu_and_mul_per_token_fp8_quant", TORCH_BOX(&silu_and_mul_per_token_fp8_quant));
 
 STABLE_TORCH_LIBRARY_IMPL(lowbit_moe, CPU, m) { LOWBIT_MOE_IMPLS(m) }
 STABLE_TORCH_LIBRARY_IMPL(lowbit_moe, CUDA, m) { LOWBIT_MOE_IMPLS(m) }

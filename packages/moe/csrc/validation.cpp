@@ -137,4 +137,50 @@ ShuffleProblem validate_shuffle_rows(const Tensor& in, const Tensor& map, const 
   return p;
 }
 
+Fp8QuantProblem validate_fp8_quant(const char* op, bool gated, const Tensor& result,
+                                   const Tensor& input, const Tensor& scale,
+                                   const Tensor* scale_ub) {
+  Fp8QuantProblem p;
+  check_defined(op, "input", input);
+  check_cpu_or_cuda(op, "input", input);
+  check_dtype(op, "input", input, {ScalarType::Float, ScalarType::Half, ScalarType::BFloat16});
+  check_min_dim(op, "input", input, 1);
+  check_contiguous(op, "input", input);
+  const int64_t width = input.size(input.dim() - 1);
+  if (gated) {
+    LOWBIT_CHECK_ARG(width % 2 == 0, op, "input", "an even last dimension (gate || up)",
+                     str("shape ", shape_str(input)));
+  }
+  p.cols = gated ? width / 2 : width;
+  LOWBIT_CHECK_ARG(p.cols <= kInt32Max, op, "input", "rows of fewer than 2^31 values",
+                   str("shape ", shape_str(input)));
+  p.rows = width == 0 ? 0 : input.numel() / width;
+  check_defined(op, "result", result);
+  check_same_device(op, "result", result, "input", input);
+  check_dtype(op, "result", result, {ScalarType::Float8_e4m3fn});
+  LOWBIT_CHECK_ARG(result.dim() == input.dim() && result.numel() == p.rows * p.cols &&
+                       result.size(result.dim() - 1) == p.cols,
+                   op, "result", str("the shape of 'input' with last dimension ", p.cols),
+                   str("shape ", shape_str(result)));
+  check_contiguous(op, "result", result);
+  check_defined(op, "scale", scale);
+  check_same_device(op, "scale", scale, "input", input);
+  check_dtype(op, "scale", scale, {ScalarType::Float});
+  check_numel(op, "scale", scale, p.rows);
+  check_contiguous(op, "scale", scale);
+  if (scale_ub) {
+    check_same_device(op, "scale_ub", *scale_ub, "input", input);
+    check_dtype(op, "scale_ub", *scale_ub, {ScalarType::Float});
+    check_numel(op, "scale_ub", *scale_ub, 1);
+    p.scale_ub = static_cast<const float*>(scale_ub->data_ptr());
+  }
+  const ScalarType t = input.scalar_type();
+  p.in_type = t == ScalarType::Float ? 0 : t == ScalarType::Half ? 1 : 2;
+  p.gated = gated;
+  p.in = input.data_ptr();
+  p.out = static_cast<uint8_t*>(result.data_ptr());
+  p.scale = static_cast<float*>(scale.data_ptr());
+  return p;
+}
+
 }  // namespace lowbit::moe

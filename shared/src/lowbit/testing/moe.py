@@ -1,13 +1,14 @@
 """MoE reference math (pure torch), written from docs/SPEC-MOE.md §5.9 and
 §5.10.1: routing (stable sort of the flat routes by expert), the problem
-sizes, shuffle_rows, the weighted combine, the NVFP4 grouped GEMM (R5) and a
-bf16 torch MoE on dequantized weights."""
+sizes, shuffle_rows, the weighted combine and a bf16 torch MoE on
+dequantized weights (the NVFP4 grouped GEMM's R5 is
+lowbit.testing.nvfp4_gemm.group_gemm_ref)."""
 
 from __future__ import annotations
 
 import torch
 
-from .nvfp4 import dequantize_nvfp4, round_up
+from .nvfp4 import dequantize_nvfp4
 
 
 def moe_mm_data_ref(topk_ids: torch.Tensor, num_experts: int, n: int, k: int,
@@ -78,29 +79,6 @@ def dequantize_experts(packed: torch.Tensor, scales: torch.Tensor,
     E, N, K = packed.shape[0], packed.shape[1], packed.shape[2] * 2
     return torch.stack([dequantize_nvfp4(packed[e], scales[e], global_scales[e], N, K)
                         for e in range(E)]) if E else torch.zeros(0, N, K)
-
-
-def group_mm_ref(out, a, b, a_blockscale, b_blockscales, alphas, problem_sizes,
-                 expert_offsets, sf_offsets) -> None:
-    """R5 (SPEC-MOE §5.10.1), with cutlass_fp4_group_mm's arguments: for each
-    expert e, out[off[e]:off[e]+m_e] = alpha[e] * deq(A rows) @ deq(B[e])^T in
-    float64, rounded to out's dtype; A's scales are the expert's swizzled
-    region at scale row sf_offsets[e]. Rows of no expert are not written."""
-    K = a.shape[1] * 2
-    kp = round_up(K // 16, 4)
-    sf = a_blockscale.reshape(-1).view(torch.uint8)
-    ps, off, sfo = problem_sizes.cpu(), expert_offsets.cpu(), sf_offsets.cpu()
-    ones = torch.ones((), device=a.device)
-    for e in range(problem_sizes.shape[0]):
-        m_e, lo, s0 = int(ps[e, 0]), int(off[e]), int(sfo[e])
-        if m_e == 0:
-            continue
-        n = b.shape[1]
-        region = sf[s0 * kp:(s0 + round_up(m_e, 128)) * kp].reshape(-1, kp)
-        da = dequantize_nvfp4(a[lo:lo + m_e], region.view(torch.float8_e4m3fn), ones, m_e, K)
-        db = dequantize_nvfp4(b[e], b_blockscales[e], ones, n, K)
-        d = alphas[e].double() * (da.double() @ db.double().T)
-        out[lo:lo + m_e] = d.to(out.dtype)
 
 
 def torch_moe_ref(x, topk_ids, topk_weights, w13, w2, is_gated: bool = True) -> torch.Tensor:

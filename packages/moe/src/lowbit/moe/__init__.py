@@ -38,7 +38,9 @@ _ops = torch.ops.lowbit_moe
 __all__ = [
     "OPS", "build_info", "get_cutlass_moe_mm_data",
     "get_cutlass_moe_mm_problem_sizes_from_expert_offsets", "shuffle_rows", "Routing", "route",
-    "combine", "quantize_experts_nvfp4", "nvfp4_moe_forward",
+    "combine", "per_token_fp8_quant", "silu_and_mul_per_token_fp8_quant",
+    "quantize_experts_nvfp4", "nvfp4_moe_forward", "W4A8Experts", "quantize_experts_w4a8",
+    "w4a8_moe_forward", "quantize_experts_mxfp4", "mxfp4_moe_forward",
 ]
 
 
@@ -52,6 +54,8 @@ OPS: dict[str, tuple[str, ...]] = {
     "get_cutlass_moe_mm_data": _T,
     "get_cutlass_moe_mm_problem_sizes_from_expert_offsets": _T,
     "shuffle_rows": _T,
+    "dynamic_per_token_scaled_fp8_quant": _T,
+    "silu_and_mul_per_token_fp8_quant": _T,
 }
 
 
@@ -70,6 +74,16 @@ def _fake_problem_sizes(expert_first_token_offset, problem_sizes1, problem_sizes
 
 @torch.library.register_fake("lowbit_moe::shuffle_rows")
 def _fake_shuffle_rows(input_tensor, dst2src_map, output_tensor):
+    return None
+
+
+@torch.library.register_fake("lowbit_moe::dynamic_per_token_scaled_fp8_quant")
+def _fake_fp8_quant(result, input, scale, scale_ub):
+    return None
+
+
+@torch.library.register_fake("lowbit_moe::silu_and_mul_per_token_fp8_quant")
+def _fake_silu_fp8_quant(result, input, scale):
     return None
 
 
@@ -114,6 +128,32 @@ def shuffle_rows(input_tensor: torch.Tensor, dst2src_map: torch.Tensor) -> torch
     return out
 
 
+def per_token_fp8_quant(x: torch.Tensor, scale_ub: torch.Tensor | None = None):
+    """Dynamic per-token fp8 quantization (vLLM's ``scaled_fp8_quant`` with
+    ``use_per_token_if_dynamic=True``, op ``dynamic_per_token_scaled_fp8_quant``):
+    x ``[..., K]`` fp32/fp16/bf16 contiguous -> ``(float8_e4m3fn [..., K],
+    scales fp32 [rows, 1])`` with per row scale = max(min(amax, scale_ub) / 448,
+    1 / (448 * 512)) and codes e4m3(x / scale) (RNE, saturating; NaN -> 448)."""
+    rows = x.numel() // x.shape[-1] if x.shape[-1] else 0
+    out = torch.empty(x.shape, dtype=torch.float8_e4m3fn, device=x.device)
+    scale = torch.empty(rows, 1, dtype=torch.float32, device=x.device)
+    _ops.dynamic_per_token_scaled_fp8_quant(out, x, scale, scale_ub)
+    return out, scale
+
+
+def silu_and_mul_per_token_fp8_quant(x: torch.Tensor):
+    """Fused ``silu(gate) * up`` (fp32, rounded to x's dtype) + per-token fp8
+    quantization of ``x = gate || up`` ``[..., 2d]``: ``(float8_e4m3fn [..., d],
+    scales fp32 [rows, 1])``, the same bytes as :func:`per_token_fp8_quant` of
+    the rounded product."""
+    d = x.shape[-1] // 2
+    rows = x.numel() // x.shape[-1] if x.shape[-1] else 0
+    out = torch.empty((*x.shape[:-1], d), dtype=torch.float8_e4m3fn, device=x.device)
+    scale = torch.empty(rows, 1, dtype=torch.float32, device=x.device)
+    _ops.silu_and_mul_per_token_fp8_quant(out, x, scale)
+    return out, scale
+
+
 # ----------------------------------------------------------------- routing and combine
 @dataclass
 class Routing:
@@ -126,23 +166,26 @@ class Routing:
     input_permutation: torch.Tensor   # [m*topk]: sorted row -> token (-1: orphan row)
     output_permutation: torch.Tensor  # [m*topk]: route -> sorted row (m*topk: invalid route)
     topk: int
+    sorted_expert_ids: torch.Tensor | None = None  # [m*topk]: expert of each sorted row (-1 past)
 
 
 def route(topk_ids: torch.Tensor, num_experts: int, n: int, k: int,
-          is_gated: bool = True) -> Routing:
+          is_gated: bool = True, sorted_ids: bool = False) -> Routing:
     """Allocate and fill the routing tables of ``topk_ids [m, topk]`` for
     ``num_experts`` experts whose gate/up GEMM is (n1 = 2n or n) x k and down
-    GEMM k x n (n = intermediate size I, k = hidden size H)."""
+    GEMM k x n (n = intermediate size I, k = hidden size H); with
+    ``sorted_ids`` also ``sorted_expert_ids`` (the MXFP4 quant ops' hint)."""
     routes, dev = topk_ids.numel(), topk_ids.device
 
     def i32(*shape):
         return torch.empty(shape, dtype=torch.int32, device=dev)
 
     r = Routing(i32(num_experts + 1), i32(num_experts + 1), i32(num_experts, 3),
-                i32(num_experts, 3), i32(routes), i32(routes), topk_ids.shape[1])
+                i32(num_experts, 3), i32(routes), i32(routes), topk_ids.shape[1],
+                i32(routes) if sorted_ids else None)
     get_cutlass_moe_mm_data(topk_ids, r.expert_offsets, r.problem_sizes1, r.problem_sizes2,
                             r.input_permutation, r.output_permutation, num_experts, n, k,
-                            r.blockscale_offsets, is_gated)
+                            r.blockscale_offsets, is_gated, r.sorted_expert_ids)
     return r
 
 
@@ -162,4 +205,6 @@ def combine(c3: torch.Tensor, output_permutation: torch.Tensor,
 
 
 from .nvfp4 import nvfp4_moe_forward, quantize_experts_nvfp4  # noqa: E402
+from .w4a8 import W4A8Experts, quantize_experts_w4a8, w4a8_moe_forward  # noqa: E402
+from .mxfp4 import mxfp4_moe_forward, quantize_experts_mxfp4  # noqa: E402
 from . import bench, selfcheck  # noqa: E402  (protocol modules; need the ops above)

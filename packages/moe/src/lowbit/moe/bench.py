@@ -1,11 +1,13 @@
-"""`lowbit bench` protocol: the routing helpers against the pure-torch path
-an MoE layer would otherwise run (stable argsort of the flat ids, bincount,
+"""`lowbit bench` protocol: the whole MoE forward of every format against a
+bf16 torch MoE (:mod:`lowbit.moe.bench_forward`, op ``moe_forward``, metric:
+speed-up over bf16), and the routing helpers against the pure-torch path an
+MoE layer would otherwise run (stable argsort of the flat ids, bincount,
 cumsum, scatter of the inverse permutation; and an index_select gather).
 
-Rows per (model, tokens): ``get_cutlass_moe_mm_data`` (metric: routes/s) and
-``shuffle_rows`` of the hidden states to m*topk rows (metric: TB/s of bytes
-read + written). GPU timing: CUDA-graph replay (lowbit.testing.bench.time_cuda);
-CPU: a few small cases, median wall time.
+Routing rows per (model, tokens): ``get_cutlass_moe_mm_data`` (metric:
+routes/s) and ``shuffle_rows`` of the hidden states to m*topk rows (metric:
+TB/s of bytes read + written). GPU timing: CUDA-graph replay
+(lowbit.testing.bench.time_cuda); CPU: a few small cases, median wall time.
 """
 
 from __future__ import annotations
@@ -83,11 +85,25 @@ def _case(device, model, shape, m, progress):
 
 
 def run(device: torch.device, *, models=None, quick: bool = False, progress=None) -> list[dict]:
-    from lowbit.testing.shapes import MOE, MOE_TOKENS, canonical_model
+    from lowbit.testing.shapes import MOE, canonical_model
+
+    from .bench_forward import run_forward
 
     device = torch.device(device)
     names = [canonical_model(m) or m for m in (models or MOE)]
     names = [n for n in names if n in MOE]
+    quick_tokens = (1, 64, 1024) if device.type == "cuda" else (1,)
+    return run_forward(device, models=names, tokens=quick_tokens if quick else None,
+                       stages=not quick, progress=progress) + run_routing(
+        device, models=names, quick=quick, progress=progress)
+
+
+def run_routing(device: torch.device, *, models=None, quick: bool = False,
+                progress=None) -> list[dict]:
+    """The routing helpers' rows (``models``: canonical MoE model names)."""
+    from lowbit.testing.shapes import MOE, MOE_TOKENS
+
+    names = list(models or MOE)
     if device.type == "cuda":
         tokens = (1, 64, 1024, 8192) if quick else MOE_TOKENS
     else:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import torch
 
+from ._layer import check_gated, fp4_expert_gemm, need
+
 E4M3_MAX = 448.0
 E2M1_MAX = 6.0
 
@@ -17,29 +19,24 @@ def quantize_experts_nvfp4(w: torch.Tensor):
     ``global_scales fp32 [E])`` with gs[e] = 448*6 / amax|w[e]| (an all-zero
     expert gets the scale of amax = 1). Dequantized: e2m1 * scale / gs[e].
     Computed on w's device without a host sync."""
-    from lowbit.nvfp4_quant import scaled_fp4_quant
+    from lowbit.nvfp4_quant import scaled_fp4_quant, swizzled_scale_shape
 
-    E = w.shape[0]
-    amax = w.reshape(E, -1).abs().amax(dim=1).float() if w.numel() else torch.ones(E)
+    E, N, K = w.shape
+    flat = w.reshape(E, -1)
+    # max |w| without an |w| temporary (15 GB for DeepSeek-R1's gate/up experts)
+    amax = torch.maximum(flat.amax(1), -flat.amin(1)).float() if w.numel() else torch.ones(E)
     amax = torch.where(amax > 0, amax, torch.ones_like(amax))
     gs = (E4M3_MAX * E2M1_MAX) / amax
-    parts = [scaled_fp4_quant(w[e].contiguous(), gs[e:e + 1]) for e in range(E)]
-    packed = torch.stack([p for p, _ in parts]) if E else w.new_empty(
-        (0, w.shape[1], w.shape[2] // 2), dtype=torch.uint8)
-    scales = torch.stack([s for _, s in parts]) if E else w.new_empty(
-        (0, 0, 0), dtype=torch.float8_e4m3fn)
+    packed = torch.empty(E, N, K // 2, dtype=torch.uint8, device=w.device)
+    scales = torch.empty(E, *swizzled_scale_shape(N, K), dtype=torch.float8_e4m3fn,
+                         device=w.device)
+    for e in range(E):
+        packed[e], scales[e] = scaled_fp4_quant(w[e].contiguous(), gs[e:e + 1])
     return packed, scales, gs
 
 
 def _group_mm():
-    import lowbit.nvfp4_mm as mm
-
-    fn = getattr(mm, "cutlass_fp4_group_mm", None)
-    if fn is None:
-        raise NotImplementedError(
-            "nvfp4_moe_forward needs lowbit.nvfp4_mm.cutlass_fp4_group_mm (SPEC-MOE §5.2), "
-            "which this installed lowbit-nvfp4-mm does not provide yet")
-    return fn
+    return need("lowbit.nvfp4_mm", "cutlass_fp4_group_mm", "nvfp4_moe_forward (SPEC-MOE §5.2)")
 
 
 def nvfp4_moe_forward(x: torch.Tensor, topk_ids: torch.Tensor, topk_weights: torch.Tensor,
@@ -62,20 +59,15 @@ def nvfp4_moe_forward(x: torch.Tensor, topk_ids: torch.Tensor, topk_weights: tor
     from . import combine, route, shuffle_rows
 
     group_mm = _group_mm()
-    E, n1, H = w13.shape[0], w13.shape[1], x.shape[1]
-    inter = w2.shape[2] * 2
-    if n1 != 2 * inter:
-        raise ValueError(f"nvfp4_moe_forward: argument 'w13': expected [E, 2I = {2 * inter}, H/2] "
-                         f"(gate || up, I from w2), got shape {list(w13.shape)}")
+    E, H, inter = w13.shape[0], x.shape[1], w2.shape[2] * 2
+    check_gated("nvfp4_moe_forward", w13.shape[1], inter, w13.shape)
     r = route(topk_ids, E, inter, H)
     off, sf_off = r.expert_offsets, r.blockscale_offsets
-    a_perm = shuffle_rows(x, r.input_permutation)
-    a_codes, a_sf = scaled_fp4_experts_quant(a_perm, a1_gscale, off, sf_off)
-    c1 = torch.empty(a_perm.shape[0], n1, dtype=x.dtype, device=x.device)
-    group_mm(c1, a_codes, w13, a_sf, w13_scales, w13_alphas, r.problem_sizes1, off[:-1],
-             sf_off[:-1])
+    a_codes, a_sf = scaled_fp4_experts_quant(shuffle_rows(x, r.input_permutation), a1_gscale,
+                                             off, sf_off)
+    c1 = fp4_expert_gemm(group_mm, a_codes, a_sf, w13, w13_scales, r.problem_sizes1, r, x.dtype,
+                         w13_alphas)
     h_codes, h_sf = silu_and_mul_scaled_fp4_experts_quant(c1, a2_gscale, off, sf_off)
-    c3 = torch.empty(a_perm.shape[0], H, dtype=x.dtype, device=x.device)
-    group_mm(c3, h_codes, w2, h_sf, w2_scales, w2_alphas, r.problem_sizes2, off[:-1],
-             sf_off[:-1])
+    c3 = fp4_expert_gemm(group_mm, h_codes, h_sf, w2, w2_scales, r.problem_sizes2, r, x.dtype,
+                         w2_alphas)
     return combine(c3, r.output_permutation, topk_weights)
