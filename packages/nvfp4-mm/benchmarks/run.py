@@ -128,14 +128,15 @@ def group_summary(rows: list[dict]) -> list[dict]:
         lb = d["lowbit"]
         line = {"model": model, "shape": shape, "tokens": t, "M": lb["M"], "experts": lb["experts"],
                 "lowbit us": lb["us"]}
-        for impl, key in (("torch._grouped_mm bf16", "bf16 us"), ("naive (dequant+grouped mm)", "naive us"),
-                          ("copy floor", "floor us")):
+        for impl, key in (("torch._grouped_mm bf16", "bf16 us"), ("torch._scaled_grouped_mm fp8", "fp8 us"),
+                          ("naive (dequant+grouped mm)", "naive us"), ("copy floor", "floor us")):
             if impl in d:
                 line[key] = d[impl]["us"]
         line["TFLOP/s"] = lb["metric"]
         line["% copy bw"] = 100 * d["copy floor"]["us"] / lb["us"] if "copy floor" in d else 0.0
-        if "bf16 us" in line:
-            line["x bf16"] = line["bf16 us"] / lb["us"]
+        for key, ratio in (("bf16 us", "x bf16"), ("fp8 us", "x fp8")):
+            if key in line:
+                line[ratio] = line[key] / lb["us"]
         out.append(line)
     return out
 
@@ -151,7 +152,7 @@ def plot_group(summary: list[dict], path: Path, title: str) -> None:
     for ax, (model, shape) in zip(axes.flat, keys):
         pts = sorted((s for s in summary if (s["model"], s["shape"]) == (model, shape)), key=lambda s: s["tokens"])
         for key, label in (("lowbit us", "lowbit nvfp4"), ("bf16 us", "torch._grouped_mm bf16"),
-                           ("floor us", "copy floor (touched weights)")):
+                           ("fp8 us", "torch._scaled_grouped_mm fp8"), ("floor us", "copy floor (touched weights)")):
             xs = [p["tokens"] for p in pts if key in p]
             if xs:
                 ax.plot(xs, [p[key] for p in pts if key in p], marker="o", label=label,
@@ -187,7 +188,9 @@ def run_group(args, dev, name, out) -> int:
           f"torch {torch.__version__}; copy bandwidth {bw / 1e12:.2f} TB/s. Uniform random top-k routing "
           "(docs/SPEC-MOE.md §5.11 (a)), bf16 output, M = tokens x top-k rows; `experts`: experts with rows; "
           "`copy floor`: the touched experts' NVFP4 weight + scale bytes at the copy bandwidth; `% copy bw`: "
-          "floor / lowbit; `x bf16`: speed-up over torch._grouped_mm with bf16 weights; the naive path "
+          "floor / lowbit; `x bf16` / `x fp8`: speed-up over torch._grouped_mm with bf16 weights and over "
+          "torch._scaled_grouped_mm with fp8 e4m3 activations and weights (rowwise fp32 scales, bf16 out; "
+          "SM90/SM100 only); the naive path "
           f"(dequantize the touched experts to bf16 with torch ops, then grouped mm) up to "
           f"{mm.bench.NAIVE_MAX_TOKENS} tokens. Medians of CUDA-graph replays, implementations interleaved.", "",
           f"Command: `{meta['command']}`", "", write_table(summary)]

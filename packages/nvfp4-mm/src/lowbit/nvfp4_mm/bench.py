@@ -213,10 +213,10 @@ def run(device, *, models=None, quick: bool = False, progress: Callable[[str], N
 
 
 # ------------------------------------------------------------ grouped (MoE)
-# docs/SPEC-MOE.md §5.11, limited so the whole grid runs in a few minutes on
-# an H200: two models, both GEMMs, decode and prefill token counts.
+# docs/SPEC-MOE.md §5.11's token counts for two models, both GEMMs (the whole
+# grid, baselines included, runs in well under 3 minutes on an H200).
 GROUP_MODELS = ("DeepSeek-R1", "Qwen3-30B-A3B")
-GROUP_TOKENS = (1, 16, 64, 1024, 4096)
+GROUP_TOKENS = (1, 4, 16, 64, 256, 1024, 4096, 8192)
 GROUP_QUICK_TOKENS = (1, 1024)
 NAIVE_MAX_TOKENS = 16  # the dequantize + grouped mm baseline (slow) only up to here
 
@@ -258,9 +258,40 @@ def group_inputs(counts: list[int], n: int, k: int, device, g: torch.Generator) 
     }
 
 
-def _group_baselines(x: dict, counts: list[int], n: int, k: int, tokens: int, device) -> dict:
-    """bf16 torch._grouped_mm (where this torch has it) and the naive path
-    (dequantize the touched experts to bf16, then the same grouped mm)."""
+def _scaled_grouped_mm_supported(device) -> bool:
+    """torch._scaled_grouped_mm (fp8 e4m3, rowwise fp32 scales) exists in this
+    torch and has a CUDA kernel for this device: torch builds it for SM90
+    (H100/H200) and SM100 only."""
+    return hasattr(torch, "_scaled_grouped_mm") and torch.cuda.get_device_capability(device)[0] in (9, 10)
+
+
+def _group_fp8(a16, w16, ends, device, say) -> dict:
+    """fp8 grouped GEMM baseline: torch._scaled_grouped_mm(A [m, k] fp8 row-major,
+    B [E, k, n] fp8 column-major, scale_a [m] fp32 (per row), scale_b [E, n]
+    fp32 (per expert and column), offs = cumulative row ends int32 [E],
+    out_dtype=bf16) -- the torch 2.11 signature."""
+    if not _scaled_grouped_mm_supported(device):
+        return {}
+    fp8 = torch.float8_e4m3fn
+    a8, w8 = a16.to(fp8), w16.to(fp8)
+    sa = torch.rand(a8.shape[0], device=device) + 0.5
+    sb = torch.rand(w8.shape[0], w8.shape[1], device=device) + 0.5
+
+    def fn():
+        return torch._scaled_grouped_mm(a8, w8.transpose(-2, -1), sa, sb, offs=ends, out_dtype=torch.bfloat16)
+
+    try:
+        fn()
+    except RuntimeError as e:  # e.g. a shape this torch's fp8 grouped kernel rejects
+        say(f"torch._scaled_grouped_mm skipped: {str(e).splitlines()[0]}")
+        return {}
+    return {"torch._scaled_grouped_mm fp8": [fn]}
+
+
+def _group_baselines(x: dict, counts: list[int], n: int, k: int, tokens: int, device, say) -> dict:
+    """bf16 torch._grouped_mm and fp8 torch._scaled_grouped_mm (rowwise) where
+    this torch and device have them, and the naive path (dequantize the touched
+    experts to bf16, then the same grouped mm)."""
     cands = {}
     if not hasattr(torch, "_grouped_mm"):
         return cands
@@ -274,6 +305,7 @@ def _group_baselines(x: dict, counts: list[int], n: int, k: int, tokens: int, de
         cands["torch._grouped_mm bf16"] = [fn]
     except RuntimeError:
         return cands
+    cands.update(_group_fp8(a16, w16, ends, device, say))
     if tokens <= NAIVE_MAX_TOKENS:
         table = _e2m1_table(device)
         touched = [e for e, c in enumerate(counts) if c]
@@ -310,7 +342,7 @@ def run_group(device, *, models=None, tokens=None, progress: Callable[[str], Non
                 out = torch.empty(sum(counts), n, dtype=torch.bfloat16, device=device)
                 args = [x[key] for key in names]
                 cands = {"lowbit": [lambda: cutlass_fp4_group_mm(out, *args)]}
-                cands.update(_group_baselines(x, counts, n, k, t, device))
+                cands.update(_group_baselines(x, counts, n, k, t, device, say))
                 times = time_cuda_interleaved(cands)
                 active = sum(1 for c in counts if c)
                 wbytes = active * (n * k // 2 + n * k // 16)
