@@ -86,7 +86,9 @@ void zero_padding_rows(const QuantProblem& p) {
 }  // namespace
 
 void experts_quant_cpu(const QuantProblem& p) {
-  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 14) / p.k);
+  // Whole 128-row tiles per task: the swizzled layout interleaves the scale
+  // bytes of a tile's rows 16 bytes apart, so finer tasks share cache lines.
+  const int64_t grain = std::max<int64_t>(128, (int64_t(1) << 14) / p.k);
   torch::stable::parallel_for(0, p.m, grain, [&](int64_t r0, int64_t r1) { quant_rows(p, r0, r1); });
   zero_padding_rows(p);
 }
