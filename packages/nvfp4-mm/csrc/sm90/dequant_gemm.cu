@@ -16,9 +16,9 @@
 #include "f16_gemm.h"
 
 #include "families.h"
-#include "fp4_fp16.cuh"
 
 #include <lowbit/cuda_utils.h>
+#include <lowbit/fp4_gemm/sm90_mma.cuh>
 #include <lowbit/nvfp4_codec.h>
 
 #include <algorithm>
@@ -26,6 +26,10 @@
 
 namespace nvfp4_mm::sm90 {
 namespace {
+
+using lowbit::fp4_gemm::sm90::e2m1x2_raw;
+using lowbit::fp4_gemm::sm90::e4m3x2_to_half2;
+using lowbit::fp4_gemm::sm90::hmul2;
 
 constexpr int64_t kMaxAElems = int64_t{128} << 20;  // 256 MiB of fp16
 constexpr int64_t kMaxBElems = int64_t{128} << 20;  // 256 MiB of fp16

@@ -4,12 +4,16 @@
 
 #include <lowbit/cuda_utils.h>
 
-#include "epilogue.cuh"
+#include <lowbit/fp4_gemm/sm90_epilogue.cuh>
+#include <lowbit/fp4_gemm/sm90_group.cuh>  // opt_into_smem
 
 #include <optional>
 
 namespace nvfp4_mm::sm90 {
 namespace {
+
+using lowbit::fp4_gemm::sm90::opt_into_smem;
+using lowbit::fp4_gemm::sm90::store_out_pair;
 
 // Sum the split-K partials in split order (deterministic), scale, add the
 // bias, convert. Four consecutive elements per thread: one row (N % 32 == 0).
@@ -53,14 +57,6 @@ MmaParams make_params(const Problem& pr, const Tensor& afrag, int chunk_k, int s
 }
 
 }  // namespace
-
-// Dynamic shared memory above 48 KB must be opted into, per device.
-void opt_into_smem(const MmaKernel& k, int device, std::atomic<uint64_t>& smem_done) {
-  const uint64_t dev_bit = 1ull << (device & 63);
-  if (smem_done.load(std::memory_order_relaxed) & dev_bit) return;
-  LOWBIT_CUDA_CHECK(cudaFuncSetAttribute(k.kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, k.smem));
-  smem_done.fetch_or(dev_bit, std::memory_order_relaxed);
-}
 
 void launch_mma_split_k(const Problem& pr, const MmaKernel& k, const Tensor& afrag, int splits,
                         std::atomic<uint64_t>& smem_done, cudaStream_t stream, int64_t sms) {

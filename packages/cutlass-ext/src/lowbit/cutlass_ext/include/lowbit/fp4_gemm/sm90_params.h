@@ -1,15 +1,20 @@
-// Row tiles of the SM90 mma.sync kernels, dense or grouped by expert
-// (cutlass_fp4_group_mm, docs/SPEC-MOE.md §5.2). A kernel's CTA row tile
-// `tile` (blockIdx.y) is a slice of BM rows: for the dense GEMM rows
-// [tile * BM, ..) of the one problem; for the grouped GEMM one expert's
-// rows, the experts' tiles laid end to end (tile_start = the exclusive
-// prefix sum of ceil(m_e / BM), written on the device by group_mm.cu's
-// table kernel: the expert sizes never come to the host).
+// The parameter block of the SM90 mma.sync FP4 GEMM kernels
+// (sm90_multistage.cuh: shared-memory pipelined tiles; sm90_small_m.cuh:
+// weights streamed into registers) and their CTA row tiles, dense or grouped
+// by expert (docs/SPEC-MOE.md §5.2-5.3).
+//
+// A kernel's CTA row tile `tile` (blockIdx.y) is a slice of BM rows: for a
+// dense GEMM rows [tile * BM, ..) of the one problem; for a grouped GEMM one
+// expert's rows, the experts' tiles laid end to end (tile_start = the
+// exclusive prefix sum of ceil(m_e / BM), written on the device by
+// sm90_group.cuh's table kernel: the expert sizes never come to the host).
 #pragma once
+
+#include <cuda_runtime.h>
 
 #include <cstdint>
 
-namespace nvfp4_mm::sm90 {
+namespace lowbit::fp4_gemm::sm90 {
 
 struct Groups {
   const int* tile_start = nullptr;  // [E + 1]; nullptr: dense
@@ -50,4 +55,28 @@ __device__ __forceinline__ Slice slice_of(const Groups& g, int tile, int M) {
 }
 #endif
 
-}  // namespace nvfp4_mm::sm90
+struct MmaParams {
+  const uint4* afrag;  // the A pre-pass's output (sm90_prepass_a.cuh)
+  const uint8_t* b;
+  const uint8_t* sb;
+  const float* alpha;  // grouped: alphas [E] (expert e's at alpha + e); unused without an alpha (Mxfp4)
+  const void* bias;  // [N] in the output dtype, or nullptr
+  void* out;
+  float* partial;  // [splits][M][N] fp32 when splits > 1
+  int M, N, K;
+  int C;   // K chunks of the kernel's width
+  int C4;  // 4-block groups of the swizzled scale layout (K / (4 * block size))
+  int Mt;  // 16-row tiles of A
+  int chunks_per_split, splits, out_bf16;
+  Groups groups;  // the CTA row tiles; b, sb, alpha are expert 0's
+};
+
+// One mma.sync kernel's launch shape.
+struct MmaKernel {
+  void (*kernel)(const MmaParams);
+  int chunk_k;  // K per chunk
+  int bm, bn, threads, smem;
+  float unscale;  // what the accumulators are multiplied by besides alpha
+};
+
+}  // namespace lowbit::fp4_gemm::sm90

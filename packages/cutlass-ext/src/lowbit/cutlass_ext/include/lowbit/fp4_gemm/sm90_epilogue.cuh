@@ -1,5 +1,5 @@
-// The output store of the SM90 mma.sync kernels and their split-K reduce:
-// out = to_out(scale * acc + bias[n]) evaluated in fp32 (one fused
+// The output store of the SM90 mma.sync FP4 GEMMs and of nvfp4-mm's split-K
+// reduce: out = to_out(scale * acc + bias[n]) evaluated in fp32 (one fused
 // multiply-add) and rounded once to the output dtype (docs/SPEC.md §1.4).
 #pragma once
 
@@ -8,7 +8,7 @@
 
 #include <cstdint>
 
-namespace nvfp4_mm::sm90 {
+namespace lowbit::fp4_gemm::sm90 {
 
 // Elements o, o + 1 of the [M, N] output; col = o % N (even).
 __device__ __forceinline__ void store_out_pair(void* out, const void* bias, bool out_bf16, int64_t o, int64_t col,
@@ -27,4 +27,4 @@ __device__ __forceinline__ void store_out_pair(void* out, const void* bias, bool
     *reinterpret_cast<__half2*>(static_cast<__half*>(out) + o) = __floats2half2_rn(y0, y1);
 }
 
-}  // namespace nvfp4_mm::sm90
+}  // namespace lowbit::fp4_gemm::sm90
