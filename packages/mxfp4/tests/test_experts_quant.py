@@ -118,7 +118,7 @@ def test_gaps_between_regions(device):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("m", [1, 7, 64, 129, 1000])
+@pytest.mark.parametrize("m", [1, 7, 64, 128, 129, 1000, 8192])
 def test_rows(device, m):
     x = rand_input(m, 256, torch.bfloat16, m)
     check(False, x, [m], 0, 256, device)

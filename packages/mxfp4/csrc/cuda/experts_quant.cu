@@ -4,10 +4,13 @@
 // Blackwell families the codes come from cvt.rn.satfinite.e2m1x2.f32 (the
 // same rounding, one instruction per pair).
 //
-// Work unit: one 32-element block of one row (64 input bytes, 128 with SiLU;
-// 16 code bytes, one scale byte); consecutive threads take consecutive blocks
-// of a row, so the code stores are coalesced. Grid-stride loop over a grid
-// sized by occupancy; no allocation, no host sync: graph-capturable.
+// Work unit: a quarter of a 32-element block (8 values: one 16-byte load, two
+// with SiLU; one 4-byte code store). The four lanes of a quad share a block:
+// they combine their maxima with two shuffles and lane 0 writes the scale byte.
+// Consecutive quads take consecutive blocks of a row, so a warp's loads and
+// stores are contiguous (512 and 128 bytes). Grid-stride loop over a grid
+// sized by occupancy (quads never straddle the loop's end); no allocation, no
+// host sync: graph-capturable.
 //
 // Device metadata is not trusted (§5.0.3): a row's expert comes from a binary
 // search over the offsets; an expert whose offsets break the contract (rows
@@ -53,7 +56,7 @@ struct Args {
   uint8_t* sf;
   const int32_t* off;
   const int32_t* sf_off;
-  uint32_t units;  // m * nb < 2^31 (so the grid-stride index cannot wrap)
+  uint32_t units;  // 4 * m * nb < 2^31 quarter blocks (the grid-stride index cannot wrap)
   uint32_t nb, kp, tiles;
   int64_t in_stride;  // input elements per row
   int32_t m, E, sf_rows;
@@ -84,29 +87,22 @@ template <> struct Input<__half> {
   }
 };
 
-// One block's 32 input elements as 16 words.
-struct Block {
-  uint32_t w[16];
+// A quarter block: 8 input elements as 4 words.
+struct Quarter {
+  uint32_t w[4];
 };
 
-__device__ __forceinline__ void load_block(const void* p, Block& b) {
-  const uint4* q = reinterpret_cast<const uint4*>(p);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const uint4 v = __ldg(q + i);
-    b.w[4 * i] = v.x;
-    b.w[4 * i + 1] = v.y;
-    b.w[4 * i + 2] = v.z;
-    b.w[4 * i + 3] = v.w;
-  }
+__device__ __forceinline__ Quarter load_quarter(const void* p) {
+  const uint4 v = __ldg(reinterpret_cast<const uint4*>(p));
+  return {{v.x, v.y, v.z, v.w}};
 }
 
 // silu(g) * u in fp32 (IEEE division), rounded to the input dtype as vLLM does
 // before quantizing (§5.5); written back into g.
 template <typename T>
-__device__ __forceinline__ void silu_mul(Block& g, const Block& u) {
+__device__ __forceinline__ void silu_mul(Quarter& g, const Quarter& u) {
 #pragma unroll
-  for (int i = 0; i < 16; ++i) {
+  for (int i = 0; i < 4; ++i) {
     float y[2] = {Input<T>::lo(g.w[i]), Input<T>::hi(g.w[i])};
     const float v[2] = {Input<T>::lo(u.w[i]), Input<T>::hi(u.w[i])};
 #pragma unroll
@@ -147,21 +143,18 @@ __device__ __forceinline__ uint32_t code_word(const uint32_t* w, float mult) {
 #endif
 }
 
-// The block's scale byte; its 16 code bytes into `codes`.
+// The block's scale byte (every lane of the quad `mask` gets it) and this
+// lane's 4 code bytes.
 template <typename T>
-__device__ __forceinline__ uint32_t quant_block(const Block& b, uint4& codes) {
+__device__ __forceinline__ uint32_t quant_quarter(const Quarter& b, uint32_t mask, uint32_t& codes) {
   uint32_t m2 = 0;
 #pragma unroll
-  for (int i = 0; i < 16; ++i) m2 = __vmaxu2(m2, b.w[i] & 0x7FFF7FFFu);
+  for (int i = 0; i < 4; ++i) m2 = __vmaxu2(m2, b.w[i] & 0x7FFF7FFFu);
+  m2 = __vmaxu2(m2, __shfl_xor_sync(mask, m2, 1));
+  m2 = __vmaxu2(m2, __shfl_xor_sync(mask, m2, 2));
   const uint32_t amax = Input<T>::f32_bits(max(m2 & 0xFFFFu, m2 >> 16));
   const uint32_t s = mx::scale_byte(amax);
-  if (mx::zero_codes(s)) {
-    codes = make_uint4(0u, 0u, 0u, 0u);
-    return s;
-  }
-  const float mult = mx::quant_multiplier(s);
-  codes = make_uint4(code_word<T>(b.w, mult), code_word<T>(b.w + 4, mult), code_word<T>(b.w + 8, mult),
-                     code_word<T>(b.w + 12, mult));
+  codes = mx::zero_codes(s) ? 0u : code_word<T>(b.w, mx::quant_multiplier(s));
   return s;
 }
 
@@ -229,20 +222,18 @@ __global__ void __launch_bounds__(kThreads) experts_kernel(const Args a) {
     sfo = s_sfo;
   }
   Expert ex;
+  const uint32_t quad_mask = 0xFu << (threadIdx.x & 28u);  // this lane's quad within the warp
   for (uint32_t u = blockIdx.x * kThreads + threadIdx.x; u < a.units; u += gridDim.x * kThreads) {
-    const uint32_t r = u / a.nb, c = u - r * a.nb;
-    if (!ex.find(a, off, sfo, int32_t(r))) continue;
-    const T* src = static_cast<const T*>(a.in) + int64_t(r) * a.in_stride + int64_t(c) * mx::kBlock;
-    Block b;
-    load_block(src, b);
-    if constexpr (SILU) {
-      Block up;
-      load_block(src + a.in_stride / 2, up);
-      silu_mul<T>(b, up);
-    }
-    uint4 codes;
-    const uint32_t s = quant_block<T>(b, codes);
-    *reinterpret_cast<uint4*>(a.out + int64_t(r) * (a.nb * 16) + int64_t(c) * 16) = codes;
+    const uint32_t blk = u >> 2, q = u & 3u;
+    const uint32_t r = blk / a.nb, c = blk - r * a.nb;
+    if (!ex.find(a, off, sfo, int32_t(r))) continue;  // the same for the whole quad (same row)
+    const T* src = static_cast<const T*>(a.in) + int64_t(r) * a.in_stride + int64_t(c) * mx::kBlock + q * 8;
+    Quarter b = load_quarter(src);
+    if constexpr (SILU) silu_mul<T>(b, load_quarter(src + a.in_stride / 2));
+    uint32_t codes;
+    const uint32_t s = quant_quarter<T>(b, quad_mask, codes);
+    *reinterpret_cast<uint32_t*>(a.out + int64_t(r) * (a.nb * 16) + int64_t(c) * 16 + q * 4) = codes;
+    if (q != 0) continue;
     uint8_t* region = a.sf + int64_t(ex.sf_lo) * a.kp;
     const uint32_t lr = r - uint32_t(ex.lo);
     region[mx::swizzled_offset<uint64_t>(lr, c, a.tiles)] = static_cast<uint8_t>(s);
@@ -281,11 +272,10 @@ void launch_typed(const Args& a, cudaStream_t stream, int sm_count) {
 namespace mxfp4 {
 
 void experts_quant_cuda(const QuantProblem& p, void* stream, int sm_count) {
-  const int64_t nb = p.k / lowbit::mxfp4::kBlock, units = p.m * nb;
+  const int64_t nb = p.k / lowbit::mxfp4::kBlock, units = 4 * p.m * nb;  // quarter blocks
   if (units == 0) return;
-  LOWBIT_CHECK(units < (int64_t(1) << 31) && p.m < (int64_t(1) << 31) && p.sf_rows < (int64_t(1) << 31),
-               p.silu ? kSiluQuantOp : kQuantOp, ": problem too large (", units,
-               " blocks; at most 2^31 per call)");
+  LOWBIT_CHECK(units < (int64_t(1) << 31) && p.sf_rows < (int64_t(1) << 31), p.silu ? kSiluQuantOp : kQuantOp,
+               ": problem too large (", units / 4, " blocks of 32 values; at most 2^29 per call)");
   const dev::Args a{p.in, p.out, p.sf, p.off, p.sf_off, uint32_t(units), uint32_t(nb), uint32_t(p.kp),
                     uint32_t(p.kp / 4), p.silu ? 2 * p.k : p.k, int32_t(p.m), p.num_experts, int32_t(p.sf_rows)};
   auto s = static_cast<cudaStream_t>(stream);
