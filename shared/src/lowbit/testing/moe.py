@@ -1,8 +1,10 @@
 """MoE reference math (pure torch), written from docs/SPEC-MOE.md §5.9 and
 §5.10.1: routing (stable sort of the flat routes by expert), the problem
-sizes, shuffle_rows, the weighted combine and a bf16 torch MoE on
-dequantized weights (the NVFP4 grouped GEMM's R5 is
-lowbit.testing.nvfp4_gemm.group_gemm_ref)."""
+sizes, shuffle_rows, the weighted combine, a bf16 torch MoE on dequantized
+weights, the per-token fp8 activation quantization of the W4A8 layer
+(§5.9.3), MXFP4 block quantization (R2) and weight dequantization, and the
+quantized MoE forwards computed route by route (the NVFP4 grouped GEMM's R5
+is lowbit.testing.nvfp4_gemm.group_gemm_ref)."""
 
 from __future__ import annotations
 
@@ -101,27 +103,105 @@ def torch_moe_ref(x, topk_ids, topk_weights, w13, w2, is_gated: bool = True) -> 
     return out.to(x.dtype)
 
 
-def nvfp4_moe_ref(x, topk_ids, topk_weights, deq13, deq2, a1_gscale, a2_gscale) -> torch.Tensor:
-    """The NVFP4 MoE forward of SPEC-MOE §5.9.1 computed route by route in
-    torch: activations quantized to NVFP4 with the expert's global scale (SPEC
-    §1.2) and dequantized, GEMMs in float64 on the dequantized weights deq13
-    [E, 2I, H], deq2 [E, H, I] rounded to x's dtype, silu(gate) * up rounded to
-    x's dtype, weighted sum in x's dtype. Returns [m, H] in x's dtype."""
-    from .nvfp4 import quantize_nvfp4, silu_and_mul_ref
+def quantized_moe_ref(x, topk_ids, topk_weights, deq13, deq2, qdq1, qdq2) -> torch.Tensor:
+    """A quantized MoE forward (SPEC-MOE §5.9) computed route by route in
+    torch: per expert e, its tokens' activations quantized and dequantized by
+    ``qdq1(e, rows)`` (float64 result), GEMM1 in float64 on the dequantized
+    weights deq13 [E, 2I, H] rounded to x's dtype, silu(gate) * up rounded to
+    x's dtype, ``qdq2(e, y)``, GEMM2 on deq2 [E, H, I] rounded to x's dtype,
+    weighted sum in x's dtype. Returns [m, H] in x's dtype (CPU)."""
+    from .nvfp4 import silu_and_mul_ref
 
     m, topk = topk_ids.shape
     rows = torch.zeros(m, topk, x.shape[1], dtype=x.dtype)
-
-    def qdq(v, gs):
-        p, s = quantize_nvfp4(v, gs)
-        return dequantize_nvfp4(p, s, gs, v.shape[0], v.shape[1]).double()
-
     for e in range(deq13.shape[0]):
         tok, slot = torch.nonzero(topk_ids.cpu() == e, as_tuple=True)
         if tok.numel() == 0:
             continue
-        h = (qdq(x.cpu()[tok], a1_gscale[e].cpu()) @ deq13[e].double().T).to(x.dtype)
-        y = silu_and_mul_ref(h)
-        c3 = (qdq(y, a2_gscale[e].cpu()) @ deq2[e].double().T).to(x.dtype)
-        rows[tok, slot] = c3
+        h = (qdq1(e, x.cpu()[tok]) @ deq13[e].double().T).to(x.dtype)
+        y = silu_and_mul_ref(h).to(x.dtype)
+        rows[tok, slot] = (qdq2(e, y) @ deq2[e].double().T).to(x.dtype)
     return (rows * topk_weights.cpu().to(x.dtype).unsqueeze(-1)).sum(dim=1)
+
+
+def nvfp4_moe_ref(x, topk_ids, topk_weights, deq13, deq2, a1_gscale, a2_gscale) -> torch.Tensor:
+    """The NVFP4 MoE forward of SPEC-MOE §5.9.1 by :func:`quantized_moe_ref`:
+    activations quantized to NVFP4 with the expert's global scale (SPEC
+    §1.2)."""
+    from .nvfp4 import quantize_nvfp4
+
+    def qdq(gs):
+        def f(e, v):
+            p, s = quantize_nvfp4(v, gs[e].cpu())
+            return dequantize_nvfp4(p, s, gs[e].cpu(), v.shape[0], v.shape[1]).double()
+        return f
+
+    return quantized_moe_ref(x, topk_ids, topk_weights, deq13, deq2, qdq(a1_gscale),
+                             qdq(a2_gscale))
+
+
+# ----------------------------------------------------------------- W4A8 activations
+FP8_MAX = 448.0
+FP8_MIN_SCALE = 1.0 / (448.0 * 512.0)
+
+
+def per_token_fp8_ref(x: torch.Tensor, scale_ub: torch.Tensor | None = None):
+    """vLLM's dynamic per-token fp8 quantization (SPEC-MOE §5.9.3 steps 1, 5):
+    per row amax = max |x| ignoring NaN (min(amax, scale_ub) when given),
+    scale = max(amax / 448, 1 / (448 * 512)), code = e4m3(clamp(x / scale,
+    -448, 448)) with NaN -> +448 (the fminf/fmaxf clamp). Returns
+    (float8_e4m3fn of x's shape, fp32 scales [rows, 1])."""
+    xf = x.float().reshape(-1, x.shape[-1])
+    amax = torch.where(torch.isnan(xf), 0.0, xf.abs()).amax(-1) if xf.shape[1] else \
+        torch.zeros(xf.shape[0])
+    if scale_ub is not None:
+        amax = torch.minimum(amax, scale_ub.float().reshape(()).to(amax.device))
+    scale = torch.clamp_min(amax / FP8_MAX, FP8_MIN_SCALE)
+    y = xf / scale.unsqueeze(1)
+    y = torch.where(torch.isnan(y), FP8_MAX, y).clamp(-FP8_MAX, FP8_MAX)
+    return y.to(torch.float8_e4m3fn).reshape(x.shape), scale.reshape(-1, 1)
+
+
+def per_token_fp8_qdq(e, v: torch.Tensor) -> torch.Tensor:
+    """Quantize-dequantize of :func:`per_token_fp8_ref` (float64), for
+    :func:`quantized_moe_ref`."""
+    q, s = per_token_fp8_ref(v)
+    return q.double() * s.double()
+
+
+# ----------------------------------------------------------------- MXFP4
+MX_BLOCK = 32
+
+
+def mx_qdq(x: torch.Tensor) -> torch.Tensor:
+    """R2 (SPEC-MOE §5.1.1, §5.10.1) quantize-dequantize of finite rows whose
+    length is a multiple of 32: per block amax (fp32 of the input dtype),
+    E_r = ((bits(amax) + 2^21) >> 23) & 0xFF, s = E_r - 2 (0 when E_r <= 2:
+    the block is zero), values e2m1(x * 2^(127 - s)) * 2^(s - 127). float64."""
+    from .nvfp4 import decode_e2m1, round_to_e2m1_codes
+
+    xf = x.float().reshape(x.shape[0], -1, MX_BLOCK)
+    amax = xf.abs().amax(-1, keepdim=True)
+    e_r = ((amax.view(torch.int32).long() + (1 << 21)) >> 23) & 0xFF
+    s = torch.where(e_r > 2, e_r - 2, 0)
+    codes = round_to_e2m1_codes(torch.ldexp(xf, (127 - s).float()))
+    vals = torch.ldexp(decode_e2m1(codes).double(), (s - 127).double())
+    return torch.where(s > 0, vals, 0.0).reshape(x.shape[0], -1)
+
+
+def dequantize_experts_mxfp4(packed: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """MXFP4 experts (uint8 [E, N, K/2], swizzled E8M0 uint8 [E, Np, Kp]) ->
+    float32 [E, N, K]: e2m1 * 2^(b - 127) with R3 unswizzling (V = 32)."""
+    from .nvfp4 import decode_e2m1, unpack_fp4
+
+    E, N, K = packed.shape[0], packed.shape[1], packed.shape[2] * 2
+    packed, scales = packed.cpu(), scales.cpu()
+    out = torch.empty(E, N, K)
+    for e in range(E):
+        b = scales[e].view(torch.uint8)
+        mp, kp = b.shape
+        lin = b.reshape(mp // 128, kp // 4, 32, 4, 4).permute(0, 3, 2, 1, 4).reshape(mp, kp)
+        lin = lin[:N, :K // MX_BLOCK].long()
+        vals = decode_e2m1(unpack_fp4(packed[e])).reshape(N, K // MX_BLOCK, MX_BLOCK)
+        out[e] = torch.ldexp(vals, (lin - 127).float().unsqueeze(-1)).reshape(N, K)
+    return out

@@ -10,18 +10,24 @@ import importlib
 import torch
 
 
-def need(module: str, name: str, who: str):
-    """``module.name`` of another lowbit family, or NotImplementedError saying
-    that ``who`` needs it (family not installed, or a version without it)."""
+def optional_family(module: str):
+    """Import another lowbit family once (at import time, so the forwards stay
+    traceable by torch.compile): ``(module, None)``, or ``(None, why)`` when it
+    cannot be imported."""
     try:
-        mod = importlib.import_module(module)
-    except ImportError as e:
-        raise NotImplementedError(f"{who} needs {module}.{name}, and {module} cannot be "
-                                  f"imported ({e})") from e
-    fn = getattr(mod, name, None)
+        return importlib.import_module(module), None
+    except Exception as e:  # not installed, or its library does not load
+        return None, f"{module} cannot be imported ({type(e).__name__}: {e})"
+
+
+def need(family, name: str, who: str):
+    """``name`` of a family from :func:`optional_family` (looked up per call),
+    or NotImplementedError saying that ``who`` needs it."""
+    mod, why = family
+    fn = getattr(mod, name, None) if mod is not None else None
     if fn is None:
-        raise NotImplementedError(f"{who} needs {module}.{name}, which the installed {module} "
-                                  "does not provide yet")
+        raise NotImplementedError(f"{who} needs {name}: " + (
+            why or f"the installed {mod.__name__} does not provide it yet"))
     return fn
 
 

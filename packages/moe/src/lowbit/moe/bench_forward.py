@@ -64,15 +64,29 @@ def _target(device: torch.device) -> str:
     return {9: "SM90", 10: "SM100", 12: "SM120"}.get(major, f"SM{major}0")
 
 
+# What each format needs from its family: (module, grouped GEMM op, every name used)
+_NEEDS = {
+    "nvfp4": ("lowbit.nvfp4_mm", "cutlass_fp4_group_mm", ("cutlass_fp4_group_mm",)),
+    "w4a8": ("lowbit.w4a8_mm", "cutlass_w4a8_moe_mm",
+             ("cutlass_w4a8_moe_mm", "quantize_experts", "moe_strides")),
+    "mxfp4": ("lowbit.mxfp4", "cutlass_mxfp4_group_mm",
+              ("cutlass_mxfp4_group_mm", "mxfp4_experts_quant", "silu_and_mul_mxfp4_experts_quant",
+               "quantize_weights")),
+}
+
+
 def _unavailable(fmt: str, device: torch.device, s: MoeShape) -> str | None:
     """Why a format does not run here (None: it runs)."""
-    module, op = {"nvfp4": ("lowbit.nvfp4_mm", "cutlass_fp4_group_mm"),
-                  "w4a8": ("lowbit.w4a8_mm", "cutlass_w4a8_moe_mm"),
-                  "mxfp4": ("lowbit.mxfp4", "cutlass_mxfp4_group_mm")}[fmt]
+    import importlib
+
+    module, op, names = _NEEDS[fmt]
     try:
-        mod = __import__(module, fromlist=["OPS"])
+        mod = importlib.import_module(module)
     except ImportError:
         return f"{module} not installed"
+    missing = [n for n in names if not hasattr(mod, n)]
+    if missing:
+        return f"{module} lacks {', '.join(missing)}"
     if _target(device) not in getattr(mod, "OPS", {}).get(op, ()):
         return f"no {op} kernel for {_target(device)}"
     if fmt == "w4a8" and (s.hidden % 128 or s.intermediate % 128):
