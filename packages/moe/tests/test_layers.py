@@ -11,43 +11,23 @@ import pytest
 import torch
 
 import lowbit.moe as moe
+from lowbit.moe._layer import format_unavailable
 from lowbit.testing import moe as ref
 from lowbit.testing import w4a8 as w4a8_ref
-from lowbit.testing.checks import cuda_sm
-
-try:
-    import lowbit.mxfp4 as mxfp4
-except Exception as e:  # noqa: BLE001  (a missing family or library: say why below)
-    mxfp4, MXFP4_WHY = None, f"lowbit.mxfp4 cannot be imported ({e})"
-else:
-    MXFP4_WHY = None
-import lowbit.w4a8_mm as w4a8_mm
-
-W4A8_NAMES = ("quantize_experts", "moe_strides", "cutlass_w4a8_moe_mm")
-MXFP4_NAMES = ("quantize_weights", "mxfp4_experts_quant", "silu_and_mul_mxfp4_experts_quant",
-               "cutlass_mxfp4_group_mm")
 
 
-def _missing(mod, names, why):
-    if mod is None:
-        return why
-    lacks = [n for n in names if not hasattr(mod, n)]
-    return f"{mod.__name__} lacks {', '.join(lacks)}" if lacks else None
-
-
-def _devices(mod, op, why):
-    """CPU, plus CUDA where the family has a kernel for this GPU."""
+def _devices(fmt):
+    """CPU, plus CUDA where the format's family has kernels for this GPU; a
+    skipped CPU case names what is missing (family not installed, too old)."""
+    why = format_unavailable(fmt, "cpu")
     if why:
         return [pytest.param("cpu", marks=pytest.mark.skip(reason=why))]
-    out = ["cpu"]
-    sm = cuda_sm()
-    if sm is not None and f"SM{sm // 10}0" in mod.OPS.get(op, ()):
-        out.append("cuda")
-    return out
+    gpu = torch.cuda.is_available() and format_unavailable(fmt, "cuda") is None
+    return ["cpu"] + (["cuda"] if gpu else [])
 
 
-W4A8_DEVICES = _devices(w4a8_mm, "cutlass_w4a8_moe_mm", _missing(w4a8_mm, W4A8_NAMES, None))
-MXFP4_DEVICES = _devices(mxfp4, "cutlass_mxfp4_group_mm", _missing(mxfp4, MXFP4_NAMES, MXFP4_WHY))
+W4A8_DEVICES = _devices("w4a8")
+MXFP4_DEVICES = _devices("mxfp4")
 
 # (E, topk, H, I, m, share of invalid ids): one expert; uneven; many zero-row experts
 LAYERS = [(1, 1, 128, 128, 5, 0.0), (8, 2, 256, 128, 33, 0.1), (64, 2, 128, 256, 7, 0.2),

@@ -24,7 +24,7 @@ import torch
 
 from lowbit.testing.shapes import MOE, MoeShape
 
-from ._layer import fp4_expert_gemm
+from ._layer import format_unavailable, fp4_expert_gemm
 
 PACKAGE = "lowbit-moe"
 FORWARD_MODELS = ("DeepSeek-R1", "Qwen3-30B-A3B", "Qwen3-235B-A22B", "Llama-4-Scout",
@@ -57,43 +57,6 @@ def bf16_moe_forward(x, topk_ids, topk_weights, w13, w2):
 
 
 # ----------------------------------------------------------------- formats
-def _target(device: torch.device) -> str:
-    if device.type == "cpu":
-        return "CPU"
-    major = torch.cuda.get_device_capability(device)[0]
-    return {9: "SM90", 10: "SM100", 12: "SM120"}.get(major, f"SM{major}0")
-
-
-# What each format needs from its family: (module, grouped GEMM op, every name used)
-_NEEDS = {
-    "nvfp4": ("lowbit.nvfp4_mm", "cutlass_fp4_group_mm", ("cutlass_fp4_group_mm",)),
-    "w4a8": ("lowbit.w4a8_mm", "cutlass_w4a8_moe_mm",
-             ("cutlass_w4a8_moe_mm", "quantize_experts", "moe_strides")),
-    "mxfp4": ("lowbit.mxfp4", "cutlass_mxfp4_group_mm",
-              ("cutlass_mxfp4_group_mm", "mxfp4_experts_quant", "silu_and_mul_mxfp4_experts_quant",
-               "quantize_weights")),
-}
-
-
-def _unavailable(fmt: str, device: torch.device, s: MoeShape) -> str | None:
-    """Why a format does not run here (None: it runs)."""
-    import importlib
-
-    module, op, names = _NEEDS[fmt]
-    try:
-        mod = importlib.import_module(module)
-    except ImportError:
-        return f"{module} not installed"
-    missing = [n for n in names if not hasattr(mod, n)]
-    if missing:
-        return f"{module} lacks {', '.join(missing)}"
-    if _target(device) not in getattr(mod, "OPS", {}).get(op, ()):
-        return f"no {op} kernel for {_target(device)}"
-    if fmt == "w4a8" and (s.hidden % 128 or s.intermediate % 128):
-        return "K % 128 != 0 (group 128)"
-    return None
-
-
 def _quantize(fmt: str, w13, w2):
     from . import quantize_experts_mxfp4, quantize_experts_nvfp4, quantize_experts_w4a8
 
@@ -161,7 +124,7 @@ def build_layer(name: str, s: MoeShape, device, progress=None) -> Layer:
     exact = bf16_moe_forward(x, ids, w, w13, w2).float()
     quantized = {}
     for fmt in FORMATS:
-        why = _unavailable(fmt, device, s)
+        why = format_unavailable(fmt, device, s)
         if why:
             layer.skipped[fmt] = why
             continue

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from ._layer import check_gated, fp4_expert_gemm, need, optional_family
-
-_MXFP4 = optional_family("lowbit.mxfp4")
+from ._layer import check_gated, fp4_expert_gemm, need
 
 # Above this many experts the routing writes sorted_expert_ids and the quant
 # ops get them as their lookup hint (vLLM's rule, SPEC-MOE §5.9.2).
@@ -22,7 +20,7 @@ def quantize_experts_mxfp4(w: torch.Tensor):
     round_up(K/32,4)])`` (each expert 128x4-swizzled, padding zero), with the
     activation quantizer's scale rule (SPEC-MOE §5.1.1). Dequantized:
     e2m1 * 2^(scale - 127). On w's device, no host sync."""
-    return need(_MXFP4, "quantize_weights", "quantize_experts_mxfp4")(w)
+    return need("mxfp4", "quantize_weights", "quantize_experts_mxfp4")(w)
 
 
 def mxfp4_moe_forward(x: torch.Tensor, topk_ids: torch.Tensor, topk_weights: torch.Tensor,
@@ -41,9 +39,9 @@ def mxfp4_moe_forward(x: torch.Tensor, topk_ids: torch.Tensor, topk_weights: tor
     from . import combine, route, shuffle_rows
 
     who = "mxfp4_moe_forward"
-    quant = need(_MXFP4, "mxfp4_experts_quant", who)
-    silu_quant = need(_MXFP4, "silu_and_mul_mxfp4_experts_quant", who)
-    group_mm = need(_MXFP4, "cutlass_mxfp4_group_mm", who)
+    quant = need("mxfp4", "mxfp4_experts_quant", who)
+    silu_quant = need("mxfp4", "silu_and_mul_mxfp4_experts_quant", who)
+    group_mm = need("mxfp4", "cutlass_mxfp4_group_mm", who)
     E, H, inter = w13.shape[0], x.shape[1], w2.shape[2] * 2
     check_gated(who, w13.shape[1], inter, w13.shape)
     r = route(topk_ids, E, inter, H, sorted_ids=E >= SORTED_IDS_MIN_EXPERTS)

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from ._layer import check_gated, fp4_expert_gemm, need, optional_family
-
-_NVFP4_MM = optional_family("lowbit.nvfp4_mm")
+from ._layer import check_gated, fp4_expert_gemm, need
 
 E4M3_MAX = 448.0
 E2M1_MAX = 6.0
@@ -38,7 +36,7 @@ def quantize_experts_nvfp4(w: torch.Tensor):
 
 
 def _group_mm():
-    return need(_NVFP4_MM, "cutlass_fp4_group_mm", "nvfp4_moe_forward (SPEC-MOE §5.2)")
+    return need("nvfp4", "cutlass_fp4_group_mm", "nvfp4_moe_forward (SPEC-MOE §5.2)")
 
 
 def nvfp4_moe_forward(x: torch.Tensor, topk_ids: torch.Tensor, topk_weights: torch.Tensor,

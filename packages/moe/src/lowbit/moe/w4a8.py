@@ -8,9 +8,7 @@ from typing import NamedTuple
 
 import torch
 
-from ._layer import check_gated, need, optional_family
-
-_W4A8_MM = optional_family("lowbit.w4a8_mm")
+from ._layer import check_gated, need
 
 
 class W4A8Experts(NamedTuple):
@@ -36,8 +34,8 @@ def quantize_experts_w4a8(w: torch.Tensor, group_size: int = 128) -> W4A8Experts
     ``cutlass_encode_and_reorder_int4b_grouped`` and ``cutlass_pack_scale_fp8``.
     Dequantized: e4m3(q * s) * ch. On w's device."""
     who = "quantize_experts_w4a8"
-    quantize = need(_W4A8_MM, "quantize_experts", who)
-    strides = need(_W4A8_MM, "moe_strides", who)
+    quantize = need("w4a8", "quantize_experts", who)
+    strides = need("w4a8", "moe_strides", who)
     p = quantize(w, group_size)
     E, N, K = w.shape
     return W4A8Experts(p.B, p.b_strides, p.group_scales, p.group_size, p.channel_scales,
@@ -86,7 +84,7 @@ def w4a8_moe_forward(x: torch.Tensor, topk_ids: torch.Tensor, topk_weights: torc
                    silu_and_mul_per_token_fp8_quant)
 
     who = "w4a8_moe_forward"
-    group_mm = need(_W4A8_MM, "cutlass_w4a8_moe_mm", who)
+    group_mm = need("w4a8", "cutlass_w4a8_moe_mm", who)
     if x.dtype != torch.bfloat16:
         raise ValueError(f"{who}: argument 'x': expected dtype torch.bfloat16 (the grouped "
                          f"GEMM writes bf16), got {x.dtype}")
