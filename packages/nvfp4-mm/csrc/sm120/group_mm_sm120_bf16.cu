@@ -1,12 +1,15 @@
 // SM120 cutlass_fp4_group_mm, bf16 output (one CUTLASS instantiation per
 // translation unit keeps each nvcc run near 1 minute).
-#include "blackwell_group_gemm.cuh"
+#include "nvfp4_mm.h"
+
+#include <lowbit/fp4_gemm/blackwell_group_gemm.cuh>
 
 namespace nvfp4_mm {
 
 void run_group_sm120_bf16(const GroupProblem& p) {
 #if defined(CUTLASS_ARCH_MMA_SM120_SUPPORTED)
-  blackwell::Sm120Group<cutlass::bfloat16_t>::run(p, "SM120");
+  namespace bw = lowbit::fp4_gemm::blackwell;
+  bw::Sm120Group<bw::Nvfp4, cutlass::bfloat16_t>::run(p, "SM120", kGroupOp);
 #else
   lowbit::fail(lowbit::str(kGroupOp, ": this CUTLASS build has no SM120 block-scaled MMA support"));
 #endif

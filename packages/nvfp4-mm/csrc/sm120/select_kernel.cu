@@ -16,7 +16,7 @@ void scaled_fp4_mm_sm120(const Problem& p) {
 }
 
 // cutlass_fp4_group_mm: one CUTLASS grouped kernel per output dtype
-// (blackwell_group_gemm.cuh).
+// (lowbit/fp4_gemm/blackwell_group_gemm.cuh).
 std::vector<std::string> sm120_group_kernel_names() { return {"cutlass_grouped_128x128x128"}; }
 
 void fp4_group_mm_sm120(const GroupProblem& p) {

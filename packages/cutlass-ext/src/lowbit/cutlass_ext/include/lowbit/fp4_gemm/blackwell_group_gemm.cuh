@@ -1,6 +1,9 @@
-// Blackwell (SM100 / SM120) cutlass_fp4_group_mm (docs/SPEC-MOE.md §5.2):
-// CUTLASS's ptr-array grouped block-scaled GEMM (nv_float4_t<float_e2m1_t>
-// operands, ue4m3 scales, fp32 accumulation, D = alpha[e] * acc, no C).
+// Blackwell (SM100 / SM120) grouped FP4 GEMMs: cutlass_fp4_group_mm
+// (docs/SPEC-MOE.md §5.2, nvfp4-mm) and cutlass_mxfp4_group_mm (§5.3,
+// mxfp4). CUTLASS's ptr-array grouped block-scaled GEMM, fp32 accumulation,
+// no C, for one of two formats: Nvfp4 (nv_float4_t<float_e2m1_t> operands,
+// ue4m3 scales per 16 elements, D = alpha[e] * acc) or Mxfp4
+// (mx_float4_t<float_e2m1_t>, ue8m0 scales per 32 elements, D = acc).
 // The per-expert arguments CUTLASS reads (problem shape, operand pointers,
 // strides, scale layouts, alpha pointer) are built on the device by
 // group_setup_kernel from problem_sizes / expert_offsets / sf_offsets, so
@@ -10,10 +13,8 @@
 // 128x4 scale atom is that layout. An expert whose metadata breaks the
 // contract (§5.0.3) gets 0 rows: CUTLASS computes nothing for it.
 //
-// Included by one translation unit per (arch, output dtype).
+// Included by one translation unit per (format, arch, output dtype).
 #pragma once
-
-#include "nvfp4_mm.h"
 
 #include <lowbit/cuda_utils.h>
 #include <lowbit/cutlass_utils.h>
@@ -33,9 +34,25 @@
 #include <optional>
 #include <type_traits>
 
-namespace nvfp4_mm::blackwell {
+namespace lowbit::fp4_gemm::blackwell {
 
 using namespace cute;
+using lowbit::Tensor;
+
+// The formats: operand type, elements per scale byte, whether an alpha per
+// expert scales D, the SM100 1-SM ptr-array mainloop schedule.
+struct Nvfp4 {
+  using Element = cutlass::nv_float4_t<cutlass::float_e2m1_t>;
+  static constexpr int kBlock = 16;
+  static constexpr bool kAlpha = true;
+  using Sm100Schedule = cutlass::gemm::KernelPtrArrayTmaWarpSpecialized1SmNvf4Sm100;
+};
+struct Mxfp4 {
+  using Element = cutlass::mx_float4_t<cutlass::float_e2m1_t>;
+  static constexpr int kBlock = 32;
+  static constexpr bool kAlpha = false;
+  using Sm100Schedule = cutlass::gemm::KernelPtrArrayTmaWarpSpecialized1SmMxf4Sm100;
+};
 
 // One thread per expert: G::setup fills its CUTLASS arguments.
 template <class G>
@@ -46,11 +63,11 @@ __global__ void group_setup_kernel(const typename G::Setup s) {
   lowbit::pdl_launch_dependents();
 }
 
-template <class ArchTag, class TileShape, class ClusterShape, class MainloopSchedule, class EpilogueSchedule,
-          class ElementD>
+template <class Fmt, class ArchTag, class TileShape, class ClusterShape, class MainloopSchedule,
+          class EpilogueSchedule, class ElementD>
 struct Fp4GroupGemm {
   using ProblemShape = cutlass::gemm::GroupProblemShape<Shape<int, int, int>>;
-  using ElementA = cutlass::nv_float4_t<cutlass::float_e2m1_t>;
+  using ElementA = typename Fmt::Element;
   using LayoutA = cutlass::layout::RowMajor;     // A [m_e, K], K contiguous
   using LayoutB = cutlass::layout::ColumnMajor;  // B [N, K], K contiguous
   using LayoutD = cutlass::layout::RowMajor;
@@ -112,7 +129,7 @@ struct Fp4GroupGemm {
     take(x.sfa, sizeof(void*));
     take(x.sfb, sizeof(void*));
     take(x.d, sizeof(void*));
-    take(x.alpha, sizeof(void*));
+    if constexpr (Fmt::kAlpha) take(x.alpha, sizeof(void*));
     take(x.stride_a, sizeof(StrideA));
     take(x.stride_b, sizeof(StrideB));
     take(x.stride_d, sizeof(StrideD));
@@ -131,7 +148,7 @@ struct Fp4GroupGemm {
     const uint8_t* sa;
     const uint8_t* sb;
     ElementD* out;
-    const float* alphas;
+    const float* alphas;  // nullptr without an alpha
     int E, M, N, K;
     int64_t R, Kp, Np;
   };
@@ -151,7 +168,7 @@ struct Fp4GroupGemm {
     s.arr.sfa[e] = reinterpret_cast<const Sf*>(s.sa + sf0 * s.Kp);
     s.arr.sfb[e] = reinterpret_cast<const Sf*>(s.sb + int64_t(e) * s.Np * s.Kp);
     s.arr.d[e] = s.out + row0 * s.N;
-    s.arr.alpha[e] = s.alphas + e;
+    if constexpr (Fmt::kAlpha) s.arr.alpha[e] = s.alphas + e;
     s.arr.stride_a[e] = cutlass::make_cute_packed_stride(StrideA{}, make_shape(rows, s.K, 1));
     s.arr.stride_b[e] = cutlass::make_cute_packed_stride(StrideB{}, make_shape(s.N, s.K, 1));
     s.arr.stride_d[e] = cutlass::make_cute_packed_stride(StrideD{}, make_shape(rows, s.N, 1));
@@ -159,27 +176,38 @@ struct Fp4GroupGemm {
     s.arr.layout_sfb[e] = SfConfig::tile_atom_to_shape_SFB(make_shape(rows, s.N, s.K, 1));
   }
 
-  static Setup make_setup(const GroupProblem& p, const Arrays& arr) {
+  // `p`: a validated group problem of the format (out, a, b, sa, sb,
+  // problem_sizes, expert_offsets, sf_offsets, E, M, N, K, R and, with an
+  // alpha, alphas).
+  template <class GP>
+  static const float* alphas_of(const GP& p) {
+    if constexpr (Fmt::kAlpha) return p.alphas.template const_data_ptr<float>();
+    else return nullptr;
+  }
+
+  template <class GP>
+  static Setup make_setup(const GP& p, const Arrays& arr) {
     return Setup{arr,
-                 p.problem_sizes.const_data_ptr<int>(),
-                 p.expert_offsets.const_data_ptr<int>(),
-                 p.sf_offsets.const_data_ptr<int>(),
-                 p.a.const_data_ptr<uint8_t>(),
-                 p.b.const_data_ptr<uint8_t>(),
+                 p.problem_sizes.template const_data_ptr<int>(),
+                 p.expert_offsets.template const_data_ptr<int>(),
+                 p.sf_offsets.template const_data_ptr<int>(),
+                 p.a.template const_data_ptr<uint8_t>(),
+                 p.b.template const_data_ptr<uint8_t>(),
                  static_cast<const uint8_t*>(p.sa.data_ptr()),
                  static_cast<const uint8_t*>(p.sb.data_ptr()),
                  reinterpret_cast<ElementD*>(p.out.data_ptr()),
-                 p.alphas.const_data_ptr<float>(),
+                 alphas_of(p),
                  static_cast<int>(p.E),
                  static_cast<int>(p.M),
                  static_cast<int>(p.N),
                  static_cast<int>(p.K),
                  p.R,
-                 lowbit::round_up<int64_t>(p.K / 16, 4),
+                 lowbit::round_up<int64_t>(p.K / Fmt::kBlock, 4),
                  lowbit::round_up<int64_t>(p.N, 128)};
   }
 
-  static typename Gemm::Arguments make_arguments(const GroupProblem& p, const Arrays& arr) {
+  template <class GP>
+  static typename Gemm::Arguments make_arguments(const GP& p, const Arrays& arr) {
     typename Gemm::Arguments args;
     args.mode = cutlass::gemm::GemmUniversalMode::kGrouped;
     args.problem_shape = {static_cast<int>(p.E), arr.shape, nullptr};
@@ -189,15 +217,21 @@ struct Fp4GroupGemm {
     args.epilogue.ptr_D = arr.d;
     args.epilogue.dD = arr.stride_d;
     auto& fusion = args.epilogue.thread;
-    fusion.alpha_ptr_array = arr.alpha;
-    fusion.dAlpha = {_0{}, _0{}, 1};  // one alpha per group
+    if constexpr (Fmt::kAlpha) {
+      fusion.alpha_ptr_array = arr.alpha;
+      fusion.dAlpha = {_0{}, _0{}, 1};  // one alpha per group
+    } else {
+      fusion.alpha = 1.f;
+    }
     fusion.beta = 0.f;
     args.hw_info.device_id = p.a.get_device_index();
     args.hw_info.sm_count = lowbit::device_sm_count(p.a.get_device_index());
     return args;
   }
 
-  static void run(const GroupProblem& p, const char* arch_name) {
+  // `op` names the op in errors.
+  template <class GP>
+  static void run(const GP& p, const char* arch_name, const char* op) {
     cudaStream_t stream = lowbit::current_stream(p.a);
     Arrays arr{};
     const int64_t arr_bytes = carve(p.E, nullptr, nullptr);
@@ -209,7 +243,7 @@ struct Fp4GroupGemm {
                           /*pdl=*/true, make_setup(p, arr));
     typename Gemm::Arguments args = make_arguments(p, arr);
     Gemm gemm;
-    LOWBIT_CHECK(gemm.can_implement(args) == cutlass::Status::kSuccess, kGroupOp, ": the ", arch_name,
+    LOWBIT_CHECK(gemm.can_implement(args) == cutlass::Status::kSuccess, op, ": the ", arch_name,
                  " CUTLASS grouped kernel cannot implement E=", p.E, " N=", p.N, " K=", p.K);
     const size_t ws_bytes = Gemm::get_workspace_size(args);
     std::optional<Tensor> ws;
@@ -218,24 +252,23 @@ struct Fp4GroupGemm {
       ws = lowbit::empty_on(p.a, {static_cast<int64_t>(ws_bytes)}, lowbit::ScalarType::Byte);
       ws_ptr = ws->data_ptr();
     }
-    LOWBIT_CUTLASS_CHECK(gemm.initialize(args, ws_ptr, stream), kGroupOp);
-    LOWBIT_CUTLASS_CHECK(gemm.run(stream), kGroupOp);
+    LOWBIT_CUTLASS_CHECK(gemm.initialize(args, ws_ptr, stream), op);
+    LOWBIT_CUTLASS_CHECK(gemm.run(stream), op);
     LOWBIT_CHECK_LAUNCH();
   }
 };
 
 // SM100: 1-SM ptr-array schedule, MMA tile 128x128x128, cluster 1x1x1.
-template <class ElementD>
-using Sm100Group =
-    Fp4GroupGemm<cutlass::arch::Sm100, Shape<_128, _128, _128>, Shape<_1, _1, _1>,
-                 cutlass::gemm::KernelPtrArrayTmaWarpSpecialized1SmNvf4Sm100,
-                 cutlass::epilogue::PtrArrayTmaWarpSpecialized1Sm, ElementD>;
+template <class Fmt, class ElementD>
+using Sm100Group = Fp4GroupGemm<Fmt, cutlass::arch::Sm100, Shape<_128, _128, _128>, Shape<_1, _1, _1>,
+                                typename Fmt::Sm100Schedule, cutlass::epilogue::PtrArrayTmaWarpSpecialized1Sm,
+                                ElementD>;
 
 // SM120: tile 128x128x128; CUTLASS's automatic schedules pick the ptr-array
 // cooperative block-scaled kernel for a grouped problem shape.
-template <class ElementD>
-using Sm120Group = Fp4GroupGemm<cutlass::arch::Sm120, Shape<_128, _128, _128>, Shape<_1, _1, _1>,
+template <class Fmt, class ElementD>
+using Sm120Group = Fp4GroupGemm<Fmt, cutlass::arch::Sm120, Shape<_128, _128, _128>, Shape<_1, _1, _1>,
                                 cutlass::gemm::collective::KernelScheduleAuto,
                                 cutlass::epilogue::collective::EpilogueScheduleAuto, ElementD>;
 
-}  // namespace nvfp4_mm::blackwell
+}  // namespace lowbit::fp4_gemm::blackwell

@@ -1,0 +1,71 @@
+// SM90 cutlass_mxfp4_group_mm (docs/SPEC-MOE.md §5.3): the MXFP4 instantiation
+// of the grouped mma.sync FP4 GEMM that nvfp4-mm's cutlass_fp4_group_mm runs
+// too (lowbit/fp4_gemm/sm90_group.cuh). Hopper has no FP4 tensor cores;
+// e2m1 * 2^(b - 127) is exact in bf16 (SPEC-MOE §5.1.1), so both operands
+// become bf16 and mma.sync accumulates in fp32 (lowbit/fp4_gemm/
+// sm90_formats.cuh, Mxfp4). Per call three launches whatever E is: the tile
+// table (experts with broken metadata get no tiles, §5.0.3), the A pre-pass
+// over the experts' tiles and the main kernel; the device metadata never
+// comes to the host, so the call is CUDA-graph capturable.
+#include "mxfp4.h"
+
+#include <lowbit/fp4_gemm/sm90_group.cuh>
+#include <lowbit/fp4_gemm/sm90_multistage.cuh>
+#include <lowbit/fp4_gemm/sm90_small_m.cuh>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+
+namespace mxfp4 {
+namespace {
+
+namespace fg = lowbit::fp4_gemm::sm90;
+
+// Two decode tiles (weights streamed into registers) and one prefill tile
+// (shared-memory pipeline): nvfp4-mm's tuned shapes of the same names, the
+// fewest that cover decode to prefill (each instantiation costs build time).
+struct GroupKernel {
+  const char* name;
+  fg::MmaKernel kernel;
+};
+const GroupKernel kGroupKernels[] = {
+    // MT NT LPC DEPTH WIN L2PF MINB
+    {"small_m_16x128", fg::make_small_m_kernel<fg::Mxfp4, fg::SmallCfg<1, 4, 1, 2, 4, 128, 4>>()},
+    {"small_m_64x128", fg::make_small_m_kernel<fg::Mxfp4, fg::SmallCfg<4, 4, 1, 2, 2, 128, 2>>()},
+    // MT NT WM WN STAGES: 4 warps of 128x32, 4 stages
+    {"multistage_128x128", fg::make_multistage_kernel<fg::Mxfp4, fg::Cfg<8, 4, 1, 4, 4>>()},
+};
+constexpr int kKernels = sizeof(kGroupKernels) / sizeof(kGroupKernels[0]);
+
+// Per kernel: the devices where its shared memory is opted into.
+std::array<std::atomic<uint64_t>, kKernels> smem_done{};
+
+// By the mean rows of the experts that can have rows (M / min(E, M)), with
+// nvfp4-mm's boundaries: the sizes themselves stay on the device.
+int pick_group_kernel(const GroupProblem& p) {
+  const int64_t rows = p.M / std::max<int64_t>(1, std::min(p.E, p.M));
+  return rows <= 16 ? 0 : rows <= 64 ? 1 : 2;
+}
+
+}  // namespace
+
+std::vector<std::string> sm90_group_kernel_names() {
+  std::vector<std::string> names;
+  for (const GroupKernel& k : kGroupKernels) names.emplace_back(k.name);
+  return names;
+}
+
+void mxfp4_group_mm_sm90(const GroupProblem& p) {
+  LOWBIT_CHECK(p.M < (1ll << 31) / 16 && p.N < (1ll << 31) && p.K < (1ll << 30), kGroupOp,
+               ": problem too large for the SM90 kernels (M=", p.M, ", N=", p.N, ", K=", p.K, ")");
+  int i = pick_group_kernel(p);
+  if (!p.kernel.empty()) {  // validated against sm90_group_kernel_names()
+    for (i = 0; i < kKernels; ++i)
+      if (p.kernel == kGroupKernels[i].name) break;
+    if (i == kKernels) check_kernel_name(p.kernel, sm90_group_kernel_names(), "SM90");
+  }
+  fg::run_mma_group<fg::Mxfp4>(p, kGroupKernels[i].kernel, smem_done[i], kGroupOp);
+}
+
+}  // namespace mxfp4
