@@ -28,15 +28,25 @@ struct Alias {
 };
 constexpr Alias kAliases[] = {{"256x128_1x1x1", "256x128_2x1x1"}};
 
-int kernel_index(const std::string& name) {
-  const auto& list = schedules();
-  for (size_t i = 0; i < list.size(); ++i) {
-    if (name == list[i].name) return static_cast<int>(i);
+// Index in `kernels` (schedules() or moe_schedules()) of the kernel a name
+// selects, directly or through `aliases`; -1 if none.
+template <class Kernels, size_t N>
+int find_kernel(const Kernels& kernels, const Alias (&aliases)[N], const std::string& name) {
+  for (size_t i = 0; i < kernels.size(); ++i) {
+    if (name == kernels[i].name) return static_cast<int>(i);
   }
-  for (const auto& a : kAliases) {
-    if (name == a.name) return kernel_index(a.kernel);
+  for (const auto& a : aliases) {
+    if (name == a.name) return find_kernel(kernels, aliases, a.kernel);
   }
   return -1;
+}
+
+[[noreturn]] void fail_unknown(const char* op, const std::string& name,
+                               const std::vector<std::string>& names) {
+  std::string valid;
+  for (const auto& n : names) valid += (valid.empty() ? "" : ", ") + n;
+  fail(str(op, ": argument 'maybe_schedule': unknown schedule string: '", name,
+           "'; expected one of [", valid, "] or None (heuristic)"));
 }
 }  // namespace
 
@@ -48,12 +58,9 @@ std::vector<std::string> schedule_names() {
 }
 
 int schedule_index(const char* op, const std::string& name) {
-  const int index = kernel_index(name);
-  if (index >= 0) return index;
-  std::string valid;
-  for (const auto& n : schedule_names()) valid += (valid.empty() ? "" : ", ") + n;
-  fail(str(op, ": argument 'maybe_schedule': expected one of [", valid,
-           "] or None (heuristic), got '", name, "'"));
+  const int index = find_kernel(schedules(), kAliases, name);
+  if (index < 0) fail_unknown(op, name, schedule_names());
+  return index;
 }
 
 namespace {
@@ -165,36 +172,21 @@ constexpr Alias kMoeAliases[] = {
     {"Kernel_128x256_2x1x1_Coop", "Kernel_128x256_2x1x1_Coop"},
 };
 
-int moe_kernel_index(const std::string& name) {
-  const auto& list = moe_schedules();
-  for (size_t i = 0; i < list.size(); ++i) {
-    if (name == list[i].name) return static_cast<int>(i);
-  }
-  for (const auto& a : kMoeAliases) {
-    if (name == a.name) return moe_kernel_index(a.kernel);
-  }
-  return -1;
-}
 }  // namespace
 
 std::vector<std::string> moe_schedule_names() {
   std::vector<std::string> names;
   for (const auto& a : kMoeAliases) names.emplace_back(a.name);
   for (const auto& s : moe_schedules()) {
-    bool listed = false;
-    for (const auto& n : names) listed = listed || n == s.name;
-    if (!listed) names.emplace_back(s.name);
+    if (std::find(names.begin(), names.end(), s.name) == names.end()) names.emplace_back(s.name);
   }
   return names;
 }
 
 int moe_schedule_index(const char* op, const std::string& name) {
-  const int index = moe_kernel_index(name);
-  if (index >= 0) return index;
-  std::string valid;
-  for (const auto& n : moe_schedule_names()) valid += (valid.empty() ? "" : ", ") + n;
-  fail(str(op, ": argument 'maybe_schedule': unknown schedule string: '", name,
-           "'; expected one of [", valid, "] or None (heuristic)"));
+  const int index = find_kernel(moe_schedules(), kMoeAliases, name);
+  if (index < 0) fail_unknown(op, name, moe_schedule_names());
+  return index;
 }
 
 // vLLM v0.34.0's heuristic on the mean rows per expert (<= 16, <= 32,

@@ -21,21 +21,29 @@ namespace lowbit::w4a8::sm90 {
 
 namespace lowbit::w4a8 {
 namespace {
+// A schedule's entry points, for either problem type.
+template <class Problem>
 struct Entry {
-  size_t (*workspace)(const MmProblem&);
-  void (*run)(const MmProblem&, void*);
+  size_t (*workspace)(const Problem&);
+  void (*run)(const Problem&, void*);
 };
-const Entry kEntries[] = {
+
+const Entry<MmProblem> kEntries[] = {
 #define X(NAME, TN, TM, CN, CM, KIND) {&sm90::workspace_##NAME, &sm90::run_##NAME},
 #include "schedules.def"
 #undef X
 };
-constexpr int kCount = sizeof(kEntries) / sizeof(kEntries[0]);
+const Entry<MoeMmProblem> kMoeEntries[] = {
+#define X(NAME, TN, TM, CN) {&sm90::moe_workspace_##NAME, &sm90::moe_run_##NAME},
+#include "moe_schedules.def"
+#undef X
+};
 
-const Entry& entry(const MmProblem& p) {
-  LOWBIT_CHECK(p.schedule >= 0 && p.schedule < kCount, "cutlass_w4a8_mm: schedule index ",
-               p.schedule, " out of range");
-  return kEntries[p.schedule];
+template <class Problem, size_t N>
+const Entry<Problem>& entry(const Entry<Problem> (&table)[N], const Problem& p, const char* op) {
+  LOWBIT_CHECK(p.schedule >= 0 && p.schedule < static_cast<int>(N), op, ": schedule index ", p.schedule,
+               " out of range");
+  return table[p.schedule];
 }
 }  // namespace
 
@@ -49,31 +57,13 @@ void w4a8_mm_sm90(MmProblem& p, const Tensor& A) {
   p.stream = current_stream(A);
   if (p.schedule < 0) p.schedule = heuristic_schedule(p.M, p.N, p.K, p.sm_count);
   p.splits = heuristic_splits(p.schedule, p.M, p.N, p.K, p.sm_count);
-  const size_t ws_bytes = entry(p).workspace(p);
+  const auto& e = entry(kEntries, p, "cutlass_w4a8_mm");
+  const size_t ws_bytes = e.workspace(p);
   Tensor ws;
   if (ws_bytes > 0) ws = empty_on(A, {static_cast<int64_t>(ws_bytes)}, ScalarType::Byte);
   p.pdl = ws_bytes == 0;
-  entry(p).run(p, ws_bytes > 0 ? ws.data_ptr() : nullptr);
+  e.run(p, ws_bytes > 0 ? ws.data_ptr() : nullptr);
 }
-
-namespace {
-struct MoeEntry {
-  size_t (*workspace)(const MoeMmProblem&);
-  void (*run)(const MoeMmProblem&, void*);
-};
-const MoeEntry kMoeEntries[] = {
-#define X(NAME, TN, TM, CN) {&sm90::moe_workspace_##NAME, &sm90::moe_run_##NAME},
-#include "moe_schedules.def"
-#undef X
-};
-constexpr int kMoeCount = sizeof(kMoeEntries) / sizeof(kMoeEntries[0]);
-
-const MoeEntry& moe_entry(const MoeMmProblem& p) {
-  LOWBIT_CHECK(p.schedule >= 0 && p.schedule < kMoeCount, "cutlass_w4a8_moe_mm: schedule index ",
-               p.schedule, " out of range");
-  return kMoeEntries[p.schedule];
-}
-}  // namespace
 
 // The schedule for this call, then one torch workspace (the per-expert
 // argument arrays + CUTLASS's) and the launch; nothing is read back from the
@@ -83,8 +73,8 @@ void w4a8_moe_mm_sm90(MoeMmProblem& p, const Tensor& a) {
   p.sm_count = device_sm_count(p.device);
   p.stream = current_stream(a);
   if (p.schedule < 0) p.schedule = moe_heuristic_schedule(p.M, p.E);
-  const auto bytes = static_cast<int64_t>(moe_entry(p).workspace(p));
-  Tensor ws = empty_on(a, {bytes}, ScalarType::Byte);
-  moe_entry(p).run(p, ws.data_ptr());
+  const auto& e = entry(kMoeEntries, p, "cutlass_w4a8_moe_mm");
+  Tensor ws = empty_on(a, {static_cast<int64_t>(e.workspace(p))}, ScalarType::Byte);
+  e.run(p, ws.data_ptr());
 }
 }  // namespace lowbit::w4a8
