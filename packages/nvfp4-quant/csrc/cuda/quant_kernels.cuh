@@ -433,9 +433,9 @@ __global__ void __launch_bounds__(256, kMinBlocks<SILU>) dense_kernel(const Dens
 }
 
 // --------------------------------------------------------------- experts
-// Blocks of input rows (r, c) as above; the row's expert comes from a binary
-// search over `off` (on the device, no host sync), cached per thread since a
-// segment walks rows in order. Rows outside [off[0], off[E]) are orphans and
+// Blocks of input rows (r, c) as above; the row's expert comes from a search
+// over `off` (upper_index: on the device, no host sync), cached per thread
+// since a segment walks rows in order. Rows outside [off[0], off[E]) are orphans and
 // write nothing. Expert e's scales go to rows sf_off[e] + (r - off[e]) of the
 // swizzled buffer; its region ends at sf_off[e+1] (SPEC: round_up(m_e, 128)
 // rows). The padded rows of a region are zeroed by the threads of its real
@@ -463,10 +463,30 @@ struct ExpertArgs {
   int32_t num_experts;
 };
 
-// Largest e in [0, E] with a[e] <= x (a non-decreasing); -1 if none.
-__device__ __forceinline__ int32_t upper_index(const int32_t* a, int32_t E, int32_t x) {
+// Largest e in [0, E] with a[e] <= x (a non-decreasing); -1 if none. The
+// search starts at `guess` and walks: top-k routing gives every expert about
+// the same number of rows, so the row's share of the range is usually the
+// expert or one step from it (a lookup costs ~20 instructions instead of a
+// ~10-step binary search's ~120, and every thread looks up each time its walk
+// enters a new segment). After kWalkSteps it binary-searches what is left.
+// For offsets that are not non-decreasing (bad input) the result is still in
+// [-1, E]; the kernel clamps every region it writes.
+constexpr int kWalkSteps = 4;
+__device__ __forceinline__ int32_t upper_index(const int32_t* a, int32_t E, int32_t x,
+                                               int32_t guess) {
   if (a[0] > x) return -1;
-  int32_t lo = 0, hi = E;
+  int32_t lo = 0, hi = E, g = min(max(guess, 0), E);  // the answer is in [lo, hi]
+#pragma unroll 1
+  for (int s = 0; s < kWalkSteps; ++s) {
+    if (a[g] <= x) {
+      lo = g;
+      if (g == E || a[g + 1] > x) return g;
+      ++g;
+    } else {
+      hi = g - 1;  // g >= 1: a[0] <= x
+      --g;
+    }
+  }
   while (lo < hi) {
     const int32_t mid = (lo + hi + 1) >> 1;
     if (a[mid] <= x) lo = mid; else hi = mid - 1;
@@ -480,11 +500,16 @@ struct ExpertCache {
   int32_t e = -1, lo = 0, hi = 0;  // rows [lo, hi) of the input
   int32_t sf_lo = 0, sf_hi = 0;    // its scale region, clamped to the buffer
   float gs = 0.0f, rcp_gs = 0.0f;
+  float per_row = 0.0f;            // E / (off[E] - off[0]): the walk's starting guess
+  __device__ __forceinline__ void init_guess(const int32_t* off, int32_t E) {
+    const int32_t rows = off[E] - off[0];
+    per_row = rows > 0 ? float(E) / float(rows) : 0.0f;
+  }
   __device__ __forceinline__ bool find(const ExpertArgs& a, const int32_t* off, const int32_t* sfo,
                                        const float* gsp, int32_t x) {
     if (x < lo || x >= hi) {
       const int32_t E = a.num_experts;
-      e = upper_index(off, E, x);
+      e = upper_index(off, E, x, __float2int_rz((float(x) - float(off[0])) * per_row));
       if (e >= 0 && e < E) {
         lo = off[e];
         hi = off[e + 1];
@@ -517,6 +542,7 @@ __global__ void __launch_bounds__(256, kMinBlocks<SILU>) experts_kernel(const Ex
     sfo = s_sfo;
   }
   if constexpr (kGsSmem) gsp = s_gs;
+  ExpertCache ex;
   // Offsets (and gs) are staged in shared memory once the first loads are in flight.
   auto init = [&] {
     if constexpr (SMEM) {
@@ -529,9 +555,9 @@ __global__ void __launch_bounds__(256, kMinBlocks<SILU>) experts_kernel(const Ex
       }
       __syncthreads();
     }
+    ex.init_guess(off, a.num_experts);
   };
   const uint32_t nb = a.s.nb, kp4 = a.kp4;
-  ExpertCache ex;
   for_each_unit<T, SILU>(a.s, init, [&](uint32_t r, uint32_t c, const Raw<SILU>& raw) {
     if (!ex.find(a, off, sfo, gsp, int32_t(r))) return;  // an orphan row: nothing is written
     const float gs = ex.gs;
