@@ -16,8 +16,8 @@ from lowbit.testing.bench import bench_main, write_table
 
 NOTE = (f"Whole MoE layer forward (routing on the device, quantization, both grouped GEMMs, "
         f"SiLU-and-mul, weighted combine), bf16 activations, uniform random top-k routing; "
-        f"each implementation one CUDA graph, medians of interleaved replays "
-        f"(lowbit.testing.bench.time_cuda_interleaved). `{BF16}`: lowbit's routing + "
+        f"on a GPU each implementation is one CUDA graph, medians of interleaved replays "
+        f"(lowbit.testing.bench.time_cuda_interleaved; CPU: median wall time). `{BF16}`: lowbit's routing + "
         f"torch._grouped_mm + torch SiLU-and-mul on the NVFP4 experts dequantized to bf16. "
         f"`x bf16`: speed-up over it. `experts`: experts with rows. Error: relative Frobenius "
         f"error at {CALIBRATION_TOKENS} tokens against the bf16 MoE on the original (unquantized) "
@@ -98,7 +98,7 @@ def main() -> None:
     (out / f"{tag}.json").write_text(json.dumps(rows, indent=1))
     (out / f"{tag}.md").write_text(table)
     print(table)
-    print("\nPer-stage timings (each stage alone, CUDA graph):\n\n" + stage_table(rows))
+    print("\nPer-stage timings (each stage alone):\n\n" + stage_table(rows))
     plot(rows, out / f"{tag}.png")
 
 

@@ -1,6 +1,7 @@
 // lowbit_moe: schemas (vLLM v0.34.0 names and arguments, docs/SPEC-MOE.md
-// §5.9.3-5.9.4; silu_and_mul_per_token_fp8_quant is lowbit's), thin op bodies (validate, then run on the tensors' own device with
-// the device guard set here, once) and impl registrations.
+// §5.9.3-5.9.4; silu_and_mul_per_token_fp8_quant is lowbit's), thin op bodies
+// (validate, then run on the tensors' own device with the device guard set
+// here, once) and impl registrations.
 #include <optional>
 
 #include "moe.h"
@@ -12,13 +13,39 @@ using lowbit::Tensor;
 namespace moe = lowbit::moe;
 
 #if LOWBIT_WITH_CUDA
-bool is_cuda_target(Target t) {
-  return t == Target::SM90 || t == Target::SM100 || t == Target::SM120;
-}
+#define LOWBIT_MOE_CUDA(fn) &moe::fn
+#else
+#define LOWBIT_MOE_CUDA(fn) nullptr
 #endif
 
 [[noreturn]] void no_kernel(const char* op, Target t) {
   lowbit::fail(lowbit::str(op, ": no kernel for ", lowbit::target_name(t), " in this build"));
+}
+
+[[maybe_unused]] bool is_cuda_target(Target t) {
+  return t == Target::SM90 || t == Target::SM100 || t == Target::SM120;
+}
+
+// Runs the validated problem on the target of `t` (named `arg`): the CPU
+// kernel, or the CUDA kernel on t's current stream under t's device guard
+// (cuda is null in a CPU-only build).
+template <class P>
+struct CudaEntry {  // a non-deduced parameter type, so that nullptr is accepted
+  using type = void (*)(const P&, void*);
+};
+
+template <class P>
+void run_on(const char* op, const char* arg, const Tensor& t, const P& p,
+            void (*cpu)(const P&), [[maybe_unused]] typename CudaEntry<P>::type cuda) {
+  const Target target = lowbit::target_for(op, arg, t);
+  if (target == Target::CPU) return cpu(p);
+#if LOWBIT_WITH_CUDA
+  if (is_cuda_target(target) && cuda) {
+    lowbit::DeviceGuard guard(t);
+    return cuda(p, lowbit::current_stream(t));
+  }
+#endif
+  no_kernel(op, target);
 }
 
 void get_cutlass_moe_mm_data(Tensor topk_ids, Tensor expert_offsets, Tensor problem_sizes1,
@@ -34,7 +61,7 @@ void get_cutlass_moe_mm_data(Tensor topk_ids, Tensor expert_offsets, Tensor prob
   const Target t = lowbit::target_for(op, "topk_ids", topk_ids);
   if (t == Target::CPU) return moe::moe_data_cpu(p);
 #if LOWBIT_WITH_CUDA
-  if (is_cuda_target(t)) {
+  if (is_cuda_target(t)) {  // the one op with a workspace from torch
     lowbit::DeviceGuard guard(topk_ids);
     Tensor ws = lowbit::empty_on(topk_ids, {moe::moe_data_workspace_elems(p)},
                                  lowbit::ScalarType::Int);
@@ -49,47 +76,24 @@ void get_cutlass_moe_mm_problem_sizes_from_expert_offsets(Tensor expert_first_to
                                                           Tensor problem_sizes1,
                                                           Tensor problem_sizes2, int64_t n,
                                                           int64_t k, bool swap_ab) {
-  constexpr const char* op = "get_cutlass_moe_mm_problem_sizes_from_expert_offsets";
   auto p = moe::validate_problem_sizes(expert_first_token_offset, problem_sizes1, problem_sizes2,
                                        n, k, swap_ab);
-  const Target t = lowbit::target_for(op, "expert_first_token_offset", expert_first_token_offset);
-  if (t == Target::CPU) return moe::problem_sizes_cpu(p);
-#if LOWBIT_WITH_CUDA
-  if (is_cuda_target(t)) {
-    lowbit::DeviceGuard guard(expert_first_token_offset);
-    return moe::problem_sizes_cuda(p, lowbit::current_stream(expert_first_token_offset));
-  }
-#endif
-  no_kernel(op, t);
+  run_on("get_cutlass_moe_mm_problem_sizes_from_expert_offsets", "expert_first_token_offset",
+         expert_first_token_offset, p, &moe::problem_sizes_cpu,
+         LOWBIT_MOE_CUDA(problem_sizes_cuda));
 }
 
 void shuffle_rows(Tensor input_tensor, Tensor dst2src_map, Tensor output_tensor) {
-  constexpr const char* op = "shuffle_rows";
   auto p = moe::validate_shuffle_rows(input_tensor, dst2src_map, output_tensor);
-  const Target t = lowbit::target_for(op, "output_tensor", output_tensor);
-  if (t == Target::CPU) return moe::shuffle_rows_cpu(p);
-#if LOWBIT_WITH_CUDA
-  if (is_cuda_target(t)) {
-    lowbit::DeviceGuard guard(output_tensor);
-    return moe::shuffle_rows_cuda(p, lowbit::current_stream(output_tensor));
-  }
-#endif
-  no_kernel(op, t);
+  run_on("shuffle_rows", "output_tensor", output_tensor, p, &moe::shuffle_rows_cpu,
+         LOWBIT_MOE_CUDA(shuffle_rows_cuda));
 }
 
 // Per-token fp8 quantization, plain (vLLM's schema) or of silu(gate) * up.
 void fp8_quant(const char* op, bool gated, const Tensor& result, const Tensor& input,
                const Tensor& scale, const Tensor* scale_ub) {
   auto p = moe::validate_fp8_quant(op, gated, result, input, scale, scale_ub);
-  const Target t = lowbit::target_for(op, "input", input);
-  if (t == Target::CPU) return moe::fp8_quant_cpu(p);
-#if LOWBIT_WITH_CUDA
-  if (is_cuda_target(t)) {
-    lowbit::DeviceGuard guard(input);
-    return moe::fp8_quant_cuda(p, lowbit::current_stream(input));
-  }
-#endif
-  no_kernel(op, t);
+  run_on(op, "input", input, p, &moe::fp8_quant_cpu, LOWBIT_MOE_CUDA(fp8_quant_cuda));
 }
 
 void dynamic_per_token_scaled_fp8_quant(Tensor result, Tensor input, Tensor scale,

@@ -1,6 +1,8 @@
-"""lowbit.moe: the pieces of an MoE layer around the grouped GEMMs
-(docs/SPEC-MOE.md §5.9): device routing helpers, the weighted combine, and
-the NVFP4 layer (expert-weight quantizer and forward, :mod:`lowbit.moe.nvfp4`).
+"""lowbit.moe: MoE layers around the formats' grouped GEMMs
+(docs/SPEC-MOE.md §5.9): device routing helpers, the weighted combine,
+per-token fp8 activation quantization, and the NVFP4, W4A8 and MXFP4 layers
+(expert-weight quantizer and forward each: :mod:`lowbit.moe.nvfp4`,
+:mod:`lowbit.moe.w4a8`, :mod:`lowbit.moe.mxfp4`).
 
 Ops in ``torch.ops.lowbit_moe`` (vLLM v0.34.0 schemas; kernels for CPU and
 every built CUDA architecture; deterministic, no host synchronisation,
@@ -12,6 +14,8 @@ CUDA-graph capturable, current stream of the tensors' device):
 * ``get_cutlass_moe_mm_problem_sizes_from_expert_offsets(expert_first_token_offset,
   problem_sizes1, problem_sizes2, n, k, swap_ab)``
 * ``shuffle_rows(input_tensor, dst2src_map, output_tensor)``
+* ``dynamic_per_token_scaled_fp8_quant(result, input, scale, scale_ub)`` and
+  lowbit's fused ``silu_and_mul_per_token_fp8_quant(result, input, scale)``
 
 Routing semantics (SPEC-MOE §5.9.4): the flat routes ``topk_ids.view(-1)``
 (int32 or int64) are sorted by expert, stably (increasing route index inside

@@ -117,8 +117,9 @@ def build_layer(name: str, s: MoeShape, device, progress=None) -> Layer:
     say = progress or (lambda _: None)
     g = torch.Generator(device=device).manual_seed(1)
     E, H, inter = s.experts, s.hidden, s.intermediate
-    w13 = (torch.randn(E, 2 * inter, H, generator=g, device=device) / H**0.5).to(torch.bfloat16)
-    w2 = (torch.randn(E, H, inter, generator=g, device=device) / inter**0.5).to(torch.bfloat16)
+    bf16 = dict(generator=g, device=device, dtype=torch.bfloat16)  # no fp32 copy (30 GB)
+    w13 = torch.randn(E, 2 * inter, H, **bf16).mul_(H**-0.5)
+    w2 = torch.randn(E, H, inter, **bf16).mul_(inter**-0.5)
     layer = Layer(name, s, w13, w2)
     x, ids, w = _routing(CALIBRATION_TOKENS, s, device, seed=7)
     exact = bf16_moe_forward(x, ids, w, w13, w2).float()
