@@ -167,8 +167,9 @@ def _run_cpu_moe(progress) -> dict:
                                                  r["offsets"], r["sizes"], a_str, w.b_strides, c_str, s_str))
     if progress:
         progress(f"cpu grouped E={E} N={N} K={K} M={M}: {us:.0f} us")
-    return {"package": "lowbit-w4a8-mm", "op": "cutlass_w4a8_moe_mm", "shape": f"E={E} N={N} K={K}",
-            "M": M, "impl": "lowbit (CPU reference)", "us": us,
+    return {"package": "lowbit-w4a8-mm", "op": "cutlass_w4a8_moe_mm", "model": "small (CPU)",
+            "shape": f"E={E} N={N} K={K}", "tokens": M, "M": M, "experts": float(E - counts.count(0)),
+            "impl": "lowbit (CPU reference)", "us": us,
             "metric": 2.0 * M * N * K / us * 1e-6, "metric_name": "TFLOP/s"}
 
 
