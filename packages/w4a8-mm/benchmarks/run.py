@@ -85,8 +85,12 @@ def plot(rows: list[dict], path: Path, device: str) -> None:
         ax.set_title(f"{model} {shape}", fontsize=9)
         ax.set_xlabel("M (tokens)")
         ax.set_ylabel("speed-up vs fp8 cuBLASLt")
-    axes.flat[0].legend(fontsize=8)
-    fig.suptitle(f"W4A8 (int4 x fp8) vs fp8 rowwise / bf16, {device}")
+    _finish(fig, axes, f"W4A8 (int4 x fp8) vs fp8 rowwise / bf16, {device}", path)
+
+
+def _finish(fig, axes, title: str, path: Path) -> None:
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -142,10 +146,7 @@ def moe_plot(rows: list[dict], path: Path, device: str) -> None:
         ax.set_title(f"{model} {shape}", fontsize=9)
         ax.set_xlabel("tokens")
         ax.set_ylabel("µs per call")
-    axes.flat[0].legend(fontsize=7)
-    fig.suptitle(f"W4A8 grouped GEMM (cutlass_w4a8_moe_mm) vs torch grouped GEMMs, {device}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _finish(fig, axes, f"W4A8 grouped GEMM (cutlass_w4a8_moe_mm) vs torch grouped GEMMs, {device}", path)
 
 
 def write(rows: list[dict], out: Path, meta: dict) -> None:
