@@ -38,6 +38,14 @@ def _counts(E, m_total, seed, zero_frac=0.3):
     return [int(v) for v in c]
 
 
+def _fp16_unsupported(device) -> bool:
+    """The SM100 CUTLASS grouped kernel is built for bf16 output only."""
+    if torch.device(device).type != "cuda":
+        return False
+    major, _ = torch.cuda.get_device_capability(device)
+    return major in (10, 11)
+
+
 def _run(x, dtype, kernel=None):
     M, N = x["a"].shape[0], x["b"].shape[1]
     out = poison_(torch.empty(M, N, dtype=dtype, device=x["a"].device))
@@ -81,6 +89,10 @@ CASES = [  # (E, M_total, N, K)
 def test_matches_reference(device, dtype, E, m_total, n, k):
     x = ref.random_group_problem(_counts(E, m_total, seed=E + m_total), n, k, device,
                                  torch.Generator().manual_seed(7))
+    if dtype == torch.float16 and _fp16_unsupported(device):
+        with raises_arg("out", "bfloat16"):
+            _run(x, dtype)
+        return
     _check(_run(x, dtype), x)
 
 
@@ -99,9 +111,9 @@ def test_uncovered_rows_and_gaps(device):
 def test_all_experts_empty_and_empty_m(device):
     x = ref.random_group_problem([0, 0, 0], 32, 32, device)
     x["a"] = torch.zeros(4, 16, dtype=torch.uint8, device=device)
-    assert (_run(x, torch.float16).cpu().view(torch.uint8) == 0xA5).all()
+    assert (_run(x, torch.bfloat16).cpu().view(torch.uint8) == 0xA5).all()
     x = ref.random_group_problem([0, 0], 32, 32, device)
-    assert _run(x, torch.float16).shape == (0, 32)
+    assert _run(x, torch.bfloat16).shape == (0, 32)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -282,6 +294,8 @@ def test_cuda_has_kernels_where_built():
                                                    (256, 16384, 256, 512), (1100, 3000, 64, 96)])
 def test_cuda_every_kernel(dtype, E, m_total, n, k):
     """Every named kernel of the device's target."""
+    if dtype == torch.float16 and _fp16_unsupported("cuda"):
+        pytest.skip("SM100 grouped kernel: bf16 output only (test_matches_reference checks the error)")
     x = ref.random_group_problem(_counts(E, m_total, seed=E + m_total), n, k, "cuda",
                                  torch.Generator().manual_seed(7))
     want = ref.group_mm_ref(*[x[k] for k in ARGS], torch.float64)
