@@ -42,21 +42,24 @@ def _offsets(m, device):
     return off.to(device), sfo.to(device), int(sfo[-1])
 
 
-def _call(op, x, m, k, gs1, gse, off, sfo, sf_rows):
-    """One call of `op` on x ([m, k] or [m, 2k]); returns (codes, scales) buffers."""
+def _call(op, x, m, k, gs1, gse, off, sfo, sf_rows, fill=None):
+    """One call of `op` on x ([m, k] or [m, 2k]); returns (codes, scales) buffers
+    (filled with `fill` first when given: a byte no build writes then compares equal)."""
     import torch
 
     ops = torch.ops.lowbit_nvfp4_quant
-    out = torch.empty(m, k // 2, dtype=torch.uint8, device=x.device)
+    new = (lambda *s: torch.full(s, fill, dtype=torch.uint8, device=x.device)) if fill is not None else (
+        lambda *s: torch.empty(s, dtype=torch.uint8, device=x.device))
+    out = new(m, k // 2)
     kp = (k // 16 + 3) // 4 * 4
     if op in ("dense", "silu_dense"):
-        sf = torch.empty((m + 127) // 128 * 128, kp, dtype=torch.uint8, device=x.device)
+        sf = new((m + 127) // 128 * 128, kp)
         if op == "dense":
             ops.scaled_fp4_quant.out(x, gs1, True, output=out, output_scale=sf)
         else:
             ops.silu_and_mul_nvfp4_quant(out, sf, x, gs1)
     else:
-        sf = torch.empty(sf_rows, kp, dtype=torch.uint8, device=x.device)
+        sf = new(sf_rows, kp)
         f = ops.scaled_fp4_experts_quant if op == "experts" else ops.silu_and_mul_scaled_fp4_experts_quant
         f(out, sf, x, gse, off, sfo)
     return out, sf
@@ -131,7 +134,8 @@ def _inputs(m, cols, dtype, kind, seed):
         x[::3] = 0.0
     elif kind == "specials":
         flat = x.view(-1)
-        idx = torch.randint(0, flat.numel(), (flat.numel() // 50,), generator=g)
+        idx = torch.randperm(flat.numel(), generator=g)[: flat.numel() // 50]  # distinct: a
+        # repeated index would make the parallel scatter below order-dependent
         vals = torch.tensor([float("nan"), float("inf"), -float("inf"), -100.0, -90.0, -88.5,
                              -20.0, -14.0, 1e-30, -1e-30, 65504.0, 3e38])
         flat[idx] = vals[torch.randint(0, len(vals), idx.shape, generator=g)]
@@ -151,7 +155,7 @@ def _dump_bytes(path):
             for op in OPS:
                 cols = 2 * k if "silu" in op else k
                 x = _inputs(m, cols, dtype, kind, seed=zlib.crc32(f"{kind} {op}".encode()) % 1000 + 17)
-                out, sf = _call(op, x, m, k, gs1, gse, off, sfo, sf_rows)
+                out, sf = _call(op, x, m, k, gs1, gse, off, sfo, sf_rows, fill=0xAB)
                 saved[f"{op} {str(dtype)[6:]} {kind}"] = (out.cpu(), sf.cpu())
     torch.save(saved, path)
 
