@@ -158,15 +158,21 @@ Fp8QuantProblem validate_fp8_quant(const char* op, bool gated, const Tensor& res
   check_defined(op, "result", result);
   check_same_device(op, "result", result, "input", input);
   check_dtype(op, "result", result, {ScalarType::Float8_e4m3fn});
-  LOWBIT_CHECK_ARG(result.dim() == input.dim() && result.numel() == p.rows * p.cols &&
-                       result.size(result.dim() - 1) == p.cols,
-                   op, "result", str("the shape of 'input' with last dimension ", p.cols),
+  // At least the input's rows (vLLM's wrapper may pad the token dimension;
+  // rows past the input's are not written).
+  LOWBIT_CHECK_ARG(result.dim() == input.dim() && result.size(result.dim() - 1) == p.cols &&
+                       result.numel() >= p.rows * p.cols,
+                   op, "result",
+                   str("a ", input.dim(), "-D tensor with last dimension ", p.cols, " and at least ",
+                       p.rows, " rows"),
                    str("shape ", shape_str(result)));
   check_contiguous(op, "result", result);
   check_defined(op, "scale", scale);
   check_same_device(op, "scale", scale, "input", input);
   check_dtype(op, "scale", scale, {ScalarType::Float});
-  check_numel(op, "scale", scale, p.rows);
+  LOWBIT_CHECK_ARG(scale.numel() >= p.rows && scale.dim() <= 2, op, "scale",
+                   str("at least ", p.rows, " element(s) ([rows] or [rows, 1])"),
+                   str("shape ", shape_str(scale)));
   check_contiguous(op, "scale", scale);
   if (scale_ub) {
     check_same_device(op, "scale_ub", *scale_ub, "input", input);

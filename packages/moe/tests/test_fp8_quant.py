@@ -88,7 +88,8 @@ def test_silu_and_mul_per_token_fp8_quant(device, dtype, shape):
     ("input", ("contiguous",), dict(x=torch.zeros(8, 4).t())),
     ("result", ("float8_e4m3fn", "bfloat16"), dict(out=torch.zeros(4, 8, dtype=torch.bfloat16))),
     ("result", ("last dimension 8",), dict(out=torch.zeros(4, 6, dtype=torch.float8_e4m3fn))),
-    ("scale", ("4 element",), dict(scale=torch.zeros(3))),
+    ("result", ("at least 4 rows",), dict(out=torch.zeros(3, 8, dtype=torch.float8_e4m3fn))),
+    ("scale", ("at least 4 element",), dict(scale=torch.zeros(3))),
     ("scale", ("float32", "float16"), dict(scale=torch.zeros(4, 1, dtype=torch.float16))),
     ("scale_ub", ("1 element",), dict(ub=torch.zeros(2))),
 ])
@@ -98,6 +99,18 @@ def test_bad_inputs(arg, frags, kw):
     with raises_arg(arg, *frags):
         ops.dynamic_per_token_scaled_fp8_quant(out, x, kw.get("scale", torch.empty(4, 1)),
                                                kw.get("ub"))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_padded_outputs_keep_their_padding(device):
+    # vLLM's scaled_fp8_quant(num_token_padding=...) passes more rows than the input has
+    x = _data((5, 64), torch.bfloat16, device, specials=False)
+    out = poisoned_empty(8, 64, dtype=torch.float8_e4m3fn, device=device)
+    scale = poisoned_empty(8, 1, dtype=torch.float32, device=device)
+    ops.dynamic_per_token_scaled_fp8_quant(out, x, scale, None)
+    want, want_scale = ref.per_token_fp8_ref(x.cpu())
+    assert torch.equal(_bytes(out[:5]), _bytes(want)) and torch.equal(scale[:5].cpu(), want_scale)
+    assert (_bytes(out[5:]) == 0xA5).all() and (_bytes(scale[5:]) == 0xA5).all()
 
 
 def test_silu_bad_width():
