@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from lowbit.moe.bench_forward import BF16, CALIBRATION_TOKENS, FORMATS, run_forward
+from lowbit.moe.bench_forward import BF16, CALIBRATION_TOKENS, FORMATS, impl_name, run_forward
 from lowbit.testing.bench import bench_main, write_table
 
 NOTE = (f"Whole MoE layer forward (routing on the device, quantization, both grouped GEMMs, "
@@ -30,14 +30,15 @@ def wide_table(rows: list[dict]) -> list[dict]:
     for r in rows:
         if r["op"] == "moe_forward":
             by.setdefault((r["model"], r["M"]), {})[r["impl"]] = r
-    impls = [f for f in FORMATS if any(f in d for d in by.values())]
+    impls = [f for f in FORMATS if any(impl_name(f) in d for d in by.values())]
     out = []
     for (model, m), d in by.items():
         line = {"model": model, "tokens": m, "experts": d[BF16]["experts"],
                 "bf16 us": d[BF16]["us"]}
         for f in impls:
-            line[f"{f} us"] = d[f]["us"] if f in d else ""
-            line[f"{f} x bf16"] = d[f]["metric"] if f in d else ""
+            r = d.get(impl_name(f))
+            line[f"{f} us"] = r["us"] if r else ""
+            line[f"{f} x bf16"] = r["metric"] if r else ""
         out.append(line)
     return out
 
@@ -68,11 +69,11 @@ def plot(rows: list[dict], path: Path) -> None:
     models = list(dict.fromkeys(r["model"] for r in fwd))
     fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.8), squeeze=False)
     for ax, model in zip(axes[0], models):
-        for impl in FORMATS:
+        for fmt in FORMATS:
             pts = sorted((r["M"], r["metric"]) for r in fwd if r["model"] == model and
-                         r["impl"] == impl)
+                         r["impl"] == impl_name(fmt))
             if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=impl)
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=fmt)
         ax.axhline(1.0, color="gray", linewidth=0.8, linestyle="--")
         ax.set_xscale("log", base=2)
         ax.set_xlabel("tokens")

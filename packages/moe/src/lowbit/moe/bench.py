@@ -94,7 +94,7 @@ def run(device: torch.device, *, models=None, quick: bool = False, progress=None
     names = [n for n in names if n in MOE]
     quick_tokens = (1, 64, 1024) if device.type == "cuda" else (1,)
     return run_forward(device, models=names, tokens=quick_tokens if quick else None,
-                       stages=not quick, progress=progress) + run_routing(
+                       stages=False, progress=progress) + run_routing(
         device, models=names, quick=quick, progress=progress)
 
 

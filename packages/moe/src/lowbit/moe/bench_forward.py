@@ -261,8 +261,13 @@ def forward_rows(layer: Layer, T: int, device) -> list[dict]:
     touched = int(torch.unique(ids).numel())
     us = _time(device, {impl: forward_fn(layer, impl, x, ids, w)
                         for impl in (BF16, *layer.args)})
-    return [_row("moe_forward", layer, T, impl, t, us[BF16] / t, "x bf16", experts=touched,
-                 rel_err=layer.error[impl]) for impl, t in us.items()]
+    return [_row("moe_forward", layer, T, impl_name(impl), t, us[BF16] / t, "x bf16",
+                 experts=touched, rel_err=layer.error[impl]) for impl, t in us.items()]
+
+
+def impl_name(impl: str) -> str:
+    """A row's implementation: ``torch bf16`` or ``lowbit <format>``."""
+    return impl if impl == BF16 else f"lowbit {impl}"
 
 
 def stage_rows(layer: Layer, T: int, device) -> list[dict]:
