@@ -41,10 +41,9 @@ constexpr int kKernels = sizeof(kGroupKernels) / sizeof(kGroupKernels[0]);
 // Per kernel: the devices where its shared memory is opted into.
 std::array<std::atomic<uint64_t>, kKernels> smem_done{};
 
-// By the mean rows of the experts that can have rows (M / min(E, M)), with
-// nvfp4-mm's boundaries: the sizes themselves stay on the device.
+// By the experts' mean rows (sm90_group.cuh), with nvfp4-mm's boundaries.
 int pick_group_kernel(const GroupProblem& p) {
-  const int64_t rows = p.M / std::max<int64_t>(1, std::min(p.E, p.M));
+  const int64_t rows = fg::mean_expert_rows(p.E, p.M);
   return rows <= 16 ? 0 : rows <= 64 ? 1 : 2;
 }
 

@@ -38,11 +38,10 @@ const GroupKernel kGroupKernels[] = {
     {"multistage_128x128", &run_multistage_group, 2},
 };
 
-// By the mean rows of the experts that can have rows (M / min(E, M)), with
-// the dense heuristic's boundaries (select_kernel.cu): the sizes themselves
-// stay on the device.
+// By the experts' mean rows (sm90_group.cuh), with the dense heuristic's
+// boundaries (select_kernel.cu).
 const GroupKernel& pick_group_kernel(const GroupProblem& p) {
-  const int64_t rows = p.M / std::max<int64_t>(1, std::min(p.E, p.M));
+  const int64_t rows = lowbit::fp4_gemm::sm90::mean_expert_rows(p.E, p.M);
   if (rows <= 16) return kGroupKernels[0];
   if (rows <= 64) return kGroupKernels[1];
   if (rows <= 256) return kGroupKernels[2];

@@ -77,6 +77,10 @@ inline void opt_into_smem(const MmaKernel& k, int device, std::atomic<uint64_t>&
   smem_done.fetch_or(dev_bit, std::memory_order_relaxed);
 }
 
+// The grouped heuristics' input: the mean rows of the experts that can have
+// rows, M / min(E, M) (the sizes themselves stay on the device).
+inline int64_t mean_expert_rows(int64_t E, int64_t M) { return M / std::max<int64_t>(1, std::min(E, M)); }
+
 // The experts' layout (docs/SPEC-MOE.md §5.1.3-5.1.4): expert e's weights at
 // byte e·N·K/2 of b, its weight scales at byte e·Np·Kp of b_blockscales, its
 // activation scales at byte sf_offsets[e]·Kp of a_blockscale.

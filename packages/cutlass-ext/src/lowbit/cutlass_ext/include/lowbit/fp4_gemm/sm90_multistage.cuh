@@ -26,7 +26,6 @@
 #include <lowbit/fp4_gemm/sm90_epilogue.cuh>
 #include <lowbit/fp4_gemm/sm90_formats.cuh>
 #include <lowbit/fp4_gemm/sm90_params.h>
-#include <lowbit/fp4_gemm/sm90_small_m.cuh>  // out_scale
 
 namespace lowbit::fp4_gemm::sm90 {
 

@@ -79,4 +79,14 @@ struct MmaKernel {
   float unscale;  // what the accumulators are multiplied by besides alpha
 };
 
+#if defined(__CUDACC__)
+// What the accumulators of expert e are multiplied by (splits == 1): the
+// format's factor, times alpha[e] where the format has an alpha.
+template <class Fmt>
+__device__ __forceinline__ float out_scale(const MmaParams& p, int e) {
+  if constexpr (Fmt::kAlpha) return p.alpha[e] * Fmt::kUnscale;
+  else return Fmt::kUnscale;
+}
+#endif
+
 }  // namespace lowbit::fp4_gemm::sm90

@@ -87,13 +87,6 @@ __device__ __forceinline__ uint32_t ldg_scales(const void* p) {
   }
 }
 
-// What the accumulators of expert e are multiplied by (splits == 1).
-template <class Fmt>
-__device__ __forceinline__ float out_scale(const MmaParams& p, int e) {
-  if constexpr (Fmt::kAlpha) return p.alpha[e] * Fmt::kUnscale;
-  else return Fmt::kUnscale;
-}
-
 template <class Fmt, class Cf>
 __global__ void __launch_bounds__(Cf::THREADS, Cf::MINB) small_m_kernel(const MmaParams p) {
   extern __shared__ __align__(128) uint8_t smem[];
