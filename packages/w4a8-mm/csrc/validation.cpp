@@ -275,8 +275,9 @@ GroupedReorderProblem validate_encode_and_reorder_int4b_grouped(const Tensor& b)
 // What cannot be checked here without a host synchronisation (the contents of
 // expert_offsets and problem_sizes on a GPU) is checked per expert by the
 // kernels: an expert whose rows leave [0, M) or whose (N, K) differ from the
-// shapes is not computed (docs/SPEC-MOE.md §5.0.3). The stride tensors'
-// contents are never read: the layouts follow from (E, N, K).
+// shapes is not computed and its rows inside [0, M) are set to NaN
+// (docs/SPEC-MOE.md §5.0.3). The stride tensors' contents are never read: the
+// layouts follow from (E, N, K).
 MoeMmProblem validate_w4a8_moe_mm(const Tensor& out, const Tensor& a, const Tensor& b,
                                   const Tensor& a_scales, const Tensor& b_scales,
                                   const Tensor& b_group_scales, int64_t b_group_size,

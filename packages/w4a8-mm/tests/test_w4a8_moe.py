@@ -193,17 +193,21 @@ def test_moe_mm_batch_invariant_per_expert(device):
 @pytest.mark.parametrize("device", gemm_devices)
 def test_moe_mm_bad_metadata_expert_not_computed(device):
     # docs/SPEC-MOE.md §5.0.3: an expert whose problem-size row disagrees with
-    # the shapes, or whose rows leave the tensor, is not computed; the others are.
-    p = make([8, 8, 8], 128, 256, device)
+    # the shapes, or whose rows leave the tensor, is not computed: its rows
+    # inside the output are NaN, nothing outside is touched; the others are
+    # computed as without it.
+    p = make([8, 8, 8, 0], 128, 256, device, extra_rows=4)
     good = run(p)
-    bad = dict(p, problem_sizes=p["problem_sizes"].clone())
+    bad = dict(p, problem_sizes=p["problem_sizes"].clone(), expert_offsets=p["expert_offsets"].clone())
     bad["problem_sizes"][1, 0] = 256  # wrong N
-    bad["problem_sizes"][2, 1] = 100  # rows past M
+    bad["problem_sizes"][2, 1] = 10
+    bad["expert_offsets"][2] = 20  # rows 20..30 leave M = 28: rows 20..27 NaN
+    bad["expert_offsets"][3] = -5  # before the tensor: nothing written
+    bad["problem_sizes"][3, 1] = 3
     out = run(bad)
     assert torch.equal(out[:8], good[:8])
-    for rows in (slice(8, 16), slice(16, 24)):
-        o = out[rows]
-        assert bool(o.isnan().all()) or bool((o.view(torch.uint8) == checks.POISON_BYTE).all())
+    assert bool(out[8:16].isnan().all()) and bool(out[20:28].isnan().all())
+    assert bool((out[16:20].view(torch.uint8) == checks.POISON_BYTE).all())
 
 
 @pytest.mark.parametrize("device", gemm_devices)

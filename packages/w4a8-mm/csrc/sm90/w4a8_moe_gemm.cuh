@@ -11,7 +11,9 @@
 // moe_setup_kernel from expert_offsets / problem_sizes into a torch
 // workspace, on the current stream: no host copy, graph-capturable, and a
 // 0-row expert has no tiles. An expert whose metadata breaks the contract
-// (docs/SPEC-MOE.md §5.0.3) gets 0 rows: it is not computed. The caller's
+// (docs/SPEC-MOE.md §5.0.3) is computed over its rows that lie inside the
+// output with a channel-scale vector of NaNs: those rows become NaN, as in
+// the CPU kernel, and nothing is read or written out of bounds. The caller's
 // stride tensors are not read: every layout follows from (N, K).
 //
 // Included by one translation unit per schedule (moe_schedules.def).
@@ -41,14 +43,16 @@ namespace lowbit::w4a8::sm90 {
 
 using namespace cute;
 
-// One thread per expert: G::setup writes its CUTLASS arguments. Launched with
-// PDL: it may start while the kernel that wrote the routing drains, so it
-// waits before reading it.
+// One thread per expert: G::setup writes its CUTLASS arguments; all threads
+// fill the NaN channel-scale vector (N floats). Launched with PDL: it may
+// start while the kernel that wrote the routing drains, so it waits before
+// reading it.
 template <class G>
 __global__ void moe_setup_kernel(const typename G::Setup s) {
   lowbit::pdl_wait();
   const int e = blockIdx.x * blockDim.x + threadIdx.x;
   if (e < s.E) G::setup(s, e);
+  for (int64_t i = e; i < s.N; i += int64_t(gridDim.x) * blockDim.x) s.arr.nans[i] = __int_as_float(0x7fc00000);
   lowbit::pdl_launch_dependents();
 }
 
@@ -110,18 +114,19 @@ struct MoeGemm {
     StrideD* stride_d;
     const float** ch;
     const float** tok;
+    float* nans;  // [N]: the channel scales of experts with broken metadata
   };
 
-  // Bytes of the arrays for E experts (each 128-byte aligned); with `base`,
-  // also points `arr` into it.
-  static int64_t carve(int64_t E, uint8_t* base, Arrays* arr) {
+  // Bytes of the arrays for E experts of N rows (each 128-byte aligned);
+  // with `base`, also points `arr` into it.
+  static int64_t carve(int64_t E, int64_t N, uint8_t* base, Arrays* arr) {
     int64_t at = 0;
     Arrays dummy{};
     Arrays& x = base ? *arr : dummy;
-    auto take = [&](auto*& field) {
+    auto take = [&](auto*& field, int64_t count = -1) {
       using T = std::remove_reference_t<decltype(*field)>;
       if (base) field = reinterpret_cast<T*>(base + at);
-      at += (E * static_cast<int64_t>(sizeof(T)) + 127) / 128 * 128;
+      at += ((count < 0 ? E : count) * static_cast<int64_t>(sizeof(T)) + 127) / 128 * 128;
     };
     take(x.shape);
     take(x.w);
@@ -134,6 +139,7 @@ struct MoeGemm {
     take(x.stride_d);
     take(x.ch);
     take(x.tok);
+    take(x.nans, N);
     return at;
   }
 
@@ -155,8 +161,9 @@ struct MoeGemm {
     const int32_t* ps = s.sizes + 3 * e;
     const int64_t off = s.offsets[e], m = ps[1];
     const bool ok = ps[0] == s.N && ps[2] == s.K && m >= 0 && off >= 0 && off <= s.M && m <= s.M - off;
-    const int rows = ok ? static_cast<int>(m) : 0;
-    const int64_t row0 = ok ? off : 0;
+    // Broken metadata: the expert's rows clipped to [0, M) (none if off < 0).
+    const int64_t row0 = ok ? off : (off < 0 ? 0 : (off < s.M ? off : s.M));
+    const int rows = static_cast<int>(ok ? m : (off < 0 || m < 0 ? 0 : (m < s.M - row0 ? m : s.M - row0)));
     const int N = static_cast<int>(s.N), K = static_cast<int>(s.K);
     s.arr.shape[e] = Shape3(N, rows, K);
     s.arr.w[e] = reinterpret_cast<const ElementW*>(s.b + int64_t(e) * s.N * (s.K / 2));
@@ -167,7 +174,7 @@ struct MoeGemm {
     s.arr.stride_s[e] = make_stride(_1{}, s.N, int64_t(0));
     s.arr.d[e] = s.out + row0 * s.N;
     s.arr.stride_d[e] = cutlass::make_cute_packed_stride(StrideD{}, make_shape(N, rows, 1));
-    s.arr.ch[e] = s.b_scales + int64_t(e) * s.N;
+    s.arr.ch[e] = ok ? s.b_scales + int64_t(e) * s.N : s.arr.nans;
     s.arr.tok[e] = s.a_scales + row0;
   }
 
@@ -207,14 +214,14 @@ struct MoeGemm {
 
   // The arrays, then CUTLASS's workspace at a 256-byte boundary.
   static size_t workspace(const MoeMmProblem& p) {
-    const int64_t arrays = carve(p.E, nullptr, nullptr);
+    const int64_t arrays = carve(p.E, p.N, nullptr, nullptr);
     return static_cast<size_t>((arrays + 255) / 256 * 256) + Gemm::get_workspace_size(arguments(p, Arrays{}));
   }
 
   static void run(const char* name, const MoeMmProblem& p, void* ws) {
     auto* base = static_cast<uint8_t*>(ws);
     Arrays arr{};
-    const int64_t arrays = (carve(p.E, base, &arr) + 255) / 256 * 256;
+    const int64_t arrays = (carve(p.E, p.N, base, &arr) + 255) / 256 * 256;
     auto stream = static_cast<cudaStream_t>(p.stream);
     lowbit::launch_kernel(moe_setup_kernel<MoeGemm>, dim3(static_cast<unsigned>((p.E + 127) / 128)), dim3(128), 0,
                           stream, /*pdl=*/true, make_setup(p, arr));
