@@ -146,6 +146,25 @@ def test_moe_mm_uneven_and_empty_experts(device, E):
 
 
 @pytest.mark.parametrize("device", gemm_devices)
+def test_moe_mm_signed_scales(device):
+    # vLLM's test draws signed token and channel scales.
+    p = make([6, 11, 0, 4], 256, 512, device)
+    p["tok"] = p["tok"] * (torch.randint(0, 2, p["tok"].shape, device=device) * 2 - 1)
+    p["ch"] = p["ch"] * (torch.randint(0, 2, p["ch"].shape, device=device) * 2 - 1)
+    check(p, run(p))
+
+
+@pytest.mark.parametrize("device", gemm_devices)
+def test_moe_mm_more_than_1024_experts(device):
+    # vLLM's pointer kernel runs one block of E threads (E <= 1024).
+    counts = [0] * 1100
+    for e, m in ((0, 3), (517, 9), (1023, 1), (1024, 5), (1099, 7)):
+        counts[e] = m
+    p = make(counts, 128, 128, device)
+    check(p, run(p))
+
+
+@pytest.mark.parametrize("device", gemm_devices)
 def test_moe_mm_every_schedule_name(device):
     p = make([17, 0, 40, 3], 384, 512, device)  # N = 3 tiles: odd for the 2x1 cluster
     base = run(p)
