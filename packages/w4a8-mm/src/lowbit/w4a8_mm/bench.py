@@ -232,12 +232,25 @@ def _moe_candidates(w: dict, routings: list[dict], M: int, N: int, K: int, devic
         "torch._grouped_mm bf16": lambda r: torch._grouped_mm(a16, w["w16"].transpose(-2, -1), offs=r["offs"]),
     }
     for name, fn in baselines.items():
-        try:  # this torch (or this GPU) may not have it
-            fn(routings[0])
-        except (AttributeError, RuntimeError, TypeError):
-            continue
-        cands[name] = [lambda r=r, fn=fn: fn(r) for r in routings]
+        if _capturable(lambda fn=fn: fn(routings[0])):  # this torch / GPU may not have it
+            cands[name] = [lambda r=r, fn=fn: fn(r) for r in routings]
     return cands
+
+
+def _capturable(fn) -> bool:
+    """Whether fn runs eagerly and inside a CUDA graph capture (the timing
+    captures every candidate)."""
+    try:
+        fn()
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream), torch.cuda.graph(torch.cuda.CUDAGraph()):
+            fn()
+        torch.cuda.current_stream().wait_stream(stream)
+        return True
+    except (AttributeError, NotImplementedError, RuntimeError, TypeError):
+        torch.cuda.synchronize()
+        return False
 
 
 def _moe_case(model, gemm, N, K, t, w, cfg, bw, g, device) -> list[dict]:
