@@ -68,6 +68,22 @@ struct Fp8QuantProblem {
   bool gated = false;
 };
 
+// moe_combine (docs/SPEC-MOE.md §5.9.1 steps 7-8 in one pass): for token t
+// and column c, out[t, c] = T(sum_j T(in[perm[t*topk + j], c] * T(w[t, j])))
+// with T the rounding to in's dtype and an fp32 sum in j order (a plain sum
+// without weights); a perm entry outside [0, rows) contributes zero. The same
+// bits as shuffle_rows followed by torch's multiply and sum.
+struct CombineProblem {
+  const void* in = nullptr;       // [rows, cols], contiguous
+  int in_type = 0;                // elem::In
+  const void* perm = nullptr;     // [m * topk], int32 or int64
+  bool perm64 = false;
+  const void* weights = nullptr;  // [m, topk] or null
+  int w_type = 0;                 // elem::In
+  void* out = nullptr;            // [m, cols], in's dtype
+  int64_t rows = 0, cols = 0, m = 0, topk = 0;
+};
+
 // Largest number of experts get_cutlass_moe_mm_data accepts: its CUDA
 // kernels keep one counter per expert (+1 for invalid routes) in shared memory.
 constexpr int64_t kMaxExperts = 8192;
@@ -84,6 +100,8 @@ ProblemSizesProblem validate_problem_sizes(const Tensor& expert_first_token_offs
                                            bool swap_ab);
 ShuffleProblem validate_shuffle_rows(const Tensor& input_tensor, const Tensor& dst2src_map,
                                      const Tensor& output_tensor);
+CombineProblem validate_combine(const Tensor& input, const Tensor& output_permutation,
+                                const Tensor* topk_weights, const Tensor& output);
 Fp8QuantProblem validate_fp8_quant(const char* op, bool gated, const Tensor& result,
                                    const Tensor& input, const Tensor& scale,
                                    const Tensor* scale_ub);
@@ -93,6 +111,7 @@ void moe_data_cpu(const MoeDataProblem& p);
 void problem_sizes_cpu(const ProblemSizesProblem& p);
 void shuffle_rows_cpu(const ShuffleProblem& p);
 void fp8_quant_cpu(const Fp8QuantProblem& p);
+void combine_cpu(const CombineProblem& p);
 
 #if LOWBIT_WITH_CUDA
 // CUDA kernels (cuda/, every built architecture); `stream` is a cudaStream_t
@@ -103,6 +122,7 @@ void moe_data_cuda(const MoeDataProblem& p, int32_t* workspace, void* stream);
 void problem_sizes_cuda(const ProblemSizesProblem& p, void* stream);
 void shuffle_rows_cuda(const ShuffleProblem& p, void* stream);
 void fp8_quant_cuda(const Fp8QuantProblem& p, void* stream);
+void combine_cuda(const CombineProblem& p, void* stream);
 #endif
 
 }  // namespace lowbit::moe

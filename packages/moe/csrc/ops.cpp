@@ -1,7 +1,7 @@
 // lowbit_moe: schemas (vLLM v0.34.0 names and arguments, docs/SPEC-MOE.md
-// §5.9.3-5.9.4; silu_and_mul_per_token_fp8_quant is lowbit's), thin op bodies
-// (validate, then run on the tensors' own device with the device guard set
-// here, once) and impl registrations.
+// §5.9.3-5.9.4; moe_combine and silu_and_mul_per_token_fp8_quant are
+// lowbit's), thin op bodies (validate, then run on the tensors' own device
+// with the device guard set here, once) and impl registrations.
 #include <optional>
 
 #include "moe.h"
@@ -89,6 +89,13 @@ void shuffle_rows(Tensor input_tensor, Tensor dst2src_map, Tensor output_tensor)
          LOWBIT_MOE_CUDA(shuffle_rows_cuda));
 }
 
+void moe_combine(Tensor input, Tensor output_permutation, std::optional<Tensor> topk_weights,
+                 Tensor output) {
+  auto p = moe::validate_combine(input, output_permutation,
+                                 topk_weights ? &*topk_weights : nullptr, output);
+  run_on("moe_combine", "input", input, p, &moe::combine_cpu, LOWBIT_MOE_CUDA(combine_cuda));
+}
+
 // Per-token fp8 quantization, plain (vLLM's schema) or of silu(gate) * up.
 void fp8_quant(const char* op, bool gated, const Tensor& result, const Tensor& input,
                const Tensor& scale, const Tensor* scale_ub) {
@@ -116,6 +123,8 @@ STABLE_TORCH_LIBRARY(lowbit_moe, m) {
   m.def("get_cutlass_moe_mm_problem_sizes_from_expert_offsets(Tensor expert_first_token_offset, "
         "Tensor(a!) problem_sizes1, Tensor(b!) problem_sizes2, int n, int k, bool swap_ab) -> ()");
   m.def("shuffle_rows(Tensor input_tensor, Tensor dst2src_map, Tensor(a!) output_tensor) -> ()");
+  m.def("moe_combine(Tensor input, Tensor output_permutation, Tensor? topk_weights, "
+        "Tensor(a!) output) -> ()");
   m.def("dynamic_per_token_scaled_fp8_quant(Tensor(a!) result, Tensor input, Tensor(b!) scale, "
         "Tensor? scale_ub) -> ()");
   m.def("silu_and_mul_per_token_fp8_quant(Tensor(a!) result, Tensor input, Tensor(b!) scale) "
@@ -129,6 +138,7 @@ STABLE_TORCH_LIBRARY(lowbit_moe, m) {
   m.impl("get_cutlass_moe_mm_problem_sizes_from_expert_offsets",                            \
          TORCH_BOX(&get_cutlass_moe_mm_problem_sizes_from_expert_offsets));                 \
   m.impl("shuffle_rows", TORCH_BOX(&shuffle_rows));                                        \
+  m.impl("moe_combine", TORCH_BOX(&moe_combine));                                          \
   m.impl("dynamic_per_token_scaled_fp8_quant", TORCH_BOX(&dynamic_per_token_scaled_fp8_quant)); \
   m.impl("silu_and_mul_per_token_fp8_quant", TORCH_BOX(&silu_and_mul_per_token_fp8_quant));
 

@@ -137,13 +137,66 @@ ShuffleProblem validate_shuffle_rows(const Tensor& in, const Tensor& map, const 
   return p;
 }
 
+namespace {
+
+constexpr const char* kCombine = "moe_combine";
+
+int elem_type(const Tensor& t) {
+  const ScalarType s = t.scalar_type();
+  return s == ScalarType::Float ? 0 : s == ScalarType::Half ? 1 : 2;
+}
+
+void check_activation(const char* op, const char* arg, const Tensor& t) {
+  check_defined(op, arg, t);
+  check_cpu_or_cuda(op, arg, t);
+  check_dtype(op, arg, t, {ScalarType::Float, ScalarType::Half, ScalarType::BFloat16});
+}
+
+}  // namespace
+
+CombineProblem validate_combine(const Tensor& in, const Tensor& perm, const Tensor* w,
+                                const Tensor& out) {
+  CombineProblem p;
+  check_activation(kCombine, "input", in);
+  check_dim(kCombine, "input", in, 2);
+  check_contiguous(kCombine, "input", in);
+  p.perm64 = check_index(kCombine, "output_permutation", perm);
+  check_same_device(kCombine, "output_permutation", perm, "input", in);
+  check_dim(kCombine, "output_permutation", perm, 1);
+  check_defined(kCombine, "output", out);
+  check_same_device(kCombine, "output", out, "input", in);
+  LOWBIT_CHECK_ARG(out.scalar_type() == in.scalar_type(), kCombine, "output",
+                   str("dtype ", dtype_of(in), " (the dtype of 'input')"), dtype_of(out));
+  check_shape(kCombine, "output", out, {-1, in.size(1)});
+  check_contiguous(kCombine, "output", out);
+  p.m = out.size(0);
+  const int64_t routes = perm.numel();
+  LOWBIT_CHECK_ARG(p.m > 0 ? routes % p.m == 0 : routes == 0, kCombine, "output_permutation",
+                   str("a multiple of the output's ", p.m, " rows (m * topk routes)"),
+                   str(routes, " entries"));
+  p.topk = p.m > 0 ? routes / p.m : 0;
+  if (w) {
+    check_activation(kCombine, "topk_weights", *w);
+    check_same_device(kCombine, "topk_weights", *w, "input", in);
+    check_shape(kCombine, "topk_weights", *w, {p.m, p.topk});
+    check_contiguous(kCombine, "topk_weights", *w);
+    p.weights = w->data_ptr();
+    p.w_type = elem_type(*w);
+  }
+  p.in = in.data_ptr();
+  p.in_type = elem_type(in);
+  p.perm = perm.data_ptr();
+  p.out = out.data_ptr();
+  p.rows = in.size(0);
+  p.cols = in.size(1);
+  return p;
+}
+
 Fp8QuantProblem validate_fp8_quant(const char* op, bool gated, const Tensor& result,
                                    const Tensor& input, const Tensor& scale,
                                    const Tensor* scale_ub) {
   Fp8QuantProblem p;
-  check_defined(op, "input", input);
-  check_cpu_or_cuda(op, "input", input);
-  check_dtype(op, "input", input, {ScalarType::Float, ScalarType::Half, ScalarType::BFloat16});
+  check_activation(op, "input", input);
   check_min_dim(op, "input", input, 1);
   check_contiguous(op, "input", input);
   const int64_t width = input.size(input.dim() - 1);
@@ -180,8 +233,7 @@ Fp8QuantProblem validate_fp8_quant(const char* op, bool gated, const Tensor& res
     check_numel(op, "scale_ub", *scale_ub, 1);
     p.scale_ub = static_cast<const float*>(scale_ub->data_ptr());
   }
-  const ScalarType t = input.scalar_type();
-  p.in_type = t == ScalarType::Float ? 0 : t == ScalarType::Half ? 1 : 2;
+  p.in_type = elem_type(input);
   p.gated = gated;
   p.in = input.data_ptr();
   p.out = static_cast<uint8_t*>(result.data_ptr());

@@ -9,7 +9,7 @@ import torch
 
 import lowbit.moe as moe
 from lowbit.testing import moe as ref
-from lowbit.testing.checks import devices, poisoned_empty
+from lowbit.testing.checks import devices, poisoned_empty, raises_arg
 
 ops = torch.ops.lowbit_moe
 DEVICES = devices()
@@ -163,6 +163,50 @@ def test_combine(device):
     assert torch.equal(got.cpu(), want)
     plain = moe.combine(c3, r.output_permutation, None, topk=topk)
     assert plain.shape == (m, H)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype,wdtype", [(torch.bfloat16, torch.float32),
+                                          (torch.float16, torch.bfloat16),
+                                          (torch.float32, torch.float16)])
+@pytest.mark.parametrize("H", [64, 7168, 13])
+@pytest.mark.parametrize("idx", [torch.int32, torch.int64])
+def test_moe_combine_bits(device, dtype, wdtype, H, idx):
+    # the same bits as gather + torch multiply + sum (combine_ref), both load
+    # paths (H = 13: one value at a time), map entries -1 and >= rows
+    g = torch.Generator().manual_seed(H)
+    m, topk = 9, 3
+    c3 = (torch.randn(m * topk - 4, H, generator=g) * 3).to(dtype)
+    perm = torch.randperm(m * topk, generator=g) - 2  # -2, -1 and rows past c3
+    w = torch.rand(m, topk, generator=g).to(wdtype)
+    out = poisoned_empty(m, H, dtype=dtype, device=device)
+    ops.moe_combine(c3.to(device), perm.to(idx).to(device), w.to(device), out)
+    assert torch.equal(out.cpu(), ref.combine_ref(c3, perm, w))
+    plain = moe.combine(c3.to(device), perm.to(idx).to(device), None, topk=topk)
+    want = ref.shuffle_rows_ref(c3, perm).reshape(m, topk, H).sum(dim=1)
+    assert torch.equal(plain.cpu(), want)
+
+
+@pytest.mark.parametrize("arg,frags,kw", [
+    ("input", ("float64",), dict(c3=torch.zeros(6, 8, dtype=torch.float64))),
+    ("output_permutation", ("multiple", "2 rows"), dict(perm=torch.zeros(5, dtype=torch.int32))),
+    ("output", ("dtype", "bfloat16"), dict(out=torch.empty(2, 8, dtype=torch.bfloat16))),
+    ("output", ("[*, 8]",), dict(out=torch.empty(2, 4))),
+    ("topk_weights", ("[2, 3]",), dict(w=torch.zeros(3, 2))),
+])
+def test_moe_combine_bad(arg, frags, kw):
+    with raises_arg(arg, *frags):
+        ops.moe_combine(kw.get("c3", torch.zeros(6, 8)),
+                        kw.get("perm", torch.zeros(6, dtype=torch.int32)),
+                        kw.get("w", torch.zeros(2, 3)), kw.get("out", torch.empty(2, 8)))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_moe_combine_opcheck(device):
+    c3 = torch.randn(12, 32, device=device, dtype=torch.bfloat16)
+    perm = torch.tensor([3, -1, 0, 11, 5, 7], dtype=torch.int32, device=device)
+    torch.library.opcheck(ops.moe_combine, (c3, perm, torch.rand(2, 3, device=device),
+                                            torch.empty(2, 32, device=device, dtype=c3.dtype)))
 
 
 def test_deterministic_and_stable():

@@ -14,6 +14,8 @@ CUDA-graph capturable, current stream of the tensors' device):
 * ``get_cutlass_moe_mm_problem_sizes_from_expert_offsets(expert_first_token_offset,
   problem_sizes1, problem_sizes2, n, k, swap_ab)``
 * ``shuffle_rows(input_tensor, dst2src_map, output_tensor)``
+* ``moe_combine(input, output_permutation, topk_weights, output)``: lowbit's
+  weighted gather-and-sum of the routed rows (:func:`combine`)
 * ``dynamic_per_token_scaled_fp8_quant(result, input, scale, scale_ub)`` and
   lowbit's fused ``silu_and_mul_per_token_fp8_quant(result, input, scale)``
 
@@ -58,6 +60,7 @@ OPS: dict[str, tuple[str, ...]] = {
     "get_cutlass_moe_mm_data": _T,
     "get_cutlass_moe_mm_problem_sizes_from_expert_offsets": _T,
     "shuffle_rows": _T,
+    "moe_combine": _T,
     "dynamic_per_token_scaled_fp8_quant": _T,
     "silu_and_mul_per_token_fp8_quant": _T,
 }
@@ -78,6 +81,11 @@ def _fake_problem_sizes(expert_first_token_offset, problem_sizes1, problem_sizes
 
 @torch.library.register_fake("lowbit_moe::shuffle_rows")
 def _fake_shuffle_rows(input_tensor, dst2src_map, output_tensor):
+    return None
+
+
+@torch.library.register_fake("lowbit_moe::moe_combine")
+def _fake_combine(input, output_permutation, topk_weights, output):
     return None
 
 
@@ -195,17 +203,18 @@ def route(topk_ids: torch.Tensor, num_experts: int, n: int, k: int,
 
 def combine(c3: torch.Tensor, output_permutation: torch.Tensor,
             topk_weights: torch.Tensor | None = None, topk: int | None = None) -> torch.Tensor:
-    """SPEC-MOE §5.9.1 steps 7-8: the expert outputs ``c3 [m*topk, H]`` (sorted
-    by expert) back to route order (invalid routes read zero rows), then
-    ``out[t] = sum_j row[t*topk + j] * topk_weights[t, j]`` in c3's dtype
-    (a plain sum when ``topk_weights`` is None, i.e. the router weights were
-    applied to the input; pass ``topk`` then). Returns ``[m, H]``."""
-    rows = shuffle_rows(c3, output_permutation)
-    if topk_weights is None:
-        return rows.reshape(-1, topk or 1, c3.shape[1]).sum(dim=1)
-    m, tk = topk_weights.shape
-    rows = rows.reshape(m, tk, c3.shape[1])
-    return (rows * topk_weights.to(c3.dtype).unsqueeze(-1)).sum(dim=1)
+    """SPEC-MOE §5.9.1 steps 7-8 in one op (``moe_combine``): the expert outputs
+    ``c3 [m*topk, H]`` (sorted by expert) back to route order (invalid routes
+    read zero rows), then ``out[t] = sum_j row[t*topk + j] * topk_weights[t, j]``
+    in c3's dtype (each product rounded to it, fp32 sum, the same bits as
+    gather + torch multiply + sum); a plain sum when ``topk_weights`` is None
+    (the router weights were applied to the input; pass ``topk`` then).
+    Returns ``[m, H]``."""
+    routes = output_permutation.shape[0]
+    m = topk_weights.shape[0] if topk_weights is not None else routes // (topk or 1)
+    out = torch.empty((m, c3.shape[1]), dtype=c3.dtype, device=c3.device)
+    _ops.moe_combine(c3, output_permutation, topk_weights, out)
+    return out
 
 
 from .nvfp4 import nvfp4_moe_forward, quantize_experts_nvfp4  # noqa: E402
