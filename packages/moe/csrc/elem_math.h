@@ -25,6 +25,16 @@ LOWBIT_HD float div_rn(float a, float b) {
 #endif
 }
 
+// a * b rounded on its own (never fused into a following add: the
+// combine's products must round before the sum, as torch's do).
+LOWBIT_HD float mul_rn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+
 // 16-bit float bits <-> fp32, round to nearest even (host form; the device
 // uses the CUDA conversions, same results).
 LOWBIT_HD float bf16_bits_to_float(uint16_t h) {

@@ -26,7 +26,7 @@ void combine_rows(const CombineProblem& p) {
                                 : 1.0f;
       for (int64_t c = 0; c < p.cols; ++c) {
         const float v = valid ? elem::load<T>(p.in, r * p.cols + c) : 0.0f;
-        acc[c] += p.weights ? elem::round_to_input<T>(v * w) : v;
+        acc[c] += p.weights ? elem::round_to_input<T>(elem::mul_rn(v, w)) : v;
       }
     }
     for (int64_t c = 0; c < p.cols; ++c) elem::store<T>(p.out, t * p.cols + c, acc[c]);

@@ -50,7 +50,7 @@ __global__ void __launch_bounds__(kThreads) combine_kernel(CombineProblem p) {
 #pragma unroll
         for (int i = 0; i < VEC; ++i) {
           const float v = elem::load<T>(x.v, i);
-          acc[i] += p.weights ? elem::round_to_input<T>(v * w) : v;
+          acc[i] += p.weights ? elem::round_to_input<T>(elem::mul_rn(v, w)) : v;
         }
       }
       V y;
