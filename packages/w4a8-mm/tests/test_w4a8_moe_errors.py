@@ -112,3 +112,12 @@ BAD_PREPACK = [
 def test_bad_grouped_prepack(name, b, frags):
     with checks.raises_arg("b_tensors", *frags):
         w4.cutlass_encode_and_reorder_int4b_grouped(b)
+
+
+def test_no_experts_and_no_rows_is_accepted():
+    # docs/SPEC-MOE.md §5.0.3: E = 0 is valid with M = 0 (a no-op).
+    p = good()
+    p.update(out=p["out"][:0], a=p["a"][:0], a_scales=p["a_scales"][:0], b=p["b"][:0],
+             b_scales=p["b_scales"][:0], gs=p["gs"][:0], offsets=p["offsets"][:0], sizes=p["sizes"][:0],
+             a_str=p["a_str"][:0], b_str=p["b_str"][:0], c_str=p["c_str"][:0], s_str=p["s_str"][:0])
+    call(p)
