@@ -40,6 +40,25 @@ bool check_index(const char* op, const char* arg, const Tensor& t) {
   return t.scalar_type() == ScalarType::Long;
 }
 
+// A gather's tensors (input rows picked through a map into the output): a
+// 2-D contiguous input, a 1-D int32/int64 map and a contiguous output of the
+// input's dtype, all on the input's device (shapes: the caller). Returns
+// whether the map is int64.
+bool check_gather(const char* op, const char* in_arg, const Tensor& in, const char* map_arg,
+                  const Tensor& map, const char* out_arg, const Tensor& out) {
+  check_dim(op, in_arg, in, 2);
+  check_contiguous(op, in_arg, in);
+  const bool map64 = check_index(op, map_arg, map);
+  check_same_device(op, map_arg, map, in_arg, in);
+  check_dim(op, map_arg, map, 1);
+  check_defined(op, out_arg, out);
+  check_same_device(op, out_arg, out, in_arg, in);
+  LOWBIT_CHECK_ARG(out.scalar_type() == in.scalar_type(), op, out_arg,
+                   str("dtype ", dtype_of(in), " (the dtype of '", in_arg, "')"), dtype_of(out));
+  check_contiguous(op, out_arg, out);
+  return map64;
+}
+
 }  // namespace
 
 MoeDataProblem validate_moe_data(const Tensor& ids, const Tensor& expert_offsets,
@@ -117,17 +136,8 @@ ShuffleProblem validate_shuffle_rows(const Tensor& in, const Tensor& map, const 
               {ScalarType::Float, ScalarType::Half, ScalarType::BFloat16,
                ScalarType::Float8_e4m3fn, ScalarType::Float8_e5m2, ScalarType::Byte,
                ScalarType::Char, ScalarType::Int});
-  check_dim(kShuffle, "input_tensor", in, 2);
-  check_contiguous(kShuffle, "input_tensor", in);
-  p.map64 = check_index(kShuffle, "dst2src_map", map);
-  check_same_device(kShuffle, "dst2src_map", map, "input_tensor", in);
-  check_dim(kShuffle, "dst2src_map", map, 1);
-  check_defined(kShuffle, "output_tensor", out);
-  check_same_device(kShuffle, "output_tensor", out, "input_tensor", in);
-  LOWBIT_CHECK_ARG(out.scalar_type() == in.scalar_type(), kShuffle, "output_tensor",
-                   str("dtype ", dtype_of(in), " (the dtype of 'input_tensor')"), dtype_of(out));
+  p.map64 = check_gather(kShuffle, "input_tensor", in, "dst2src_map", map, "output_tensor", out);
   check_shape(kShuffle, "output_tensor", out, {map.size(0), in.size(1)});
-  check_contiguous(kShuffle, "output_tensor", out);
   p.in = static_cast<const uint8_t*>(in.data_ptr());
   p.out = static_cast<uint8_t*>(out.data_ptr());
   p.map = map.data_ptr();
@@ -158,17 +168,8 @@ CombineProblem validate_combine(const Tensor& in, const Tensor& perm, const Tens
                                 const Tensor& out) {
   CombineProblem p;
   check_activation(kCombine, "input", in);
-  check_dim(kCombine, "input", in, 2);
-  check_contiguous(kCombine, "input", in);
-  p.perm64 = check_index(kCombine, "output_permutation", perm);
-  check_same_device(kCombine, "output_permutation", perm, "input", in);
-  check_dim(kCombine, "output_permutation", perm, 1);
-  check_defined(kCombine, "output", out);
-  check_same_device(kCombine, "output", out, "input", in);
-  LOWBIT_CHECK_ARG(out.scalar_type() == in.scalar_type(), kCombine, "output",
-                   str("dtype ", dtype_of(in), " (the dtype of 'input')"), dtype_of(out));
+  p.perm64 = check_gather(kCombine, "input", in, "output_permutation", perm, "output", out);
   check_shape(kCombine, "output", out, {-1, in.size(1)});
-  check_contiguous(kCombine, "output", out);
   p.m = out.size(0);
   const int64_t routes = perm.numel();
   LOWBIT_CHECK_ARG(p.m > 0 ? routes % p.m == 0 : routes == 0, kCombine, "output_permutation",
