@@ -51,6 +51,13 @@ def run(device: torch.device) -> list[dict]:
                ref.shuffle_rows_ref(x.cpu(), r.input_permutation.cpu()).view(torch.int16)).sum())
     rows.append(_row("shuffle_rows", f"[{m}, {H}] bf16 -> {m * topk} rows", bad, 0,
                      "mismatched elements"))
+    from . import combine
+    w = torch.rand(m, topk, generator=g).to(device)
+    c3 = torch.randn(m * topk, H, generator=g).to(torch.bfloat16).to(device)
+    back = ref.shuffle_rows_ref(c3.cpu(), r.output_permutation.cpu()).float().reshape(m, topk, H)
+    want = (back * w.cpu().unsqueeze(-1)).sum(dim=1)
+    rows.append(_row("moe_combine", f"[{m * topk}, {H}] bf16 -> [{m}, {H}]",
+                     _rel(combine(c3, r.output_permutation, w).cpu(), want), 1e-2, "relative error"))
     return rows + _fp8_rows(device, g) + _forward_rows(device, g) + _layer_rows(device, g)
 
 
