@@ -148,3 +148,18 @@ def test_prepack_current_stream():
     st.synchronize()
     assert torch.equal(ob.cpu(), ref.encode_and_reorder(b.cpu()))
     assert torch.equal(os_.view(torch.uint8).cpu(), ref.pack_scales(s.cpu()).view(torch.uint8))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_quantize_int4_same_bits_on_every_device(device):
+    # Random bf16 weights hit exact int4 rounding ties often; a reciprocal
+    # multiply instead of a division (CUDA's x / python_scalar) moves them.
+    w = (torch.randn(256, 512, generator=torch.Generator().manual_seed(6)) / 16).to(torch.bfloat16)
+    q, s, ch = w4.quantize_int4(w.to(device))
+    rq, rs, rch = ref.quantize_weight(w)  # the CPU reference
+    assert torch.equal(q.cpu(), rq)
+    assert torch.equal(s.cpu().view(torch.uint8), rs.view(torch.uint8))
+    assert torch.equal(ch.cpu(), rch)
+    if device != "cpu":  # the device reference gives the same bits too
+        dq, ds, dch = ref.quantize_weight(w.to(device))
+        assert torch.equal(dq.cpu(), rq) and torch.equal(dch.cpu(), rch)

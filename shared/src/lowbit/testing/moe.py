@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from .nvfp4 import dequantize_nvfp4
+from .w4a8 import div_exact
 
 
 def moe_mm_data_ref(topk_ids: torch.Tensor, num_experts: int, n: int, k: int,
@@ -156,7 +157,7 @@ def per_token_fp8_ref(x: torch.Tensor, scale_ub: torch.Tensor | None = None):
         torch.zeros(xf.shape[0])
     if scale_ub is not None:
         amax = torch.minimum(amax, scale_ub.float().reshape(()).to(amax.device))
-    scale = torch.clamp_min(amax / FP8_MAX, FP8_MIN_SCALE)
+    scale = torch.clamp_min(div_exact(amax, FP8_MAX), FP8_MIN_SCALE)
     y = xf / scale.unsqueeze(1)
     y = torch.where(torch.isnan(y), FP8_MAX, y).clamp(-FP8_MAX, FP8_MAX)
     return y.to(torch.float8_e4m3fn).reshape(x.shape), scale.reshape(-1, 1)

@@ -24,6 +24,12 @@ GROUP = 128
 
 
 # ---------------------------------------------------------------- fp8 helpers
+def div_exact(x: torch.Tensor, d: float) -> torch.Tensor:
+    """x / d rounded once on every device (CUDA multiplies by the fp32
+    reciprocal when d is a Python scalar: other rounding ties than the CPU)."""
+    return x / torch.full((), d, dtype=x.dtype, device=x.device)
+
+
 def e4m3(x: torch.Tensor) -> torch.Tensor:
     """float -> float8_e4m3fn, round-to-nearest-even, saturating to +-448
     (cvt.rn.satfinite); NaN stays NaN."""
@@ -123,8 +129,8 @@ def quantize_weight(w: torch.Tensor, group_size: int = GROUP):
     assert K % group_size == 0
     wf = w.float().view(N, K // group_size, group_size)
     amax = wf.abs().amax(-1)  # [N, G]
-    s_f = amax / 7.0
-    c = (s_f.amax(-1) / E4M3_MAX).clamp_min(1e-12)  # [N]: largest s_f / c == 448
+    s_f = div_exact(amax, 7.0)
+    c = div_exact(s_f.amax(-1), E4M3_MAX).clamp_min(1e-12)  # [N]: largest s_f / c == 448
     s = e4m3(s_f / c.view(N, 1) / 8.0)  # largest is 56, so 8 * s <= 448
     ch = c * 8.0
     step = (s.float() * ch.view(N, 1)).unsqueeze(-1)  # dequant step per group
@@ -144,7 +150,7 @@ def dequantize_weight(q: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
 def quantize_activation(x: torch.Tensor):
     """Per-token fp8: x [M, K] -> (A float8_e4m3fn [M, K], tok float32 [M])."""
     xf = x.float()
-    tok = (xf.abs().amax(-1) / E4M3_MAX).clamp_min(1e-12)
+    tok = div_exact(xf.abs().amax(-1), E4M3_MAX).clamp_min(1e-12)
     return e4m3(xf / tok.unsqueeze(-1)), tok
 
 
