@@ -6,8 +6,8 @@
 // then every region's padding rows / columns are zeroed. Rows are spread over
 // torch's intra-op threads.
 #include "../mxfp4.h"
-#include "half_bits.h"
 
+#include <lowbit/cpu/half_bits.h>
 #include <lowbit/mxfp4_codec.h>
 
 #include <torch/csrc/stable/ops.h>
@@ -25,18 +25,18 @@ namespace mx = lowbit::mxfp4;
 // Input row r -> k fp32 values in v.
 void load_row(const QuantProblem& p, int64_t r, std::vector<float>& v) {
   const auto* raw = static_cast<const uint16_t*>(p.in) + r * (p.silu ? 2 * p.k : p.k);
-  for (int64_t i = 0; i < p.k; ++i) v[i] = cpu::to_float(raw[i], p.bf16);
+  for (int64_t i = 0; i < p.k; ++i) v[i] = lowbit::cpu::to_float(raw[i], p.bf16);
   if (!p.silu) return;
   for (int64_t i = 0; i < p.k; ++i) {
-    const float g = v[i], u = cpu::to_float(raw[p.k + i], p.bf16);
-    v[i] = cpu::round_to(g / (1.0f + std::exp(-g)) * u, p.bf16);
+    const float g = v[i], u = lowbit::cpu::to_float(raw[p.k + i], p.bf16);
+    v[i] = lowbit::cpu::round_to(g / (1.0f + std::exp(-g)) * u, p.bf16);
   }
 }
 
 // One 32-block: 16 code bytes to dst, returns the scale byte.
 uint8_t quant_block(const float* x, uint8_t* dst) {
   uint32_t amax = 0;
-  for (int i = 0; i < mx::kBlock; ++i) amax = std::max(amax, cpu::float_to_bits(x[i]) & 0x7FFFFFFFu);
+  for (int i = 0; i < mx::kBlock; ++i) amax = std::max(amax, lowbit::cpu::float_to_bits(x[i]) & 0x7FFFFFFFu);
   const uint32_t s = mx::scale_byte(amax);
   if (mx::zero_codes(s)) {
     std::memset(dst, 0, mx::kBlock / 2);
