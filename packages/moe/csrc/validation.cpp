@@ -5,6 +5,8 @@
 // Messages: "<op>: argument '<arg>': expected <x>, got <y>".
 #include <limits>
 
+#include <lowbit/arg_checks.h>
+
 #include "moe.h"
 
 namespace lowbit::moe {
@@ -18,11 +20,7 @@ constexpr int64_t kInt32Max = std::numeric_limits<int32_t>::max();
 // An int32 output (or optional input) of exactly `shape`, on `ref`'s device.
 int32_t* int32_buffer(const char* op, const char* arg, const Tensor& t, const char* ref_arg,
                       const Tensor& ref, std::initializer_list<int64_t> shape) {
-  check_defined(op, arg, t);
-  check_same_device(op, arg, t, ref_arg, ref);
-  check_dtype(op, arg, t, {ScalarType::Int});
-  check_shape(op, arg, t, shape);
-  check_contiguous(op, arg, t);
+  check_int32_metadata(op, arg, t, shape, ref_arg, ref);
   return static_cast<int32_t*>(t.data_ptr());
 }
 
@@ -177,10 +175,9 @@ CombineProblem validate_combine(const Tensor& in, const Tensor& perm, const Tens
                    str(routes, " entries"));
   p.topk = p.m > 0 ? routes / p.m : 0;
   if (w) {
-    check_activation(kCombine, "topk_weights", *w);
-    check_same_device(kCombine, "topk_weights", *w, "input", in);
+    check_contiguous_on(kCombine, "topk_weights", *w, "input", in,
+                        {ScalarType::Float, ScalarType::Half, ScalarType::BFloat16});
     check_shape(kCombine, "topk_weights", *w, {p.m, p.topk});
-    check_contiguous(kCombine, "topk_weights", *w);
     p.weights = w->data_ptr();
     p.w_type = elem_type(*w);
   }
@@ -221,13 +218,10 @@ Fp8QuantProblem validate_fp8_quant(const char* op, bool gated, const Tensor& res
                        p.rows, " rows"),
                    str("shape ", shape_str(result)));
   check_contiguous(op, "result", result);
-  check_defined(op, "scale", scale);
-  check_same_device(op, "scale", scale, "input", input);
-  check_dtype(op, "scale", scale, {ScalarType::Float});
+  check_contiguous_on(op, "scale", scale, "input", input, {ScalarType::Float});
   LOWBIT_CHECK_ARG(scale.numel() >= p.rows && scale.dim() <= 2, op, "scale",
                    str("at least ", p.rows, " element(s) ([rows] or [rows, 1])"),
                    str("shape ", shape_str(scale)));
-  check_contiguous(op, "scale", scale);
   if (scale_ub) {
     check_same_device(op, "scale_ub", *scale_ub, "input", input);
     check_dtype(op, "scale_ub", *scale_ub, {ScalarType::Float});

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <string>
 
+#include <lowbit/arg_checks.h>
+
 #include "nvfp4_quant.h"
 
 namespace lowbit::nvfp4 {
@@ -33,11 +35,8 @@ void check_input(const char* op, const Tensor& x, int64_t min_dim, int64_t max_d
 }
 
 void check_global_scale(const char* op, const char* arg, const Tensor& gs, const Tensor& x) {
-  check_defined(op, arg, gs);
-  check_same_device(op, arg, gs, "input", x);
-  check_dtype(op, arg, gs, {ScalarType::Float});
+  check_contiguous_on(op, arg, gs, "input", x, {ScalarType::Float});
   check_numel(op, arg, gs, 1);
-  check_contiguous(op, arg, gs);
 }
 
 // Packed output uint8 [m, pn/2]. `padded`: pn = 2 * out.size(1) may exceed n
@@ -84,17 +83,6 @@ void check_scale_buffer(const char* op, const char* arg, const Tensor& sf, const
   check_contiguous(op, arg, sf);
 }
 
-void check_offsets(const char* op, const char* arg, const Tensor& off, const Tensor& x,
-                   int64_t E) {
-  check_defined(op, arg, off);
-  check_same_device(op, arg, off, "input", x);
-  check_dtype(op, arg, off, {ScalarType::Int});
-  LOWBIT_CHECK_ARG(off.dim() == 1 && off.size(0) == E + 1, op, arg,
-                   str("shape [", E + 1, "] (number of experts + 1, from input_global_scale)"),
-                   str("shape ", shape_str(off)));
-  check_contiguous(op, arg, off);
-}
-
 uint8_t* bytes(const Tensor& t) { return static_cast<uint8_t*>(t.data_ptr()); }
 
 // Dense ops: input [m, cols] (n = cols, or cols / 2 with SiLU) into outputs of
@@ -123,35 +111,6 @@ QuantProblem validate_dense(const char* op, const Tensor& input, const Tensor& g
   return p;
 }
 
-// Offsets are host memory on CPU: check their values there (on a GPU that
-// would need a host sync; the kernels clamp instead, see the README).
-void check_host_offsets(const char* op, const QuantProblem& p, const Tensor& output_scale) {
-  const int32_t* o = p.off;
-  const int32_t* s = p.sf_off;
-  const int64_t E = p.num_experts;
-  LOWBIT_CHECK_ARG(o[0] >= 0 && o[E] <= p.m, op, "input_offset_by_experts",
-                   str("row offsets in [0, ", p.m, "] (input rows)"),
-                   str("first ", o[0], ", last ", o[E]));
-  for (int64_t e = 0; e < E; ++e) {
-    LOWBIT_CHECK_ARG(o[e + 1] >= o[e], op, "input_offset_by_experts", "non-decreasing row offsets",
-                     str("offset[", e + 1, "] = ", o[e + 1], " < offset[", e, "] = ", o[e]));
-  }
-  for (int64_t e = 0; e <= E; ++e) {
-    LOWBIT_CHECK_ARG(s[e] % 128 == 0 && s[e] >= 0, op, "output_scale_offset_by_experts",
-                     "non-negative multiples of 128", str("offset[", e, "] = ", s[e]));
-  }
-  for (int64_t e = 0; e < E; ++e) {
-    const int64_t need = round_up<int64_t>(o[e + 1] - o[e], 128);
-    LOWBIT_CHECK_ARG(s[e + 1] - s[e] >= need, op, "output_scale_offset_by_experts",
-                     str("a region of at least round_up(m_e, 128) = ", need, " rows for expert ", e),
-                     str(s[e + 1] - s[e], " rows (offsets ", s[e], " .. ", s[e + 1], ")"));
-  }
-  LOWBIT_CHECK_ARG(s[E] <= p.sf_rows, op, "output_scale",
-                   str("at least ", s[E], " scale rows in whole 128-row tiles ",
-                       "(output_scale_offset_by_experts[E])"),
-                   str(p.sf_rows, " rows in whole tiles (shape ", shape_str(output_scale), ")"));
-}
-
 }  // namespace
 
 void validate_quant_input(const Tensor& input) { check_input(kQuant, input, 1, 64, 1); }
@@ -176,22 +135,18 @@ QuantProblem validate_experts_quant(const char* op, bool silu, const Tensor& out
   p.m = input.size(0);
   p.n = silu ? input.size(1) / 2 : input.size(1);
   p.pn = p.n;
-  check_defined(op, "input_global_scale", gs);
-  check_same_device(op, "input_global_scale", gs, "input", input);
-  check_dtype(op, "input_global_scale", gs, {ScalarType::Float});
+  check_contiguous_on(op, "input_global_scale", gs, "input", input, {ScalarType::Float});
   LOWBIT_CHECK_ARG(gs.dim() == 1 && gs.size(0) >= 1, op, "input_global_scale",
                    "a 1-D tensor [E] with one scale per expert", str("shape ", shape_str(gs)));
-  check_contiguous(op, "input_global_scale", gs);
   const int64_t E = gs.size(0);
-  check_offsets(op, "input_offset_by_experts", off, input, E);
-  check_offsets(op, "output_scale_offset_by_experts", sf_off, input, E);
+  const char* why = "number of experts + 1, from input_global_scale";
+  check_int32_metadata(op, "input_offset_by_experts", off, {E + 1}, "input", input, why);
+  check_int32_metadata(op, "output_scale_offset_by_experts", sf_off, {E + 1}, "input", input, why);
   check_packed(op, "output", output, input, p.m, p.n, false);
   p.kp = round_up<int64_t>(p.n / 16, 4);
   check_scale_buffer(op, "output_scale", output_scale, input, -1, p.kp);
-  // Any row count is accepted (as vLLM does); the swizzled layout is made of
-  // whole 128-row tiles (SPEC §1.3), so only the rows of whole tiles are
-  // addressable and a trailing partial tile is never written.
-  p.sf_rows = output_scale.numel() * output_scale.element_size() / p.kp / 128 * 128;
+  // Any row count is accepted (as vLLM does); only whole tiles are written.
+  p.sf_rows = whole_tile_scale_rows(output_scale, p.kp);
   p.in = input.data_ptr();
   p.out = bytes(output);
   p.sf = bytes(output_scale);
@@ -202,7 +157,9 @@ QuantProblem validate_experts_quant(const char* op, bool silu, const Tensor& out
   p.bf16 = input.scalar_type() == ScalarType::BFloat16;
   p.silu = silu;
   p.experts = true;
-  if (input.is_cpu()) check_host_offsets(op, p, output_scale);
+  // Offsets are host memory on CPU: their values are checked there (on a GPU
+  // that would need a host sync; the kernels clamp instead, see the README).
+  if (input.is_cpu()) check_host_expert_offsets(op, p.off, p.sf_off, E, p.m, p.sf_rows, output_scale);
   return p;
 }
 

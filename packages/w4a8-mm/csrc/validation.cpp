@@ -3,6 +3,8 @@
 // before any output is allocated or kernel launched.
 #include "w4a8_mm.h"
 
+#include <lowbit/arg_checks.h>
+
 #include <cstdint>
 
 namespace lowbit::w4a8 {
@@ -29,15 +31,6 @@ void check_dense_words(const char* op, const char* arg, const Tensor& t) {
                        shape_str(t)));
 }
 
-// TMA reads A, B and the scale tables (and writes the grouped output):
-// 16-byte aligned addresses.
-void check_aligned16(const char* op, const char* arg, const Tensor& t) {
-  const auto addr = reinterpret_cast<uintptr_t>(t.data_ptr());
-  LOWBIT_CHECK_ARG(t.numel() == 0 || addr % 16 == 0, op, arg,
-                   "a data pointer aligned to 16 bytes (TMA)",
-                   str("address ", addr, " (a sliced view?)"));
-}
-
 // A [M, K] fp8 row-major; B [K/8, N] int32 words; K, N multiples of 128.
 void check_operands(const Tensor& A, const Tensor& B) {
   check_defined(kMm, "A", A);
@@ -61,9 +54,7 @@ void check_operands(const Tensor& A, const Tensor& B) {
 }
 
 void check_group_scales(const Tensor& gs, const Tensor& A, int64_t groups, int64_t N) {
-  check_same_device(kMm, "group_scales", gs, "A", A);
-  check_dtype(kMm, "group_scales", gs, {ScalarType::Float8_e4m3fn});
-  check_contiguous(kMm, "group_scales", gs);
+  check_contiguous_on(kMm, "group_scales", gs, "A", A, {ScalarType::Float8_e4m3fn});
   LOWBIT_CHECK_ARG(gs.numel() == groups * N * 8, kMm, "group_scales",
                    str(groups * N * 8, " elements (cutlass_pack_scale_fp8 of [K/group_size, N] = [",
                        groups, ", ", N, "] scales: 8 bytes each)"),
@@ -72,9 +63,7 @@ void check_group_scales(const Tensor& gs, const Tensor& A, int64_t groups, int64
 
 // fp32, contiguous, one element (a scalar) or one per row/column.
 void check_scale_vector(const char* arg, const Tensor& t, const Tensor& A) {
-  check_same_device(kMm, arg, t, "A", A);
-  check_dtype(kMm, arg, t, {ScalarType::Float});
-  check_contiguous(kMm, arg, t);
+  check_contiguous_on(kMm, arg, t, "A", A, {ScalarType::Float});
 }
 
 void check_channel_scales(const Tensor& ch, const Tensor& A, int64_t N) {
@@ -111,10 +100,7 @@ int check_schedule(const std::optional<std::string>& name, int64_t N) {
 // A tensor on a's device with one of `dtypes`, contiguous.
 void check_moe_tensor(const char* arg, const Tensor& t, const Tensor& a,
                       std::initializer_list<ScalarType> dtypes) {
-  check_defined(kMoe, arg, t);
-  check_same_device(kMoe, arg, t, "a_tensors", a);
-  check_dtype(kMoe, arg, t, dtypes);
-  check_contiguous(kMoe, arg, t);
+  check_contiguous_on(kMoe, arg, t, "a_tensors", a, dtypes);
 }
 
 // a [M, K] fp8, b [E, N, K/8] int32, out [M, N] bf16; K % 128, N % 128.
@@ -181,12 +167,10 @@ void check_moe_metadata(const MoeMmProblem& p, const Tensor& a, const Tensor& of
   LOWBIT_CHECK_ARG(offsets.dim() == 1 && offsets.size(0) == p.E, kMoe, "expert_offsets",
                    str("shape [", p.E, "] (E = b_tensors.size(0): one first row per expert)"),
                    str("shape ", shape_str(offsets)));
-  check_moe_tensor("problem_sizes", sizes, a, {ScalarType::Int});
-  check_shape(kMoe, "problem_sizes", sizes, {p.E, 3});
+  check_int32_metadata(kMoe, "problem_sizes", sizes, {p.E, 3}, "a_tensors", a);
   check_moe_tensor("a_strides", a_str, a, {ScalarType::Long});
   check_shape(kMoe, "a_strides", a_str, {p.E});
-  check_moe_tensor("b_strides", b_str, a, {ScalarType::Int});
-  check_shape(kMoe, "b_strides", b_str, {p.E, 3});
+  check_int32_metadata(kMoe, "b_strides", b_str, {p.E, 3}, "a_tensors", a);
   check_moe_tensor("c_strides", c_str, a, {ScalarType::Long});
   check_shape(kMoe, "c_strides", c_str, {p.E});
   check_moe_tensor("group_scale_strides", s_str, a, {ScalarType::Long});
@@ -238,11 +222,8 @@ MmProblem validate_w4a8_mm(const Tensor& A, const Tensor& B, const Tensor& group
   LOWBIT_CHECK_ARG(ot == ScalarType::BFloat16 || ot == ScalarType::Half, kMm, "out_type",
                    "torch.bfloat16, torch.float16 or None (bfloat16)", dtype_name(ot));
   p.schedule = check_schedule(maybe_schedule, p.N);
-  if (A.is_cuda()) {
-    check_aligned16(kMm, "A", A);
-    check_aligned16(kMm, "B", B);
-    check_aligned16(kMm, "group_scales", group_scales);
-  }
+  // TMA reads A, B and the scale tables from 16-byte aligned addresses.
+  check_base_aligned(kMm, 16, {{"A", &A}, {"B", &B}, {"group_scales", &group_scales}});
   p.a = A.data_ptr();
   p.b = B.data_ptr();
   p.group_scales = group_scales.data_ptr();
@@ -293,12 +274,9 @@ MoeMmProblem validate_w4a8_moe_mm(const Tensor& out, const Tensor& a, const Tens
   check_moe_metadata(p, a, expert_offsets, problem_sizes, a_strides, b_strides, c_strides,
                      group_scale_strides);
   if (maybe_schedule.has_value()) p.schedule = moe_schedule_index(kMoe, *maybe_schedule);
-  if (a.is_cuda()) {
-    check_aligned16(kMoe, "a_tensors", a);
-    check_aligned16(kMoe, "b_tensors", b);
-    check_aligned16(kMoe, "b_group_scales", b_group_scales);
-    check_aligned16(kMoe, "out_tensors", out);
-  }
+  // TMA reads a, b and the scale tables and writes out: 16-byte aligned.
+  check_base_aligned(kMoe, 16, {{"a_tensors", &a}, {"b_tensors", &b}, {"b_group_scales", &b_group_scales},
+                                {"out_tensors", &out}});
   p.a = a.data_ptr();
   p.b = b.data_ptr();
   p.group_scales = b_group_scales.data_ptr();

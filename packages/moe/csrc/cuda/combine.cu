@@ -4,12 +4,9 @@
 // arithmetic, the same bits as the CPU kernel and as shuffle_rows + torch's
 // multiply and sum). Replaces four launches (gather, weight cast, multiply,
 // sum) and the [m*topk, H] gathered copy.
-#include <algorithm>
-
-#include <lowbit/cuda_utils.h>
-
 #include "../elem_math.h"
 #include "../moe.h"
+#include "row_launch.cuh"
 
 namespace lowbit::moe {
 namespace {
@@ -17,15 +14,6 @@ namespace {
 using elem::In;
 
 constexpr int kThreads = 128;
-constexpr int64_t kMaxBlocks = 1 << 20;
-
-template <In T>
-using Elem = std::conditional_t<T == In::F32, float, uint16_t>;
-
-template <typename E, int VEC>
-struct alignas(sizeof(E) * VEC) Vec {
-  E v[VEC];
-};
 
 template <In T, typename Idx, int VEC>
 __global__ void __launch_bounds__(kThreads) combine_kernel(CombineProblem p) {
@@ -61,20 +49,13 @@ __global__ void __launch_bounds__(kThreads) combine_kernel(CombineProblem p) {
   }
 }
 
-template <In T, typename Idx, int VEC>
-void launch(const CombineProblem& p, cudaStream_t stream) {
-  const int64_t grid = std::min<int64_t>(p.m, kMaxBlocks);
-  combine_kernel<T, Idx, VEC><<<static_cast<unsigned>(grid), kThreads, 0, stream>>>(p);
-  LOWBIT_CHECK_LAUNCH();
-}
-
 // 16-byte accesses when every row start allows them, else one value at a time.
 template <In T, typename Idx>
 void launch_by_alignment(const CombineProblem& p, cudaStream_t stream) {
   constexpr int kVec = 16 / sizeof(Elem<T>);
-  const bool wide = p.cols % kVec == 0 && reinterpret_cast<uintptr_t>(p.in) % 16 == 0 &&
-                    reinterpret_cast<uintptr_t>(p.out) % 16 == 0;
-  wide ? launch<T, Idx, kVec>(p, stream) : launch<T, Idx, 1>(p, stream);
+  launch_rows<kVec>(vec_fits(p.cols, kVec, p.in, 16, p.out, 16),
+                    [](auto vec) { return combine_kernel<T, Idx, decltype(vec)::value>; }, kThreads, p.m, p,
+                    stream);
 }
 
 template <In T>

@@ -9,12 +9,9 @@
 // 16-bit rounding almost always hides).
 #include <cub/block/block_reduce.cuh>
 
-#include <algorithm>
-
-#include <lowbit/cuda_utils.h>
-
 #include "../fp8_quant_math.h"
 #include "../moe.h"
+#include "row_launch.cuh"
 
 namespace lowbit::moe {
 namespace {
@@ -22,15 +19,6 @@ namespace {
 using fp8q::In;
 
 constexpr int kThreads = 256;
-constexpr int64_t kMaxBlocks = 1 << 20;
-
-template <typename E, int VEC>
-struct alignas(sizeof(E) * VEC) Vec {
-  E v[VEC];
-};
-
-template <In T>
-using Elem = std::conditional_t<T == In::F32, float, uint16_t>;
 
 // Values c*VEC .. c*VEC+VEC-1 of the row (gated: silu(gate) * up).
 template <In T, bool GATED, int VEC>
@@ -85,20 +73,14 @@ __global__ void __launch_bounds__(kThreads) fp8_quant_kernel(Fp8QuantProblem p) 
   }
 }
 
-template <In T, bool GATED, int VEC>
-void launch(const Fp8QuantProblem& p, cudaStream_t stream) {
-  const int64_t grid = std::min<int64_t>(p.rows, kMaxBlocks);
-  fp8_quant_kernel<T, GATED, VEC><<<static_cast<unsigned>(grid), kThreads, 0, stream>>>(p);
-  LOWBIT_CHECK_LAUNCH();
-}
-
-// 16-byte accesses when every row start allows them, else one value at a time.
+// 16-byte loads when every row start allows them, else one value at a time
+// (the e4m3 output then takes kVec-byte stores).
 template <In T, bool GATED>
 void launch_by_alignment(const Fp8QuantProblem& p, cudaStream_t stream) {
   constexpr int kVec = 16 / sizeof(Elem<T>);
-  const bool wide = p.cols % kVec == 0 && reinterpret_cast<uintptr_t>(p.in) % 16 == 0 &&
-                    reinterpret_cast<uintptr_t>(p.out) % kVec == 0;
-  wide ? launch<T, GATED, kVec>(p, stream) : launch<T, GATED, 1>(p, stream);
+  launch_rows<kVec>(vec_fits(p.cols, kVec, p.in, 16, p.out, kVec),
+                    [](auto vec) { return fp8_quant_kernel<T, GATED, decltype(vec)::value>; }, kThreads,
+                    p.rows, p, stream);
 }
 
 template <bool GATED>
