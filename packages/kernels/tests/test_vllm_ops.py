@@ -51,6 +51,32 @@ V0340_SIGNATURES: dict[str, str] = {
         " out_type: torch.dtype | None = None, maybe_schedule: str | None = None) -> torch.Tensor",
     "cutlass_pack_scale_fp8": "(scales: torch.Tensor) -> torch.Tensor",
     "cutlass_encode_and_reorder_int4b": "(b: torch.Tensor) -> torch.Tensor",
+    "cutlass_w4a8_moe_mm":
+        "(out_tensors: torch.Tensor, a_tensors: torch.Tensor, b_tensors: torch.Tensor,"
+        " a_scales: torch.Tensor, b_scales: torch.Tensor, b_group_scales: torch.Tensor,"
+        " b_group_size: int, expert_offsets: torch.Tensor, problem_sizes: torch.Tensor,"
+        " a_strides: torch.Tensor, b_strides: torch.Tensor, c_strides: torch.Tensor,"
+        " group_scale_strides: torch.Tensor, maybe_schedule: str | None = None) -> None",
+    "cutlass_encode_and_reorder_int4b_grouped":
+        "(b_tensors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]",
+    "mxfp4_experts_quant_supported": "(cuda_device_capability: int) -> bool",
+    "mxfp4_experts_quant":
+        "(input_tensor: torch.Tensor, expert_offsets: torch.Tensor, blockscale_offsets: torch.Tensor,"
+        " n_experts: int, topk: int, sorted_expert_ids: torch.Tensor | None = None)"
+        " -> tuple[torch.Tensor, torch.Tensor]",
+    "silu_and_mul_mxfp4_experts_quant":
+        "(input_tensor: torch.Tensor, expert_offsets: torch.Tensor, blockscale_offsets: torch.Tensor,"
+        " n_experts: int, topk: int, sorted_expert_ids: torch.Tensor | None = None)"
+        " -> tuple[torch.Tensor, torch.Tensor]",
+    "cutlass_mxfp4_moe_mm":
+        "(out_tensors: torch.Tensor, a_tensors: torch.Tensor, b_tensors: torch.Tensor,"
+        " a_scales: torch.Tensor, b_scales: torch.Tensor, problem_sizes: torch.Tensor,"
+        " expert_offsets: torch.Tensor, sf_offsets: torch.Tensor)",
+    "scaled_fp8_quant":
+        "(input: torch.Tensor, scale: torch.Tensor | None = None, num_token_padding: int | None = None,"
+        " scale_ub: torch.Tensor | None = None, use_per_token_if_dynamic: bool = False,"
+        " output: torch.Tensor | None = None, group_shape: tuple[int, int] | None = None)"
+        " -> tuple[torch.Tensor, torch.Tensor]",
     "cutlass_fp4_moe_mm":
         "(out_tensors: torch.Tensor, a_tensors: torch.Tensor, b_tensors: torch.Tensor,"
         " a_scales: torch.Tensor, b_scales: torch.Tensor, alphas: torch.Tensor,"
@@ -72,6 +98,13 @@ V0340_W4A8_SCHEDULES = (
     "128x16_1x1x1", "128x32_1x1x1", "128x64_1x1x1", "128x128_1x1x1", "128x256_1x1x1",
     "128x256_2x1x1", "256x16_1x1x1", "256x32_1x1x1", "256x64_1x1x1", "256x128_1x1x1",
 )
+
+# vLLM v0.34.0's W4A8 MoE schedule names (csrc/quantization/cutlass_w4a8/w4a8_grouped_mm_entry.cu)
+V0340_W4A8_MOE_SCHEDULES = tuple(
+    f"Kernel_{tile}_{cluster}_Coop" for tile, cluster in (
+        ("128x16", "1x1x1"), ("128x16", "2x1x1"), ("256x16", "1x1x1"), ("256x16", "2x1x1"),
+        ("256x32", "1x1x1"), ("256x32", "2x1x1"), ("256x64", "1x1x1"), ("256x64", "2x1x1"),
+        ("256x128", "1x1x1"), ("256x128", "2x1x1"), ("128x256", "2x1x1")))
 
 DEVICES = devices()
 BLOCK = 16
@@ -108,7 +141,7 @@ import torch
 from lowbit import vllm_ops as ops
 from lowbit.testing.nvfp4_gemm import quantized_operand
 
-families = ("lowbit.nvfp4_quant", "lowbit.nvfp4_mm", "lowbit.w4a8_mm")
+families = ("lowbit.nvfp4_quant", "lowbit.nvfp4_mm", "lowbit.w4a8_mm", "lowbit.mxfp4", "lowbit.moe")
 assert not [f for f in families if f in sys.modules], "importing vllm_ops loaded a family"
 
 x = torch.randn(8, 64, dtype=torch.bfloat16)
@@ -120,6 +153,14 @@ b, sb, gb = quantized_operand(64, 128, "cpu")
 mm = torch.compile(lambda *t: ops.cutlass_scaled_fp4_mm(*t, torch.float16), fullgraph=True)
 out = mm(a, b, sa, sb, (1 / (ga * gb)).float())
 assert out.shape == (5, 64) and out.dtype == torch.float16
+off = torch.tensor([0, 3, 8], dtype=torch.int32)
+sf_off = torch.tensor([0, 128, 256], dtype=torch.int32)
+mxq = torch.compile(lambda x: ops.mxfp4_experts_quant(x, off, sf_off, 2, 1), fullgraph=True)
+codes, sf = mxq(torch.randn(8, 64, dtype=torch.bfloat16))
+assert codes.shape == (8, 32) and sf.dtype == torch.uint8, (codes.shape, sf.dtype)
+fp8 = torch.compile(lambda x: ops.scaled_fp8_quant(x, use_per_token_if_dynamic=True), fullgraph=True)
+q, s = fp8(torch.randn(6, 32, dtype=torch.bfloat16))
+assert q.dtype == torch.float8_e4m3fn and s.shape == (6, 1)
 print("ok")
 """
 
@@ -128,8 +169,8 @@ def test_lazy_families_and_compiled_first_call():
     """In a fresh process: importing the module loads no family, and a family first
     loaded inside a call traced by torch.compile(fullgraph=True) (vLLM compiles its
     forward that way) does not break the graph."""
-    pytest.importorskip("lowbit.nvfp4_quant")
-    pytest.importorskip("lowbit.nvfp4_mm")
+    for family in ("nvfp4_quant", "nvfp4_mm", "mxfp4", "moe"):
+        pytest.importorskip(f"lowbit.{family}")
     out = subprocess.run([sys.executable, "-c", FRESH_PROCESS], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
 
@@ -140,6 +181,14 @@ def test_lazy_families_and_compiled_first_call():
     ("lowbit.nvfp4_mm", "lowbit-nvfp4-mm", lambda: vllm_ops.cutlass_scaled_mm_supports_fp4(100)),
     ("lowbit.w4a8_mm", "lowbit-w4a8-mm",
      lambda: vllm_ops.cutlass_pack_scale_fp8(torch.ones(1, 16).to(torch.float8_e4m3fn))),
+    ("lowbit.w4a8_mm", "lowbit-w4a8-mm",
+     lambda: vllm_ops.cutlass_encode_and_reorder_int4b_grouped(torch.zeros(1, 16, 4, dtype=torch.int32))),
+    ("lowbit.mxfp4", "lowbit-mxfp4",
+     lambda: vllm_ops.mxfp4_experts_quant(torch.zeros(2, 32, dtype=torch.bfloat16),
+                                          torch.tensor([0, 2], dtype=torch.int32),
+                                          torch.tensor([0, 128], dtype=torch.int32), 1, 2)),
+    ("lowbit.moe", "lowbit-moe",
+     lambda: vllm_ops.scaled_fp8_quant(torch.zeros(2, 16), use_per_token_if_dynamic=True)),
 ])
 def test_missing_family_names_its_distribution(monkeypatch, module, dist, call):
     monkeypatch.setitem(sys.modules, module, None)  # import of it now fails as if absent
@@ -506,3 +555,267 @@ def test_moe_wrappers_match_the_ops():
     q1, q2 = torch.zeros(E, 3, dtype=torch.int32), torch.zeros(E, 3, dtype=torch.int32)
     vllm_ops.get_cutlass_moe_mm_problem_sizes_from_expert_offsets(eo, q1, q2, n, k, True)
     assert q1.tolist() == ps1.tolist()
+
+
+# ----------------------------------------------------------------- targets
+_TARGET_OF_MAJOR = {9: "SM90", 10: "SM100", 12: "SM120"}
+
+
+def _runs_on(family, op: str, device: str) -> bool:
+    """Whether the family's build has a kernel of `op` for `device` (its OPS table)."""
+    if device == "cpu":
+        return "CPU" in family.OPS[op]
+    major, minor = torch.cuda.get_device_capability()
+    if major == 9 and minor != 0:
+        return False
+    return _TARGET_OF_MAJOR.get(major) in family.OPS[op]
+
+
+def _skip_unless_runs(family, op: str, device: str) -> None:
+    if not _runs_on(family, op, device):
+        pytest.skip(f"no {op} kernel for {device} in this build")
+
+
+# ----------------------------------------------------------------- W4A8 MoE
+def _w4a8_moe_problem(device, n=128, k=256):
+    """Three experts (one empty) and two rows no expert covers."""
+    _w4()
+    from lowbit.testing import w4a8_moe
+
+    torch.manual_seed(11)
+    return w4a8_moe.random_moe_problem([3, 0, 5], n, k, device, extra_rows=2)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_w4a8_grouped_prepack_returns_vllms_pair(device):
+    ops = _w4()
+    from lowbit import w4a8_mm
+    from lowbit.testing import w4a8_moe
+
+    _skip_unless_runs(w4a8_mm, "cutlass_encode_and_reorder_int4b_grouped", device)
+    words = _w4a8_moe_problem(device)["words"]
+    got = vllm_ops.cutlass_encode_and_reorder_int4b_grouped(words)
+    assert isinstance(got, tuple) and len(got) == 2
+    b, desc = got
+    assert (b.shape, b.dtype, desc.shape, desc.dtype) == (words.shape, torch.int32, (3, 3), torch.int32)
+    assert desc.device == words.device
+    ref_b, ref_desc = ops.cutlass_encode_and_reorder_int4b_grouped(words)
+    assert torch.equal(b, ref_b) and torch.equal(desc, ref_desc)
+    want_b, want_desc = w4a8_moe.encode_and_reorder_grouped(words)  # R7, vLLM's descriptor
+    assert torch.equal(b, want_b) and torch.equal(desc, want_desc)
+
+
+def _w4a8_moe_args(p):
+    """The arguments of cutlass_w4a8_moe_mm after out_tensors, prepacked through vllm_ops."""
+    b, desc = vllm_ops.cutlass_encode_and_reorder_int4b_grouped(p["words"])
+    return (p["A"], b, p["tok"], p["ch"], vllm_ops.cutlass_pack_scale_fp8(p["s"]), p["group_size"],
+            p["expert_offsets"], p["problem_sizes"], p["a_strides"], desc, p["c_strides"],
+            p["group_scale_strides"])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("schedule", (None,) + V0340_W4A8_MOE_SCHEDULES)
+def test_cutlass_w4a8_moe_mm_is_the_op(device, schedule):
+    ops = _w4()
+    from lowbit import w4a8_mm
+    from lowbit.testing import w4a8_moe
+
+    _skip_unless_runs(w4a8_mm, "cutlass_w4a8_moe_mm", device)
+    p = _w4a8_moe_problem(device)
+    args = _w4a8_moe_args(p)
+    out = torch.full((p["M"], p["N"]), 7.0, dtype=torch.bfloat16, device=device)
+    assert vllm_ops.cutlass_w4a8_moe_mm(out, *args, maybe_schedule=schedule) is None
+    ref = torch.full_like(out, 7.0)
+    ops.cutlass_w4a8_moe_mm(ref, *args, schedule)
+    assert torch.equal(out, ref)
+    assert (out[-2:] == 7.0).all(), "rows of no expert are left as they were"
+    want = w4a8_moe.moe_mm_ref(torch.full_like(out, 7.0), p["A"], p["q"], p["s"], p["ch"], p["tok"],
+                               p["expert_offsets"], p["problem_sizes"])
+    assert w4ref.rel_err(out, want) < 1e-2
+
+
+def test_cutlass_w4a8_moe_mm_needs_n_multiple_of_128():
+    p = _w4a8_moe_problem("cpu", n=144)
+    out = torch.zeros(p["M"], p["N"], dtype=torch.bfloat16)
+    with raises_arg("b_tensors", "128"):
+        vllm_ops.cutlass_w4a8_moe_mm(out, *_w4a8_moe_args(p))
+
+
+# ----------------------------------------------------------------- MXFP4 MoE
+def _mx():
+    """The MXFP4 family module, or skip."""
+    return pytest.importorskip("lowbit.mxfp4")
+
+
+def _mx_experts_problem(device, counts=(3, 0, 5), k=64, gated=False):
+    _mx()
+    m = sum(counts)
+    x = torch.randn(m, 2 * k if gated else k, dtype=torch.bfloat16, device=device)
+    off = torch.tensor([0, *counts], device=device).cumsum(0).to(torch.int32)
+    sf_off = torch.tensor([0, *(ref.round_up(c, 128) for c in counts)], device=device).cumsum(0)
+    ids = torch.tensor([e for e, c in enumerate(counts) for _ in range(c)], dtype=torch.int32,
+                       device=device)
+    return x, off, sf_off.to(torch.int32), ids
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("gated", [False, True], ids=["plain", "silu"])
+@pytest.mark.parametrize("with_ids", [False, True], ids=["offsets", "ids"])
+def test_mxfp4_experts_quant_allocates_max_tokens_times_topk(monkeypatch, device, gated, with_ids):
+    mx = _mx()
+    fn = "silu_and_mul_mxfp4_experts_quant" if gated else "mxfp4_experts_quant"
+    _skip_unless_runs(mx, fn, device)
+    monkeypatch.setenv("VLLM_MAX_TOKENS_PER_EXPERT_FP4_MOE", "128")
+    topk, k = 3, 96  # K/32 = 3 scale columns, padded to 4
+    x, off, sf_off, ids = _mx_experts_problem(device, k=k, gated=gated)
+    ids = ids if with_ids else None
+    packed, sf = getattr(vllm_ops, fn)(x, off, sf_off, 3, topk, ids)
+    assert (packed.shape, packed.dtype) == ((x.shape[0], k // 2), torch.uint8)
+    assert (tuple(sf.shape), sf.dtype) == ((128 * topk, 4), torch.uint8)
+    rows = int(sf_off[-1])  # the experts' regions; vLLM leaves the rest unwritten
+    ref_packed = torch.empty_like(packed)
+    ref_sf = torch.empty(rows, 1, dtype=torch.int32, device=device)
+    getattr(torch.ops.lowbit_mxfp4, fn)(ref_packed, ref_sf, x, off, sf_off, 3, ids)
+    assert torch.equal(packed, ref_packed)
+    assert torch.equal(sf[:rows], _bytes(ref_sf))
+    if not gated:  # and the SPEC-MOE R4 oracle
+        from lowbit.testing.mxfp4 import quantize_mxfp4_experts
+
+        want_packed, want_sf, _, written = quantize_mxfp4_experts(x, off, sf_off)
+        assert torch.equal(packed.cpu(), want_packed)
+        assert torch.equal(sf[:rows].cpu()[written], want_sf[written])
+
+
+def test_mxfp4_experts_quant_default_buffer_rows():
+    _mx()
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode():  # 163840 * topk rows: shapes only, no memory
+        x, off, sf_off, _ = _mx_experts_problem("cpu", k=2880)
+        _, sf = vllm_ops.mxfp4_experts_quant(x, off, sf_off, 3, 4)
+        assert tuple(sf.shape) == (163840 * 4, 92)  # round_up(2880/32 = 90, 4)
+
+
+def test_mxfp4_experts_quant_bad_arguments(monkeypatch):
+    _mx()
+    monkeypatch.setenv("VLLM_MAX_TOKENS_PER_EXPERT_FP4_MOE", "2")
+    x, off, sf_off, _ = _mx_experts_problem("cpu")
+    with raises_arg("input_tensor", "VLLM_MAX_TOKENS_PER_EXPERT_FP4_MOE"):
+        vllm_ops.mxfp4_experts_quant(x, off, sf_off, 3, 2)
+    with raises_arg("input_tensor", "2-D"):
+        vllm_ops.mxfp4_experts_quant(x[None], off, sf_off, 3, 8)
+    with raises_arg("input_tensor", "even"):
+        vllm_ops.silu_and_mul_mxfp4_experts_quant(x[:, :63], off, sf_off, 3, 8)
+
+
+@pytest.mark.parametrize("capability", [75, 80, 89, 90, 100, 103, 110, 120, 121])
+def test_mxfp4_supported_is_the_family_answer(capability):
+    mx = _mx()
+    got = vllm_ops.mxfp4_experts_quant_supported(capability)
+    assert type(got) is bool and got == mx.mxfp4_experts_quant_supported(capability)
+
+
+def test_mxfp4_supported_is_false_without_the_family(monkeypatch):
+    """vLLM answers False on builds without the op; so does lowbit without lowbit-mxfp4."""
+    monkeypatch.setitem(sys.modules, "lowbit.mxfp4", None)
+    assert vllm_ops.mxfp4_experts_quant_supported(100) is False
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("out_dtype", [torch.bfloat16, torch.float16])
+def test_cutlass_mxfp4_moe_mm_is_the_op(device, out_dtype):
+    mx = _mx()
+    from lowbit.testing.mxfp4 import group_mm_ref, random_group_problem
+
+    _skip_unless_runs(mx, "cutlass_mxfp4_group_mm", device)
+    g = torch.Generator().manual_seed(5)
+    p = random_group_problem([3, 0, 5], 64, 128, device, generator=g)
+    args = (p["a"], p["b"], p["a_blockscale"], p["b_blockscales"], p["problem_sizes"],
+            p["expert_offsets"], p["sf_offsets"])
+    out = torch.full((8, 64), 7.0, dtype=out_dtype, device=device)
+    assert vllm_ops.cutlass_mxfp4_moe_mm(out, *args) is None
+    want = torch.full_like(out, 7.0)
+    torch.ops.lowbit_mxfp4.cutlass_mxfp4_group_mm(want, *args)
+    assert torch.equal(out, want)
+    want = group_mm_ref(*args, out_dtype)  # the SPEC-MOE R5 oracle
+    assert w4ref.rel_err(out.cpu(), want) < 1e-2
+
+
+# ----------------------------------------------------------------- per-token FP8
+def _moe():
+    """The MoE ops (torch.ops.lowbit_moe), or skip."""
+    pytest.importorskip("lowbit.moe")
+    return torch.ops.lowbit_moe
+
+
+def _fp8_op(x, rows, scale_ub=None):
+    """The op called directly: (fp8 [rows, N], scales [rows, 1])."""
+    out = torch.empty(rows, x.shape[1], dtype=torch.float8_e4m3fn, device=x.device)
+    scale = torch.empty(rows, 1, dtype=torch.float32, device=x.device)
+    _moe().dynamic_per_token_scaled_fp8_quant(out, x.contiguous(), scale, scale_ub)
+    return out, scale
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("with_ub", [False, True], ids=["no_ub", "scale_ub"])
+def test_scaled_fp8_quant_per_token(device, dtype, with_ub):
+    from lowbit.testing.moe import per_token_fp8_ref
+
+    _moe()
+    x = (torch.randn(7, 96, device=device) * 3).to(dtype)
+    ub = torch.tensor([2.0], device=device) if with_ub else None
+    q, s = vllm_ops.scaled_fp8_quant(x, scale_ub=ub, use_per_token_if_dynamic=True)
+    assert (q.shape, q.dtype, s.shape, s.dtype) == ((7, 96), torch.float8_e4m3fn, (7, 1), torch.float32)
+    want_q, want_s = _fp8_op(x, 7, ub)
+    assert torch.equal(w4ref.fp8_bytes(q), w4ref.fp8_bytes(want_q)) and torch.equal(s, want_s)
+    ref_q, ref_s = per_token_fp8_ref(x.cpu(), ub.cpu() if with_ub else None)
+    assert torch.equal(w4ref.fp8_bytes(q.cpu()), w4ref.fp8_bytes(ref_q)) and torch.equal(s.cpu(), ref_s)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("padding, rows", [(8, 8), (3, 5), (0, 5)])
+def test_scaled_fp8_quant_num_token_padding(device, padding, rows):
+    _moe()
+    x = torch.randn(5, 64, dtype=torch.bfloat16, device=device)
+    q, s = vllm_ops.scaled_fp8_quant(x, num_token_padding=padding, use_per_token_if_dynamic=True)
+    assert q.shape == (rows, 64) and s.shape == (rows, 1)  # vLLM: max(padding, M) rows
+    want_q, want_s = _fp8_op(x, 5)
+    assert torch.equal(w4ref.fp8_bytes(q[:5]), w4ref.fp8_bytes(want_q)) and torch.equal(s[:5], want_s)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_scaled_fp8_quant_into_output(device):
+    _moe()
+    x = torch.randn(6, 64, dtype=torch.bfloat16, device=device)
+    output = torch.empty(6, 64, dtype=torch.float8_e4m3fn, device=device)
+    q, s = vllm_ops.scaled_fp8_quant(x, use_per_token_if_dynamic=True, output=output)
+    assert q is output and s.shape == (6, 1)
+    want_q, want_s = _fp8_op(x, 6)
+    assert torch.equal(w4ref.fp8_bytes(output), w4ref.fp8_bytes(want_q)) and torch.equal(s, want_s)
+
+
+def test_scaled_fp8_quant_row_strided_input():
+    _moe()
+    wide = torch.randn(4, 128, dtype=torch.bfloat16)
+    q, s = vllm_ops.scaled_fp8_quant(wide[:, 32:96], use_per_token_if_dynamic=True)
+    want_q, want_s = _fp8_op(wide[:, 32:96].contiguous(), 4)
+    assert torch.equal(w4ref.fp8_bytes(q), w4ref.fp8_bytes(want_q)) and torch.equal(s, want_s)
+
+
+def test_scaled_fp8_quant_unsupported_modes_and_bad_arguments():
+    _moe()
+    x = torch.randn(4, 32, dtype=torch.bfloat16)
+    with pytest.raises(NotImplementedError, match="static quantization"):
+        vllm_ops.scaled_fp8_quant(x, torch.ones(1))
+    with pytest.raises(NotImplementedError, match=r"group_shape=\(1, -1\)"):
+        vllm_ops.scaled_fp8_quant(x, torch.ones(4), group_shape=(1, -1))
+    with pytest.raises(NotImplementedError, match="dynamic per-tensor"):
+        vllm_ops.scaled_fp8_quant(x)
+    with raises_arg("input", "2-D"):
+        vllm_ops.scaled_fp8_quant(x[None], use_per_token_if_dynamic=True)
+    out = torch.empty(4, 32, dtype=torch.float8_e4m3fn)
+    with raises_arg("num_token_padding", "None"):
+        vllm_ops.scaled_fp8_quant(x, num_token_padding=8, use_per_token_if_dynamic=True, output=out)
+    with raises_arg("output", "float8_e4m3fn"):
+        vllm_ops.scaled_fp8_quant(x, use_per_token_if_dynamic=True, output=out.view(torch.uint8))

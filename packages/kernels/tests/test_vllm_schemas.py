@@ -2,7 +2,10 @@
 
 The table below was written from vLLM v0.34.0's csrc/torch_bindings.cpp (the
 stable-ABI registrations of the `_C` namespace; the W4A8 impls are registered
-from csrc/quantization/cutlass_w4a8/, their schemas are in the same file).
+from csrc/quantization/cutlass_w4a8/, their schemas are in the same file;
+`mxfp4_experts_quant_supported` is defined in
+csrc/quantization/fp4/mxfp4_experts_quant.cu) and csrc/moe/torch_bindings.cpp
+(`_moe_C::shuffle_rows`).
 Both sides are parsed by torch and compared argument by argument: name, type,
 keyword-only, default and alias annotation, then the returns. The namespace
 differs by design (`lowbit_<family>` instead of `_C`); the overload name must
@@ -59,6 +62,39 @@ V0340_SCHEMAS: dict[str, tuple[str, str]] = {
     "cutlass_encode_and_reorder_int4b": (
         "w4a8_mm",
         "cutlass_encode_and_reorder_int4b(Tensor B) -> Tensor"),
+    "cutlass_w4a8_moe_mm": (
+        "w4a8_mm",
+        "cutlass_w4a8_moe_mm(Tensor! out_tensors, Tensor a_tensors, Tensor b_tensors,"
+        " Tensor a_scales, Tensor b_scales, Tensor b_group_scales, int b_group_size,"
+        " Tensor expert_offsets, Tensor problem_sizes, Tensor a_strides, Tensor b_strides,"
+        " Tensor c_strides, Tensor group_scale_strides, str? maybe_schedule) -> ()"),
+    "cutlass_encode_and_reorder_int4b_grouped": (
+        "w4a8_mm",
+        "cutlass_encode_and_reorder_int4b_grouped(Tensor b_tensors) -> (Tensor, Tensor)"),
+    # vLLM: csrc/torch_bindings.cpp (the two quant ops) and
+    # csrc/quantization/fp4/mxfp4_experts_quant.cu (the capability query).
+    "mxfp4_experts_quant": (
+        "mxfp4",
+        "mxfp4_experts_quant(Tensor! output, Tensor! output_scale, Tensor input,"
+        " Tensor input_offset_by_experts, Tensor output_scale_offset_by_experts, int n_experts,"
+        " Tensor? sorted_expert_ids=None) -> ()"),
+    "silu_and_mul_mxfp4_experts_quant": (
+        "mxfp4",
+        "silu_and_mul_mxfp4_experts_quant(Tensor! output, Tensor! output_scale, Tensor input,"
+        " Tensor input_offset_by_experts, Tensor output_scale_offset_by_experts, int n_experts,"
+        " Tensor? sorted_expert_ids=None) -> ()"),
+    "mxfp4_experts_quant_supported": (
+        "mxfp4",
+        "mxfp4_experts_quant_supported(int cuda_device_capability) -> bool"),
+    "cutlass_mxfp4_group_mm": (
+        "mxfp4",
+        "cutlass_mxfp4_group_mm(Tensor! out, Tensor a, Tensor b, Tensor a_blockscale,"
+        " Tensor b_blockscales, Tensor problem_sizes, Tensor expert_offsets,"
+        " Tensor sf_offsets) -> ()"),
+    "dynamic_per_token_scaled_fp8_quant": (
+        "moe",
+        "dynamic_per_token_scaled_fp8_quant(Tensor! result, Tensor input, Tensor! scale,"
+        " Tensor? scale_ub) -> ()"),
     "cutlass_fp4_group_mm": (
         "nvfp4_mm",
         "cutlass_fp4_group_mm(Tensor! out, Tensor a, Tensor b, Tensor a_blockscale,"

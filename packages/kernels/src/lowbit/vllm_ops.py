@@ -1,10 +1,11 @@
 """vLLM v0.34.0's ``_custom_ops`` Python API, implemented with lowbit's kernels.
 
 ``from lowbit import vllm_ops as ops`` replaces ``from vllm import _custom_ops as ops``
-for the NVFP4 and W4A8 calls below: every function here has vLLM v0.34.0's name,
-parameters (names, order, kinds, defaults), output allocation and return dtypes
-and shapes. Compatibility notes, per op, are in docs/VLLM-COMPAT.md; the op
-contracts in docs/SPEC.md §2.
+for the NVFP4, MXFP4, W4A8, per-token FP8 and MoE routing calls below: every
+function here has vLLM v0.34.0's name, parameters (names, order, kinds,
+defaults), output allocation and return dtypes and shapes. Compatibility notes,
+per op, are in docs/VLLM-COMPAT.md; the op contracts in docs/SPEC.md §2 and
+docs/SPEC-MOE.md §5.
 
 Kernel families are imported on first use, so this module imports with only some
 of them installed; a function whose family is missing raises ImportError naming
@@ -16,7 +17,7 @@ read at each call:
 * ``VLLM_BATCH_INVARIANT`` (non-zero integer = on): ``cutlass_scaled_fp4_mm``
   uses the batch-invariant kernel (every row's bits independent of M).
 * ``VLLM_MAX_TOKENS_PER_EXPERT_FP4_MOE`` (default 163840): rows per top-k slot
-  of the scale buffer the two experts-quant functions allocate.
+  of the scale buffer the four experts-quant functions (NVFP4 and MXFP4) allocate.
 
 Bad arguments raise RuntimeError naming the argument (vLLM's wrappers assert).
 """
@@ -41,7 +42,14 @@ __all__ = [
     "cutlass_w4a8_mm",
     "cutlass_pack_scale_fp8",
     "cutlass_encode_and_reorder_int4b",
+    "cutlass_w4a8_moe_mm",
+    "cutlass_encode_and_reorder_int4b_grouped",
     "cutlass_fp4_moe_mm",
+    "mxfp4_experts_quant_supported",
+    "mxfp4_experts_quant",
+    "silu_and_mul_mxfp4_experts_quant",
+    "cutlass_mxfp4_moe_mm",
+    "scaled_fp8_quant",
     "get_cutlass_moe_mm_data",
     "get_cutlass_moe_mm_problem_sizes_from_expert_offsets",
     "shuffle_rows",
@@ -51,6 +59,8 @@ VLLM_VERSION = "0.34.0"
 """The vLLM release whose Python API and op schemas this module reproduces."""
 
 BLOCK = 16  # NVFP4 elements per e4m3 block scale
+MX_BLOCK = 32  # MXFP4 elements per E8M0 block scale
+_FP8 = torch.float8_e4m3fn  # vLLM's current_platform.fp8_dtype() on CUDA
 _DEFAULT_MAX_TOKENS_PER_EXPERT = 163840  # vLLM's default for the env var below
 
 # family module -> the distribution that ships it
@@ -59,6 +69,7 @@ _DISTRIBUTIONS = {
     "nvfp4_mm": "lowbit-nvfp4-mm",
     "w4a8_mm": "lowbit-w4a8-mm",
     "moe": "lowbit-moe",
+    "mxfp4": "lowbit-mxfp4",
 }
 
 
@@ -212,9 +223,11 @@ def scaled_fp4_quant(
     return output, output_scale.view(torch.float8_e4m3fn)
 
 
-def _experts_quant(fn: str, input_tensor, input_global_scale, expert_offsets,
-                   blockscale_offsets, topk: int, gated: bool):
-    """vLLM's experts-quant wrapper for the op named ``fn`` (same name as the function)."""
+def _experts_buffers(fn: str, input_tensor: torch.Tensor, topk: int, gated: bool, block: int):
+    """vLLM's experts-quant wrappers (NVFP4 and MXFP4) up to the op call: the
+    checks they assert and their two outputs, codes uint8 ``[m_topk, k/2]`` and
+    the int32 scale buffer ``[VLLM_MAX_TOKENS_PER_EXPERT_FP4_MOE * topk,
+    ceil(k / block / 4)]`` (four scale bytes per word), uninitialised."""
     if input_tensor.dim() != 2:
         _fail(fn, "input_tensor", "a 2-D tensor", f"{input_tensor.dim()}-D")
     m_topk, width = input_tensor.shape
@@ -226,13 +239,19 @@ def _experts_quant(fn: str, input_tensor, input_global_scale, expert_offsets,
         _fail(fn, "input_tensor",
               f"at most VLLM_MAX_TOKENS_PER_EXPERT_FP4_MOE * topk = {max_tokens} * {topk} rows",
               m_topk)
-    ops = _ops("nvfp4_quant", fn)
     output = torch.empty(m_topk, k // 2, device=input_tensor.device, dtype=torch.uint8)
-    words = (k // BLOCK + 3) // 4  # int32 words of four e4m3 scales per row
+    words = (k // block + 3) // 4
     output_scales = torch.empty(max_tokens * topk, words, device=input_tensor.device,
                                 dtype=torch.int32)
-    getattr(ops, fn)(output, output_scales, input_tensor, input_global_scale, expert_offsets,
-                     blockscale_offsets)
+    return output, output_scales
+
+
+def _experts_quant(fn: str, input_tensor, input_global_scale, expert_offsets,
+                   blockscale_offsets, topk: int, gated: bool):
+    """vLLM's NVFP4 experts-quant wrapper for the op named ``fn`` (same name as the function)."""
+    output, output_scales = _experts_buffers(fn, input_tensor, topk, gated, BLOCK)
+    getattr(_ops("nvfp4_quant", fn), fn)(output, output_scales, input_tensor, input_global_scale,
+                                         expert_offsets, blockscale_offsets)
     return output, output_scales.view(torch.float8_e4m3fn)
 
 
@@ -357,7 +376,51 @@ def cutlass_encode_and_reorder_int4b(b: torch.Tensor) -> torch.Tensor:
     return ops.cutlass_encode_and_reorder_int4b(b)
 
 
-# ----------------------------------------------------------------- MoE
+def cutlass_w4a8_moe_mm(
+    out_tensors: torch.Tensor,
+    a_tensors: torch.Tensor,
+    b_tensors: torch.Tensor,
+    a_scales: torch.Tensor,
+    b_scales: torch.Tensor,
+    b_group_scales: torch.Tensor,
+    b_group_size: int,
+    expert_offsets: torch.Tensor,
+    problem_sizes: torch.Tensor,
+    a_strides: torch.Tensor,
+    b_strides: torch.Tensor,
+    c_strides: torch.Tensor,
+    group_scale_strides: torch.Tensor,
+    maybe_schedule: str | None = None,
+) -> None:
+    """Grouped W4A8 GEMM of an MoE layer (docs/SPEC-MOE.md §5.6): for expert e,
+    rows ``expert_offsets[e] ..+ m_e`` of ``out_tensors`` (bf16 ``[M, N]``) =
+    ``b_scales[e] * a_scales[row] * a_tensors[rows] @ w_e^T``. b_tensors and
+    b_strides: :func:`cutlass_encode_and_reorder_int4b_grouped`; b_group_scales:
+    :func:`cutlass_pack_scale_fp8` of fp8 ``[E, K/g, N]``; problem_sizes int32
+    ``[E, 3]`` rows (N, m_e, K). lowbit needs N % 128 == 0 and K % 128 == 0;
+    the stride tensors are checked for dtype and shape, their contents are
+    implied by the shapes; an expert whose device metadata breaks the contract
+    gets NaN rows. maybe_schedule: one of vLLM's names, None = lowbit's
+    heuristic. Writes in place; returns None as vLLM."""
+    _ops("w4a8_mm", "cutlass_w4a8_moe_mm").cutlass_w4a8_moe_mm(
+        out_tensors, a_tensors, b_tensors, a_scales, b_scales, b_group_scales, b_group_size,
+        expert_offsets, problem_sizes, a_strides, b_strides, c_strides, group_scale_strides,
+        maybe_schedule)
+
+
+def cutlass_encode_and_reorder_int4b_grouped(
+    b_tensors: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """int32 ``[E, N, K/8]`` int4 expert weights -> ``(encoded + reordered copy
+    [E, N, K/8], layout descriptor int32 [E, 3])``, vLLM's two outputs: the
+    descriptor rows (N/16, K/32, 32*N) are the bytes vLLM writes, the
+    ``b_strides`` argument of :func:`cutlass_w4a8_moe_mm`. On b_tensors'
+    device and current stream, without a host synchronisation."""
+    ops = _ops("w4a8_mm", "cutlass_encode_and_reorder_int4b_grouped")
+    return ops.cutlass_encode_and_reorder_int4b_grouped(b_tensors)
+
+
+# ----------------------------------------------------------------- NVFP4 MoE
 def cutlass_fp4_moe_mm(
     out_tensors: torch.Tensor,
     a_tensors: torch.Tensor,
@@ -376,6 +439,148 @@ def cutlass_fp4_moe_mm(
         expert_offsets, sf_offsets)
 
 
+# ----------------------------------------------------------------- MXFP4 MoE
+def mxfp4_experts_quant_supported(cuda_device_capability: int) -> bool:
+    """True where lowbit-mxfp4's build has the MXFP4 experts-quant kernels for
+    that compute capability (90, 100 and 120 families; vLLM: 100-119 only).
+    False when lowbit-mxfp4 is not installed, as vLLM answers False on builds
+    without the op."""
+    try:
+        ops = _ops("mxfp4", "mxfp4_experts_quant_supported")
+    except ImportError as e:
+        if e.name != "lowbit.mxfp4":
+            raise
+        return False
+    return bool(ops.mxfp4_experts_quant_supported(cuda_device_capability))
+
+
+def _mx_experts_quant(fn: str, input_tensor, expert_offsets, blockscale_offsets, n_experts: int,
+                      topk: int, sorted_expert_ids, gated: bool):
+    """vLLM's MXFP4 experts-quant wrapper for the op named ``fn`` (same name as the function)."""
+    output, output_scales = _experts_buffers(fn, input_tensor, topk, gated, MX_BLOCK)
+    getattr(_ops("mxfp4", fn), fn)(output, output_scales, input_tensor, expert_offsets,
+                                   blockscale_offsets, n_experts, sorted_expert_ids)
+    return output, output_scales.view(torch.uint8)
+
+
+def mxfp4_experts_quant(
+    input_tensor: torch.Tensor,
+    expert_offsets: torch.Tensor,
+    blockscale_offsets: torch.Tensor,
+    n_experts: int,
+    topk: int,
+    sorted_expert_ids: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """MXFP4 quantization of expert-grouped rows (docs/SPEC-MOE.md §5.4):
+    ``input_tensor`` fp16/bf16 ``[m_topk, k]`` (k % 32 == 0), expert e's rows
+    expert_offsets[e] .. expert_offsets[e+1]; ``blockscale_offsets [E+1]``: the
+    first scale row of each expert (multiples of 128); ``sorted_expert_ids``:
+    optional expert of each row (a hint: lowbit checks it and takes the result
+    from the offsets).
+
+    Returns ``(packed e2m1 uint8 [m_topk, k/2], E8M0 scales uint8 [R, round_up(k/32, 4)])``
+    with R = VLLM_MAX_TOKENS_PER_EXPERT_FP4_MOE * topk, as vLLM allocates;
+    each expert's region 128x4-swizzled (its padding written as zero; rows
+    outside every region are left unwritten).
+    """
+    return _mx_experts_quant("mxfp4_experts_quant", input_tensor, expert_offsets,
+                             blockscale_offsets, n_experts, topk, sorted_expert_ids, gated=False)
+
+
+def silu_and_mul_mxfp4_experts_quant(
+    input_tensor: torch.Tensor,
+    expert_offsets: torch.Tensor,
+    blockscale_offsets: torch.Tensor,
+    n_experts: int,
+    topk: int,
+    sorted_expert_ids: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """As :func:`mxfp4_experts_quant` on ``silu(gate) * up`` (fp32, rounded to
+    the input dtype) of ``input_tensor [m_topk, 2k] = gate || up``; returns
+    packed ``[m_topk, k/2]`` and the scales for k (docs/SPEC-MOE.md §5.5)."""
+    return _mx_experts_quant("silu_and_mul_mxfp4_experts_quant", input_tensor, expert_offsets,
+                             blockscale_offsets, n_experts, topk, sorted_expert_ids, gated=True)
+
+
+def cutlass_mxfp4_moe_mm(
+    out_tensors: torch.Tensor,
+    a_tensors: torch.Tensor,
+    b_tensors: torch.Tensor,
+    a_scales: torch.Tensor,
+    b_scales: torch.Tensor,
+    problem_sizes: torch.Tensor,
+    expert_offsets: torch.Tensor,
+    sf_offsets: torch.Tensor,
+):
+    """MXFP4 grouped GEMM (op ``cutlass_mxfp4_group_mm``, docs/SPEC-MOE.md §5.3):
+    writes ``out_tensors`` expert by expert (no alpha); returns None as vLLM's
+    wrapper does."""
+    _ops("mxfp4", "cutlass_mxfp4_moe_mm").cutlass_mxfp4_group_mm(
+        out_tensors, a_tensors, b_tensors, a_scales, b_scales, problem_sizes, expert_offsets,
+        sf_offsets)
+
+
+# ----------------------------------------------------------------- FP8 (per token)
+def _fp8_unsupported(scale, use_per_token_if_dynamic: bool, group_shape) -> str | None:
+    """Why lowbit cannot run this scaled_fp8_quant call, or None: lowbit has the
+    dynamic per-token kernel only (the one vLLM's W4A8 MoE calls)."""
+    have = "lowbit implements only dynamic per-token quantization (scale=None, " \
+           "use_per_token_if_dynamic=True)"
+    if scale is not None:
+        shape = tuple(scale.shape)
+        return (f"scaled_fp8_quant: static quantization (a 'scale' of shape {shape} given, "
+                f"group_shape={group_shape}) is not implemented in lowbit; {have}")
+    if not use_per_token_if_dynamic:
+        return ("scaled_fp8_quant: dynamic per-tensor quantization (scale=None, "
+                f"use_per_token_if_dynamic=False) is not implemented in lowbit; {have}")
+    return None
+
+
+def scaled_fp8_quant(
+    input: torch.Tensor,
+    scale: torch.Tensor | None = None,
+    num_token_padding: int | None = None,
+    scale_ub: torch.Tensor | None = None,
+    use_per_token_if_dynamic: bool = False,
+    output: torch.Tensor | None = None,
+    group_shape: tuple[int, int] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Dynamic per-token FP8 quantization of ``input`` (2-D ``[M, N]``, fp32/fp16/
+    bf16): ``(float8_e4m3fn [Mp, N], fp32 scales [Mp, 1])`` with per row scale =
+    max(min(amax, scale_ub) / 448, 1 / (448 * 512)) (op
+    ``dynamic_per_token_scaled_fp8_quant``). Mp = max(num_token_padding, M)
+    when num_token_padding is set (rows past M are allocated, not written), else
+    M. ``output``: an fp8 tensor to write instead of allocating (then
+    num_token_padding must be None), returned as the first result.
+
+    Only ``scale=None, use_per_token_if_dynamic=True`` is implemented (the call
+    vLLM's W4A8 MoE makes): static (``scale`` given, any ``group_shape``) and
+    dynamic per-tensor quantization raise NotImplementedError. A row-strided
+    input is copied to a contiguous one first; ``output`` must be contiguous.
+    """
+    fn = "scaled_fp8_quant"
+    if input.dim() != 2:
+        _fail(fn, "input", "a 2-D tensor [M, N]", f"shape {tuple(input.shape)}")
+    why = _fp8_unsupported(scale, use_per_token_if_dynamic, group_shape)
+    if why:
+        raise NotImplementedError(why)
+    rows, cols = input.shape
+    if num_token_padding:
+        rows = max(num_token_padding, rows)
+    if output is None:
+        output = torch.empty((rows, cols), device=input.device, dtype=_FP8)
+    elif num_token_padding is not None:
+        _fail(fn, "num_token_padding", "None when 'output' is given (no padding of a given output)",
+              num_token_padding)
+    elif output.dtype != _FP8:
+        _fail(fn, "output", f"dtype {_FP8}", output.dtype)
+    ops = _ops("moe", fn)
+    token_scale = torch.empty((rows, 1), device=input.device, dtype=torch.float32)
+    ops.dynamic_per_token_scaled_fp8_quant(output, input.contiguous(), token_scale, scale_ub)
+    return output, token_scale
+
+
+# ----------------------------------------------------------------- MoE routing
 def get_cutlass_moe_mm_data(
     topk_ids: torch.Tensor,
     expert_offsets: torch.Tensor,
