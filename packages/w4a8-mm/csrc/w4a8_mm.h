@@ -128,12 +128,16 @@ MmProblem validate_w4a8_mm(const Tensor& A, const Tensor& B, const Tensor& group
                            const Tensor& token_scales, std::optional<ScalarType> out_type,
                            const std::optional<std::string>& maybe_schedule);
 GroupedReorderProblem validate_encode_and_reorder_int4b_grouped(const Tensor& b_tensors);
+// Schema order: output and operands; scales per token, per channel and per
+// group of b_group_size; expert metadata (device memory on a GPU: checked for
+// dtype and shape only); strides (checked, never read: the layouts follow
+// from E, N, K); the optional schedule name.
 MoeMmProblem validate_w4a8_moe_mm(const Tensor& out, const Tensor& a, const Tensor& b,
-                                  const Tensor& a_scales, const Tensor& b_scales,
-                                  const Tensor& b_group_scales, int64_t b_group_size,
+                                  const Tensor& a_scales, const Tensor& b_scales, const Tensor& b_group_scales,
+                                  int64_t b_group_size,
                                   const Tensor& expert_offsets, const Tensor& problem_sizes,
-                                  const Tensor& a_strides, const Tensor& b_strides,
-                                  const Tensor& c_strides, const Tensor& group_scale_strides,
+                                  const Tensor& a_strides, const Tensor& b_strides, const Tensor& c_strides,
+                                  const Tensor& group_scale_strides,
                                   const std::optional<std::string>& maybe_schedule);
 
 // The three numbers vLLM stores per expert as the reordered weight's layout
