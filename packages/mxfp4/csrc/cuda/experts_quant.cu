@@ -79,16 +79,12 @@ __device__ __forceinline__ uint32_t quant_half_block(const Raw<SILU>& raw, uint3
 // grow): input rows [lo, hi), scale region [sf_lo, sf_hi).
 struct ExpertRegion {
   int32_t lo = 0, hi = 0, sf_lo = 0, sf_hi = 0;
-  bool ok = false;       // the expert's metadata keeps the contract
-  float per_row = 0.0f;  // E / (off[E] - off[0]): the lookup's starting guess
+  bool ok = false;  // the expert's metadata keeps the contract
+  ExpertGuess guess;
 
-  __device__ __forceinline__ void init_guess(const int32_t* off, int32_t E) {
-    const int32_t rows = off[E] - off[0];
-    per_row = rows > 0 ? float(E) / float(rows) : 0.0f;
-  }
   __device__ __forceinline__ bool find(const Args& a, const int32_t* off, const int32_t* sfo, int32_t x) {
     if (x >= lo && x < hi) return ok;
-    const int32_t e = upper_index(off, a.E, x, __float2int_rz((float(x) - float(off[0])) * per_row));
+    const int32_t e = guess.expert(off, a.E, x);
     if (e < 0 || e >= a.E || x >= off[e + 1]) return false;  // orphan row (or non-monotone offsets)
     lo = off[e];
     hi = off[e + 1];
@@ -116,7 +112,7 @@ __global__ void __launch_bounds__(256, kMinBlocks<SILU>) experts_kernel(const Ar
       }
       __syncthreads();
     }
-    ex.init_guess(off, a.E);
+    ex.guess.init(off, a.E);
   };
   const uint32_t pair = 3u << (threadIdx.x & 30u);  // this lane and its block partner
   const uint32_t out_row = a.s.nb * 8;              // code bytes per row

@@ -159,16 +159,12 @@ struct ExpertCache {
   int32_t e = -1, lo = 0, hi = 0;  // rows [lo, hi) of the input
   int32_t sf_lo = 0, sf_hi = 0;    // its scale region, clamped to the buffer
   float gs = 0.0f, rcp_gs = 0.0f;
-  float per_row = 0.0f;            // E / (off[E] - off[0]): the walk's starting guess
-  __device__ __forceinline__ void init_guess(const int32_t* off, int32_t E) {
-    const int32_t rows = off[E] - off[0];
-    per_row = rows > 0 ? float(E) / float(rows) : 0.0f;
-  }
+  ExpertGuess guess;
   __device__ __forceinline__ bool find(const ExpertArgs& a, const int32_t* off, const int32_t* sfo,
                                        const float* gsp, int32_t x) {
     if (x < lo || x >= hi) {
       const int32_t E = a.num_experts;
-      e = upper_index(off, E, x, __float2int_rz((float(x) - float(off[0])) * per_row));
+      e = guess.expert(off, E, x);
       if (e >= 0 && e < E) {
         lo = off[e];
         hi = off[e + 1];
@@ -212,7 +208,7 @@ __global__ void __launch_bounds__(256, kMinBlocks<SILU>) experts_kernel(const Ex
       }
       __syncthreads();
     }
-    ex.init_guess(off, a.num_experts);
+    ex.guess.init(off, a.num_experts);
   };
   const uint32_t nb = a.s.nb, kp4 = a.kp4;
   for_each_unit<T, SILU>(a.s, init, [&](uint32_t r, uint32_t c, const Raw<SILU>& raw) {

@@ -20,7 +20,7 @@ namespace lowbit::fp4_quant {
 // ~10-step binary search's ~120, and every thread looks up each time its walk
 // enters a new segment). After kWalkSteps it binary-searches what is left.
 // For offsets that are not non-decreasing (bad input) the result is still in
-// [-1, E]; the kernel clamps every region it writes.
+// [-1, E]; the kernels check (or clamp) every region they write.
 constexpr int kWalkSteps = 4;
 __device__ __forceinline__ int32_t upper_index(const int32_t* a, int32_t E, int32_t x,
                                                int32_t guess) {
@@ -43,6 +43,20 @@ __device__ __forceinline__ int32_t upper_index(const int32_t* a, int32_t E, int3
   }
   return lo;
 }
+
+// The expert of a row from upper_index, starting at the row's proportional
+// share of the offsets range.
+struct ExpertGuess {
+  float per_row = 0.0f;  // E / (off[E] - off[0])
+  __device__ __forceinline__ void init(const int32_t* off, int32_t E) {
+    const int32_t rows = off[E] - off[0];
+    per_row = rows > 0 ? float(E) / float(rows) : 0.0f;
+  }
+  // upper_index(off, E, x): -1 (x before off[0]), an expert, or E (past off[E]).
+  __device__ __forceinline__ int32_t expert(const int32_t* off, int32_t E, int32_t x) const {
+    return upper_index(off, E, x, __float2int_rz((float(x) - float(off[0])) * per_row));
+  }
+};
 
 constexpr int kMaxSmemOffsets = 1024;  // E + 1 staged in shared memory up to this
 
