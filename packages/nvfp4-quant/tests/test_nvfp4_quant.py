@@ -18,6 +18,9 @@ DEVICES = devices()
 DTYPES = [torch.float16, torch.bfloat16]
 SPEC_SHAPES = [(90, 64), (150, 64), (128, 48), (128, 80), (150, 80), (90, 48), (90, 128),
                (150, 128), (150, 48), (90, 80), (64, 7152), (32, 14336), (1, 64), (127, 1024)]
+# vLLM v0.34.0's tests/kernels/quantization/test_nvfp4_quant.py shapes.
+VLLM_SHAPES = [(128, 64), (128, 128), (256, 64), (256, 128), (128, 512), (128, 1024),
+               (128, 2048), (64, 7168), (32, 4096), (256, 16384)]
 cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
@@ -77,8 +80,8 @@ def test_helpers_global_scale_and_offsets():
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("swizzled", [True, False])
-@pytest.mark.parametrize("shape", SPEC_SHAPES)
-def test_quant_spec_shapes(device, dtype, swizzled, shape):
+@pytest.mark.parametrize("shape", SPEC_SHAPES + VLLM_SHAPES)
+def test_quant_shapes(device, dtype, swizzled, shape):
     m, n = shape
     x = torch.randn(m, n, dtype=dtype, device=device)
     gs = ref.global_scale_for(x)
@@ -88,8 +91,10 @@ def test_quant_spec_shapes(device, dtype, swizzled, shape):
     assert_bytes_equal(s, rs, "scales")
     fp, fs = q.scaled_fp4_quant(x, gs, swizzled)
     assert fp.dtype == torch.uint8 and fs.dtype == torch.float8_e4m3fn  # the wrapper's view
-    op_p, op_s = ops.scaled_fp4_quant(x, gs, swizzled)  # the op: vLLM's int32 / uint8
-    assert op_s.dtype == (torch.int32 if swizzled else torch.uint8)
+    op_p, op_s = ops.scaled_fp4_quant(x, gs, swizzled)  # the op: vLLM's int32 [Mp, Kp/4] / uint8 [m, n/16]
+    mp, kp = ref.swizzled_scale_shape(m, n)
+    assert (op_s.dtype, tuple(op_s.shape)) == ((torch.int32, (mp, kp // 4)) if swizzled else
+                                               (torch.uint8, (m, n // 16)))
     assert_bytes_equal(op_p, rp, "packed (op)")
     assert_bytes_equal(op_s, rs, "scales (op)")
     assert_bytes_equal(fp, rp, "packed (functional)")

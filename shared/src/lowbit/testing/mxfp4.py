@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import torch
 
+from .experts import byte_filler, group_metadata
 from .nvfp4 import decode_e2m1, pack_fp4, round_to_e2m1_codes, round_up, silu_and_mul_ref, unpack_fp4
 
 BLOCK = 32
@@ -156,14 +157,9 @@ def random_group_problem(counts, n: int, k: int, device, generator: torch.Genera
     by the op's argument names (no out)."""
     g = generator
     E, kp, np_, nb = len(counts), round_up(k // BLOCK, 4), round_up(n, 128), k // BLOCK
-    offs, sfs, o, s = [], [], 0, 0
-    for c in counts:
-        offs.append(o)
-        sfs.append(s)
-        o += c
-        s += round_up(c, 128) + gap_rows
-    fill = (lambda shape: torch.randint(0, 256, shape, dtype=torch.uint8, generator=g)) if garbage_padding \
-        else (lambda shape: torch.zeros(shape, dtype=torch.uint8))
+    meta, s = group_metadata(counts, n, k, gap_rows)
+    o, sfs = sum(counts), meta["sf_offsets"].tolist()
+    fill = byte_filler(g, garbage_padding)
     real_scales = lambda rows: torch.randint(116, 129, (rows, nb), dtype=torch.uint8, generator=g)  # noqa: E731
     a = torch.randint(0, 256, (o, k // 2), dtype=torch.uint8, generator=g)
     a_scale = fill((max(s, 128), kp))
@@ -177,10 +173,7 @@ def random_group_problem(counts, n: int, k: int, device, generator: torch.Genera
         block = fill((np_, kp))
         block[:n, :nb] = real_scales(n)
         b_scale[e] = _swizzle_whole(block)
-    i32 = lambda v: torch.tensor(v, dtype=torch.int32).reshape(-1)  # noqa: E731
-    ps = torch.tensor([[c, n, k] for c in counts], dtype=torch.int32).reshape(E, 3)
-    args = {"a": a, "b": b, "a_blockscale": a_scale, "b_blockscales": b_scale, "problem_sizes": ps,
-            "expert_offsets": i32(offs), "sf_offsets": i32(sfs)}
+    args = {"a": a, "b": b, "a_blockscale": a_scale, "b_blockscales": b_scale, **meta}
     return {key: v.to(device) for key, v in args.items()}
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from .experts import byte_filler, group_metadata
 from .nvfp4 import (
     decode_e2m1,
     quantize_nvfp4,
@@ -119,16 +120,10 @@ def random_group_problem(counts, n: int, k: int, device, generator: torch.Genera
     g = generator
     E, kp, np_ = len(counts), round_up(k // 16, 4), round_up(n, 128)
     m_total = sum(counts)
-    offs, sfs, o, s = [], [], 0, 0
-    for c in counts:
-        offs.append(o)
-        sfs.append(s)
-        o += c
-        s += round_up(c, 128) + gap_rows
-    rows = max(s, 128)
-    fill = (lambda shape: torch.randint(0, 256, shape, dtype=torch.uint8, generator=g)) if garbage_padding \
-        else (lambda shape: torch.zeros(shape, dtype=torch.uint8))
-    a_scale = fill((rows, kp))
+    meta, rows = group_metadata(counts, n, k, gap_rows)
+    offs, sfs = meta["expert_offsets"].tolist(), meta["sf_offsets"].tolist()
+    fill = byte_filler(g, garbage_padding)
+    a_scale = fill((max(rows, 128), kp))
     a = torch.empty(m_total, k // 2, dtype=torch.uint8)
     for c, lo, s0 in zip(counts, offs, sfs):
         if c == 0:
@@ -148,9 +143,6 @@ def random_group_problem(counts, n: int, k: int, device, generator: torch.Genera
         block[:n, :k // 16] = unswizzle_scales(sf, n, k).view(torch.uint8)
         b_scale[e] = swizzle_scales(block.view(torch.float8_e4m3fn)).view(torch.uint8)
     alphas = torch.rand(E, generator=g) * 2 ** -8 + 2 ** -9
-    i32 = lambda v: torch.tensor(v, dtype=torch.int32).reshape(-1)  # noqa: E731
-    ps = torch.tensor([[c, n, k] for c in counts], dtype=torch.int32).reshape(E, 3)
     args = {"a": a, "b": b, "a_blockscale": a_scale.view(torch.float8_e4m3fn),
-            "b_blockscales": b_scale.view(torch.float8_e4m3fn), "alphas": alphas, "problem_sizes": ps,
-            "expert_offsets": i32(offs), "sf_offsets": i32(sfs)}
+            "b_blockscales": b_scale.view(torch.float8_e4m3fn), "alphas": alphas, **meta}
     return {key: v.to(device) for key, v in args.items()}

@@ -3,8 +3,9 @@
 At build time: where the stable-ABI torch <-> CUTLASS/CuTe headers, the CMake
 module and the CUTLASS headers are (``include_dir()``, ``cmake_dir()``,
 ``cutlass_include_dirs()``); the hatch build hook lives in ``.hatch_plugin``.
-At run time: ``load_ops_library()`` and ``build_info()`` for the kernel
-packages' compiled extensions.
+At run time: ``load_ops_library()``, ``build_info()``, ``family_build_info()``, ``built_targets()``,
+``targets_where()`` and ``device_capability()`` for the kernel packages'
+compiled extensions and their Python wrappers.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import importlib.util
 import json
 import re
 from pathlib import Path
+from typing import Callable
 
 __version__ = "0.1.0"
 
@@ -87,8 +89,25 @@ def build_info(package_dir: str | Path, name: str = "_C") -> dict:
     return json.loads(path.read_text())
 
 
+def family_build_info(package_dir: str | Path, name: str = "_C") -> Callable[[], dict]:
+    """A kernel package's ``build_info()`` of the ``lowbit`` command's protocol
+    (docs/DEVELOPING.md): ``build_info = family_build_info(_HERE)``."""
+
+    read = build_info
+
+    def build_info_of_package() -> dict:
+        """What this build contains (written by the CMake module): the CUDA
+        archs that received device code, the torch it was built against."""
+        return read(package_dir, name)
+
+    build_info_of_package.__name__ = build_info_of_package.__qualname__ = "build_info"
+    return build_info_of_package
+
+
 # Kernel family of each CUDA architecture's major version (mirrors arch.h).
 _FAMILY_OF_MAJOR = {"9": "SM90", "10": "SM100", "12": "SM120"}
+# One compute capability (10 * major + minor) of each kernel family.
+_FAMILY_CAPABILITY = {"SM90": 90, "SM100": 100, "SM120": 120}
 
 
 def built_targets(package_dir: str | Path, name: str = "_C") -> tuple[str, ...]:
@@ -96,3 +115,22 @@ def built_targets(package_dir: str | Path, name: str = "_C") -> tuple[str, ...]:
     received device code in a package's build, in that order."""
     majors = {str(a).rstrip("af")[:-1] for a in build_info(package_dir, name).get("cuda_archs", [])}
     return ("CPU",) + tuple(f for m, f in _FAMILY_OF_MAJOR.items() if m in majors)
+
+
+def targets_where(has_kernel: Callable[[int], object]) -> tuple[str, ...]:
+    """"CPU" plus the kernel families (SM90, SM100, SM120) for whose compute
+    capability (90, 100, 120) ``has_kernel(capability)`` is true, in that order:
+    an op's targets from the op's own "supported" / kernel-names query."""
+    return ("CPU",) + tuple(f for f, cap in _FAMILY_CAPABILITY.items() if has_kernel(cap))
+
+
+def device_capability(device) -> int:
+    """10 * major + minor of a CUDA device, 0 for the CPU: the capability the
+    packages' kernel-name queries take."""
+    import torch
+
+    device = torch.device(device)
+    if device.type == "cpu":
+        return 0
+    major, minor = torch.cuda.get_device_capability(device)
+    return 10 * major + minor

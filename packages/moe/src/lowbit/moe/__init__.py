@@ -34,8 +34,7 @@ from pathlib import Path
 
 import torch
 
-from lowbit.cutlass_ext import build_info as _build_info
-from lowbit.cutlass_ext import built_targets, load_ops_library
+from lowbit.cutlass_ext import built_targets, family_build_info, load_ops_library
 
 _HERE = Path(__file__).resolve().parent
 load_ops_library(_HERE)
@@ -50,20 +49,18 @@ __all__ = [
 ]
 
 
-def build_info() -> dict:
-    """What this build contains (CUDA archs, torch it was built against)."""
-    return _build_info(_HERE)
+build_info = family_build_info(_HERE)
 
 
-_T = built_targets(_HERE)
-OPS: dict[str, tuple[str, ...]] = {
-    "get_cutlass_moe_mm_data": _T,
-    "get_cutlass_moe_mm_problem_sizes_from_expert_offsets": _T,
-    "shuffle_rows": _T,
-    "moe_combine": _T,
-    "dynamic_per_token_scaled_fp8_quant": _T,
-    "silu_and_mul_per_token_fp8_quant": _T,
-}
+# Every op has a kernel for CPU and every built CUDA architecture.
+OPS: dict[str, tuple[str, ...]] = dict.fromkeys((
+    "get_cutlass_moe_mm_data",
+    "get_cutlass_moe_mm_problem_sizes_from_expert_offsets",
+    "shuffle_rows",
+    "moe_combine",
+    "dynamic_per_token_scaled_fp8_quant",
+    "silu_and_mul_per_token_fp8_quant",
+), built_targets(_HERE))
 
 
 # ----------------------------------------------------------------- fakes

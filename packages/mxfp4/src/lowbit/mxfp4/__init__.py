@@ -24,8 +24,7 @@ from pathlib import Path
 
 import torch
 
-from lowbit.cutlass_ext import build_info as _build_info
-from lowbit.cutlass_ext import load_ops_library
+from lowbit.cutlass_ext import device_capability, family_build_info, load_ops_library, targets_where
 
 _HERE = Path(__file__).resolve().parent
 load_ops_library(_HERE)
@@ -35,19 +34,13 @@ _ops = torch.ops.lowbit_mxfp4
 BLOCK = 32  # elements per E8M0 scale
 
 
-def build_info() -> dict:
-    """What this build contains (written by the CMake module)."""
-    return _build_info(_HERE)
-
-
-def _targets(has) -> tuple[str, ...]:
-    return ("CPU",) + tuple(name for cap, name in ((90, "SM90"), (100, "SM100"), (120, "SM120")) if has(cap))
+build_info = family_build_info(_HERE)
 
 
 OPS: dict[str, tuple[str, ...]] = {
-    "mxfp4_experts_quant": _targets(_ops.mxfp4_experts_quant_supported),
-    "silu_and_mul_mxfp4_experts_quant": _targets(_ops.mxfp4_experts_quant_supported),
-    "cutlass_mxfp4_group_mm": _targets(lambda cap: bool(_ops._group_kernel_names(cap))),
+    **dict.fromkeys(("mxfp4_experts_quant", "silu_and_mul_mxfp4_experts_quant"),
+                    targets_where(_ops.mxfp4_experts_quant_supported)),
+    "cutlass_mxfp4_group_mm": targets_where(_ops._group_kernel_names),
 }
 
 
@@ -181,18 +174,10 @@ def cutlass_mxfp4_group_mm(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor, 
     _ops.cutlass_mxfp4_group_mm(out, a, b, a_blockscale, b_blockscales, problem_sizes, expert_offsets, sf_offsets)
 
 
-def _device_capability(device: torch.device | str) -> int:
-    device = torch.device(device)
-    if device.type == "cpu":
-        return 0
-    major, minor = torch.cuda.get_device_capability(device)
-    return 10 * major + minor
-
-
 def group_kernel_names(device: torch.device | str = "cpu") -> list[str]:
     """Names of the grouped GEMM's kernels for the device's target (tests and
     benchmarks pass one to ``_cutlass_mxfp4_group_mm_with_kernel``)."""
-    return list(_ops._group_kernel_names(_device_capability(device)))
+    return list(_ops._group_kernel_names(device_capability(device)))
 
 
 from . import bench, selfcheck  # noqa: E402  (protocol modules for the lowbit CLI)

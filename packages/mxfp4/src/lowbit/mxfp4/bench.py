@@ -20,6 +20,7 @@ from typing import Callable
 
 import torch
 
+from lowbit.testing.experts import group_metadata, routed_counts
 from lowbit.testing.shapes import MOE, canonical_model
 
 PACKAGE = "lowbit-mxfp4"
@@ -42,12 +43,6 @@ def _models(models) -> list[str]:
             raise ValueError(f"unknown MoE model {name!r}; known: {list(MOE)}")
         out.append(model)
     return out
-
-
-def routed_counts(tokens: int, experts: int, topk: int, g: torch.Generator) -> list[int]:
-    """Rows per expert of uniform random top-k routing (§5.11 routing (a))."""
-    ids = torch.rand(tokens, experts, generator=g).topk(topk, dim=1).indices.reshape(-1)
-    return torch.bincount(ids, minlength=experts).tolist()
 
 
 def _offsets(counts: list[int], device):
@@ -119,22 +114,15 @@ def group_inputs(counts: list[int], n: int, k: int, device, g: torch.Generator, 
     E8M0 bytes in [116, 128] (the weights of E experts are too large to build on
     the host); pass b / sb to share one weight set between routings."""
     E, kp, np_ = len(counts), _round_up(k // 32, 4), _round_up(n, 128)
-    offs, sfs, o, s = [], [], 0, 0
-    for c in counts:
-        offs.append(o)
-        sfs.append(s)
-        o, s = o + c, s + _round_up(c, 128)
+    meta, rows = group_metadata(counts, n, k)
     dg = torch.Generator(device=device).manual_seed(int(torch.randint(0, 1 << 30, (1,), generator=g)))
     bytes_ = lambda lo, hi, *shape: torch.randint(lo, hi, shape, dtype=torch.uint8, device=device, generator=dg)  # noqa: E731
-    i32 = lambda v: torch.tensor(v, dtype=torch.int32, device=device)  # noqa: E731
     return {
-        "a": bytes_(0, 256, o, k // 2),
+        "a": bytes_(0, 256, sum(counts), k // 2),
         "b": bytes_(0, 256, E, n, k // 2) if b is None else b,
-        "a_blockscale": bytes_(116, 129, max(s, 128), kp),
+        "a_blockscale": bytes_(116, 129, max(rows, 128), kp),
         "b_blockscales": bytes_(116, 129, E, np_, kp) if sb is None else sb,
-        "problem_sizes": i32([[c, n, k] for c in counts]).reshape(E, 3),
-        "expert_offsets": i32(offs),
-        "sf_offsets": i32(sfs),
+        **{key: v.to(device) for key, v in meta.items()},
     }
 
 

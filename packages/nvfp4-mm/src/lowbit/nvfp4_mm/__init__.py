@@ -21,43 +21,21 @@ from pathlib import Path
 
 import torch
 
-from lowbit.cutlass_ext import build_info as _build_info
-from lowbit.cutlass_ext import load_ops_library
+from lowbit.cutlass_ext import device_capability, family_build_info, load_ops_library, targets_where
 
 _HERE = Path(__file__).resolve().parent
 load_ops_library(_HERE)
 
 _ops = torch.ops.lowbit_nvfp4_mm
 
-OPS: dict[str, tuple[str, ...]] = {}
+build_info = family_build_info(_HERE)
 
 
-def build_info() -> dict:
-    """What this build contains (written by the CMake module)."""
-    return _build_info(_HERE)
-
-
-def _targets() -> tuple[str, ...]:
-    t = ["CPU"]
-    for cap, name in ((90, "SM90"), (100, "SM100"), (120, "SM120")):
-        if _ops.cutlass_scaled_mm_supports_fp4(cap):
-            t.append(name)
-    return tuple(t)
-
-
-def _group_targets() -> tuple[str, ...]:
-    t = ["CPU"]
-    for cap, name in ((90, "SM90"), (100, "SM100"), (120, "SM120")):
-        if _ops._group_kernel_names(cap):
-            t.append(name)
-    return tuple(t)
-
-
-OPS.update({
-    "cutlass_scaled_fp4_mm": _targets(),
-    "cutlass_scaled_mm_supports_fp4": _targets(),
-    "cutlass_fp4_group_mm": _group_targets(),
-})
+OPS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(("cutlass_scaled_fp4_mm", "cutlass_scaled_mm_supports_fp4"),
+                    targets_where(_ops.cutlass_scaled_mm_supports_fp4)),
+    "cutlass_fp4_group_mm": targets_where(_ops._group_kernel_names),
+}
 
 
 # ----------------------------------------------------------------- fakes
@@ -173,21 +151,13 @@ def cutlass_fp4_group_mm(
 def group_kernel_names(device: torch.device | str = "cpu") -> list[str]:
     """Names of the grouped GEMM's kernels for the device's target (tests and
     benchmarks pass one to ``_cutlass_fp4_group_mm_with_kernel``)."""
-    return list(_ops._group_kernel_names(_device_capability(device)))
-
-
-def _device_capability(device: torch.device | str) -> int:
-    device = torch.device(device)
-    if device.type == "cpu":
-        return 0
-    major, minor = torch.cuda.get_device_capability(device)
-    return 10 * major + minor
+    return list(_ops._group_kernel_names(device_capability(device)))
 
 
 def kernel_names(device: torch.device | str = "cpu") -> list[str]:
     """Names of the kernels this build has for the device's target (tests and
     benchmarks pass one to the private op ``_cutlass_scaled_fp4_mm_with_kernel``)."""
-    return list(_ops._kernel_names(_device_capability(device)))
+    return list(_ops._kernel_names(device_capability(device)))
 
 
 from . import bench, selfcheck  # noqa: E402  (protocol modules for the lowbit CLI)

@@ -17,6 +17,8 @@ from typing import Callable
 
 import torch
 
+from lowbit.testing.experts import routed_counts
+
 # The models benchmarked by default (lowbit.testing.shapes spelling).
 DEFAULT_MODELS = ("Llama-3-8B", "Llama-3-70B")
 QUICK_TOKENS = (1, 16, 128, 2048)
@@ -221,40 +223,28 @@ GROUP_QUICK_TOKENS = (1, 1024)
 NAIVE_MAX_TOKENS = 16  # the dequantize + grouped mm baseline (slow) only up to here
 
 
-def routed_counts(tokens: int, experts: int, topk: int, g: torch.Generator) -> list[int]:
-    """Rows per expert of uniform random top-k routing (§5.11 routing (a))."""
-    ids = torch.rand(tokens, experts, generator=g).topk(topk, dim=1).indices.reshape(-1)
-    return torch.bincount(ids, minlength=experts).tolist()
-
-
 def group_inputs(counts: list[int], n: int, k: int, device, g: torch.Generator) -> dict:
     """cutlass_fp4_group_mm arguments made on the device (random codes,
     random finite scale bytes in [2^-6, 2^6]): the weights of E experts are
     too large to build on the host."""
+    from lowbit.testing.experts import group_metadata
     from lowbit.testing.nvfp4 import round_up
 
     E, kp, np_ = len(counts), round_up(k // 16, 4), round_up(n, 128)
-    offs, sfs, o, s = [], [], 0, 0
-    for c in counts:
-        offs.append(o)
-        sfs.append(s)
-        o, s = o + c, s + round_up(c, 128)
+    meta, rows = group_metadata(counts, n, k)
     dg = torch.Generator(device=device).manual_seed(int(torch.randint(0, 1 << 30, (1,), generator=g)))
 
     def scales(*shape):
         return torch.randint(0x08, 0x70, shape, dtype=torch.uint8, device=device, generator=dg).view(
             torch.float8_e4m3fn)
 
-    i32 = lambda v: torch.tensor(v, dtype=torch.int32, device=device)  # noqa: E731
     return {
-        "a": torch.randint(0, 256, (o, k // 2), dtype=torch.uint8, device=device, generator=dg),
+        "a": torch.randint(0, 256, (sum(counts), k // 2), dtype=torch.uint8, device=device, generator=dg),
         "b": torch.randint(0, 256, (E, n, k // 2), dtype=torch.uint8, device=device, generator=dg),
-        "a_blockscale": scales(max(s, 128), kp),
+        "a_blockscale": scales(max(rows, 128), kp),
         "b_blockscales": scales(E, np_, kp),
         "alphas": torch.ones(E, device=device),
-        "problem_sizes": i32([[c, n, k] for c in counts]).reshape(E, 3),
-        "expert_offsets": i32(offs),
-        "sf_offsets": i32(sfs),
+        **{key: v.to(device) for key, v in meta.items()},
     }
 
 

@@ -26,8 +26,7 @@ from pathlib import Path
 
 import torch
 
-from lowbit.cutlass_ext import build_info as _build_info
-from lowbit.cutlass_ext import built_targets, load_ops_library
+from lowbit.cutlass_ext import built_targets, family_build_info, load_ops_library
 
 _HERE = Path(__file__).resolve().parent
 load_ops_library(_HERE)
@@ -44,19 +43,17 @@ __all__ = [
 ]
 
 
-def build_info() -> dict:
-    """What this build contains (CUDA archs, torch it was built against)."""
-    return _build_info(_HERE)
+build_info = family_build_info(_HERE)
 
 
-_T = built_targets(_HERE)
-OPS: dict[str, tuple[str, ...]] = {
-    "scaled_fp4_quant": _T,
-    "scaled_fp4_quant.out": _T,
-    "silu_and_mul_nvfp4_quant": _T,
-    "scaled_fp4_experts_quant": _T,
-    "silu_and_mul_scaled_fp4_experts_quant": _T,
-}
+# Every op has a kernel for CPU and every built CUDA architecture.
+OPS: dict[str, tuple[str, ...]] = dict.fromkeys((
+    "scaled_fp4_quant",
+    "scaled_fp4_quant.out",
+    "silu_and_mul_nvfp4_quant",
+    "scaled_fp4_experts_quant",
+    "silu_and_mul_scaled_fp4_experts_quant",
+), built_targets(_HERE))
 
 
 def _round_up(a, b):

@@ -27,8 +27,7 @@ from typing import NamedTuple
 
 import torch
 
-from lowbit.cutlass_ext import build_info as _build_info
-from lowbit.cutlass_ext import built_targets, load_ops_library
+from lowbit.cutlass_ext import built_targets, family_build_info, load_ops_library
 
 _HERE = Path(__file__).resolve().parent
 load_ops_library(_HERE)
@@ -44,9 +43,7 @@ GROUP_SIZE = 128
 E4M3_MAX = 448.0
 
 
-def build_info() -> dict:
-    """What the extension was built with (cuda_archs, torch built against)."""
-    return _build_info(_HERE)
+build_info = family_build_info(_HERE)
 
 
 def _ops_table() -> dict[str, tuple[str, ...]]:

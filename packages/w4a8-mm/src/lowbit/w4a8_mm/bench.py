@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from lowbit.testing.experts import routed_counts
 from lowbit.testing.shapes import DENSE, MOE
 
 # MoE models whose GEMMs fit W4A8 (K % 128, N % 128; gpt-oss-120b does not).
@@ -174,12 +175,6 @@ def _run_cpu_moe(progress) -> dict:
 
 
 # ---------------------------------------------------------------- grouped (MoE)
-def routed_counts(tokens: int, experts: int, topk: int, g: torch.Generator) -> list[int]:
-    """Rows per expert of uniform random top-k routing (docs/SPEC-MOE.md §5.11 (a))."""
-    ids = torch.rand(tokens, experts, generator=g).topk(topk, dim=1).indices.reshape(-1)
-    return torch.bincount(ids, minlength=experts).tolist()
-
-
 def _moe_weights(E: int, N: int, K: int, device) -> dict:
     """One set of every format's expert weights, made on the device (random
     int4 values and fp8 group scales through lowbit's prepack ops)."""
