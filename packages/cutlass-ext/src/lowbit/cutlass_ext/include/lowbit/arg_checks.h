@@ -89,6 +89,8 @@ struct Fp4GroupArgs {
 };
 
 // The scale format: `block` e2m1 values per scale byte, the accepted dtypes.
+// Build it in the call (a temporary): `dtypes` views an array that lives as
+// long as the full expression.
 struct Fp4ScaleFormat {
   int64_t block;
   std::initializer_list<ScalarType> dtypes;
