@@ -140,8 +140,12 @@ namespace mxfp4 {
 void experts_quant_cuda(const QuantProblem& p, void* stream, int sm_count) {
   const int64_t nu = p.k / 16, units = p.m * nu;  // units of 16 values, two per block
   if (units == 0) return;
-  LOWBIT_CHECK(units < (int64_t(1) << 31) && p.sf_rows < (int64_t(1) << 31), p.silu ? kSiluQuantOp : kQuantOp,
-               ": problem too large (", units / 2, " blocks of 32 values; at most 2^30 per call)");
+  const char* op = p.silu ? kSiluQuantOp : kQuantOp;
+  LOWBIT_CHECK(units < (int64_t(1) << 31), op, ": problem too large (", units / 2,
+               " blocks of 32 values; at most 2^30 per call)");
+  // Scale offsets are 32-bit in the kernel (lowbit/fp4_quant/experts.cuh).
+  LOWBIT_CHECK(p.sf_rows * p.kp <= (int64_t(1) << 32), op, ": output_scale too large (", p.sf_rows * p.kp,
+               " bytes of whole 128-row tiles; at most 2^32 per call)");
   const lowbit::fp4_quant::StreamArgs s{p.in, uint32_t(nu), uint32_t(units), 0, p.silu ? 2 * p.k : p.k, p.k,
                                         lowbit::fp4_quant::FastDiv(uint32_t(nu))};
   dev::Args a{s, p.out, p.sf, p.off, p.sf_off, uint32_t(nu / 2), uint32_t(p.kp / 4), int32_t(p.m), p.num_experts,
