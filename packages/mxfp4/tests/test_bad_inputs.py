@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import lowbit.mxfp4  # noqa: F401  (loads the ops)
-from lowbit.testing.checks import raises_arg
+from lowbit.testing.checks import check_bad_input, raises_arg
 
 ops = torch.ops.lowbit_mxfp4
 
@@ -32,60 +32,49 @@ def _call(a, silu=False):
     op(*a.values())
 
 
-def _mod(**changes):
-    a = _good()
-    for key, f in changes.items():
-        a[key] = f(a)
-    return a
+def _offsets(*rows):
+    return {"input_offset_by_experts": lambda a: torch.tensor(rows, dtype=torch.int32)}
+
+
+def _scale_offsets(*rows):
+    return {"output_scale_offset_by_experts": lambda a: torch.tensor(rows, dtype=torch.int32)}
 
 
 BAD = {
-    "input dtype": (lambda: _mod(input=lambda a: a["input"].float()), ("input", "bfloat16", "float32")),
-    "input rank": (lambda: _mod(input=lambda a: a["input"][None]), ("input", "2")),
-    "input K % 32": (lambda: _mod(input=lambda a: a["input"][:, :48].contiguous()), ("input", "multiple of 32")),
-    "input non-contiguous": (lambda: _mod(input=lambda a: a["input"].t().contiguous().t()), ("input", "contiguous")),
-    "output dtype": (lambda: _mod(output=lambda a: a["output"].to(torch.int8)), ("output", "uint8", "int8")),
-    "output shape": (lambda: _mod(output=lambda a: a["output"][:, :16].contiguous()), ("output", "[20, 32]")),
-    "output_scale dtype": (lambda: _mod(output_scale=lambda a: a["output_scale"].float()),
+    "input dtype": ({"input": lambda a: a["input"].float()}, ("input", "bfloat16", "float32")),
+    "input rank": ({"input": lambda a: a["input"][None]}, ("input", "2")),
+    "input K % 32": ({"input": lambda a: a["input"][:, :48].contiguous()}, ("input", "multiple of 32")),
+    "input non-contiguous": ({"input": lambda a: a["input"].t().contiguous().t()}, ("input", "contiguous")),
+    "output dtype": ({"output": lambda a: a["output"].to(torch.int8)}, ("output", "uint8", "int8")),
+    "output shape": ({"output": lambda a: a["output"][:, :16].contiguous()}, ("output", "[20, 32]")),
+    "output_scale dtype": ({"output_scale": lambda a: a["output_scale"].float()},
                            ("output_scale", "int32", "float32")),
-    "output_scale cols": (lambda: _mod(output_scale=lambda a: torch.empty(256, 2, dtype=torch.int32)),
+    "output_scale cols": ({"output_scale": lambda a: torch.empty(256, 2, dtype=torch.int32)},
                           ("output_scale", "[R, 1]", "[256, 2]")),
-    "output_scale too few rows": (lambda: _mod(output_scale=lambda a: torch.empty(200, 4, dtype=torch.uint8)),
+    "output_scale too few rows": ({"output_scale": lambda a: torch.empty(200, 4, dtype=torch.uint8)},
                                   ("output_scale", "at least 256 scale rows")),
-    "offsets dtype": (lambda: _mod(input_offset_by_experts=lambda a: a["input_offset_by_experts"].long()),
+    "offsets dtype": ({"input_offset_by_experts": lambda a: a["input_offset_by_experts"].long()},
                       ("input_offset_by_experts", "int32", "int64")),
-    "offsets shape": (lambda: _mod(input_offset_by_experts=lambda a: torch.zeros(4, dtype=torch.int32)),
-                      ("input_offset_by_experts", "[3]", "[4]")),
-    "scale offsets shape": (lambda: _mod(output_scale_offset_by_experts=lambda a: torch.zeros(2, dtype=torch.int32)),
-                            ("output_scale_offset_by_experts", "[3]", "[2]")),
-    "n_experts 0 with rows": (lambda: _mod(n_experts=lambda a: 0,
-                                           input_offset_by_experts=lambda a: torch.zeros(1, dtype=torch.int32),
-                                           output_scale_offset_by_experts=lambda a: torch.zeros(1, dtype=torch.int32)),
+    "offsets shape": (_offsets(0, 0, 0, 0), ("input_offset_by_experts", "[3]", "[4]")),
+    "scale offsets shape": (_scale_offsets(0, 0), ("output_scale_offset_by_experts", "[3]", "[2]")),
+    "n_experts 0 with rows": ({"n_experts": lambda a: 0, **_offsets(0), **_scale_offsets(0)},
                               ("n_experts", "at least 1", "0")),
-    "ids dtype": (lambda: _mod(sorted_expert_ids=lambda a: torch.zeros(20, dtype=torch.int64)),
+    "ids dtype": ({"sorted_expert_ids": lambda a: torch.zeros(20, dtype=torch.int64)},
                   ("sorted_expert_ids", "int32", "int64")),
-    "ids shape": (lambda: _mod(sorted_expert_ids=lambda a: torch.zeros(19, dtype=torch.int32)),
+    "ids shape": ({"sorted_expert_ids": lambda a: torch.zeros(19, dtype=torch.int32)},
                   ("sorted_expert_ids", "[20]", "[19]")),
-    "offsets past the input (CPU)": (
-        lambda: _mod(input_offset_by_experts=lambda a: torch.tensor([0, 12, 21], dtype=torch.int32)),
-        ("input_offset_by_experts", "[0, 20]", "last 21")),
-    "offsets decreasing (CPU)": (
-        lambda: _mod(input_offset_by_experts=lambda a: torch.tensor([0, 12, 5], dtype=torch.int32)),
-        ("input_offset_by_experts", "non-decreasing")),
-    "scale offset not a multiple of 128 (CPU)": (
-        lambda: _mod(output_scale_offset_by_experts=lambda a: torch.tensor([0, 64, 256], dtype=torch.int32)),
-        ("output_scale_offset_by_experts", "multiples of 128", "64")),
-    "overlapping regions (CPU)": (
-        lambda: _mod(output_scale_offset_by_experts=lambda a: torch.tensor([0, 0, 128], dtype=torch.int32)),
-        ("output_scale_offset_by_experts", "round_up(m_e, 128) = 128 rows for expert 0")),
+    "offsets past the input (CPU)": (_offsets(0, 12, 21), ("input_offset_by_experts", "[0, 20]", "last 21")),
+    "offsets decreasing (CPU)": (_offsets(0, 12, 5), ("input_offset_by_experts", "non-decreasing")),
+    "scale offset not a multiple of 128 (CPU)": (_scale_offsets(0, 64, 256),
+                                                 ("output_scale_offset_by_experts", "multiples of 128", "64")),
+    "overlapping regions (CPU)": (_scale_offsets(0, 0, 128), ("output_scale_offset_by_experts",
+                                                              "round_up(m_e, 128) = 128 rows for expert 0")),
 }
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_bad_input(case):
-    make, (arg, *frags) = BAD[case]
-    with raises_arg(arg, *frags):
-        _call(make())
+    check_bad_input(_call, _good, BAD[case])
 
 
 def test_silu_width():

@@ -41,3 +41,15 @@ def raises_arg(arg: str, *fragments: str):
     contains every fragment (regex-escaped), e.g. raises_arg("input", "float16")."""
     pattern = "".join(f"(?=.*{re.escape(f)})" for f in (f"'{arg}'", *fragments))
     return pytest.raises(RuntimeError, match=re.compile(pattern, re.S))
+
+
+def check_bad_input(call, good, case) -> None:
+    """One row of a bad-input table: ``case = ({name: f(args) -> bad value},
+    (arg, *fragments))``. ``call(args)`` on ``good()`` with those entries
+    replaced must raise :func:`raises_arg` ``(arg, *fragments)``."""
+    changes, (arg, *fragments) = case
+    args = good()
+    for name, f in changes.items():
+        args[name] = f(args)
+    with raises_arg(arg, *fragments):
+        call(args)
