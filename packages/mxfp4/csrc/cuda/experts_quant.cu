@@ -105,13 +105,7 @@ __global__ void __launch_bounds__(256, kMinBlocks<SILU>) experts_kernel(const Ar
   ExpertRegion ex;
   // The offsets are staged in shared memory once the first loads are in flight.
   auto init = [&] {
-    if constexpr (SMEM) {
-      for (int32_t i = threadIdx.x; i <= a.E; i += blockDim.x) {
-        s_off[i] = __ldg(a.off + i);
-        s_sfo[i] = __ldg(a.sf_off + i);
-      }
-      __syncthreads();
-    }
+    if constexpr (SMEM) stage_offsets(s_off, s_sfo, a.off, a.sf_off, a.E, [](int32_t) {});
     ex.guess.init(off, a.E);
   };
   const uint32_t pair = 3u << (threadIdx.x & 30u);  // this lane and its block partner

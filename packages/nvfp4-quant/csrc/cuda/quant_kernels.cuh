@@ -199,14 +199,11 @@ __global__ void __launch_bounds__(256, kMinBlocks<SILU>) experts_kernel(const Ex
   // Offsets (and gs) are staged in shared memory once the first loads are in flight.
   auto init = [&] {
     if constexpr (SMEM) {
-      for (int32_t i = threadIdx.x; i <= a.num_experts; i += blockDim.x) {
-        s_off[i] = __ldg(a.off + i);
-        s_sfo[i] = __ldg(a.sf_off + i);
+      stage_offsets(s_off, s_sfo, a.off, a.sf_off, a.num_experts, [&](int32_t i) {
         if constexpr (kGsSmem) {
           if (i < a.num_experts) s_gs[i] = __ldg(a.gs + i);
         }
-      }
-      __syncthreads();
+      });
     }
     ex.guess.init(off, a.num_experts);
   };

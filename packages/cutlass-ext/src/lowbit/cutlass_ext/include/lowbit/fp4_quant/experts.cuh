@@ -60,6 +60,20 @@ struct ExpertGuess {
 
 constexpr int kMaxSmemOffsets = 1024;  // E + 1 staged in shared memory up to this
 
+// Copies the E + 1 row and scale-row offsets into shared memory (and, through
+// per_expert(i) for every i <= E, whatever else the kernel stages), then
+// synchronizes the block.
+template <class PerExpert>
+__device__ __forceinline__ void stage_offsets(int32_t* s_off, int32_t* s_sfo, const int32_t* off,
+                                              const int32_t* sfo, int32_t E, PerExpert&& per_expert) {
+  for (int32_t i = threadIdx.x; i <= E; i += blockDim.x) {
+    s_off[i] = __ldg(off + i);
+    s_sfo[i] = __ldg(sfo + i);
+    per_expert(i);
+  }
+  __syncthreads();
+}
+
 __device__ __forceinline__ uint32_t swz_offset(uint32_t r, uint32_t c, uint32_t kp4) {
   return lowbit::nvfp4::swizzled_offset<uint32_t>(r, c, kp4);
 }
