@@ -8,7 +8,7 @@ import torch
 
 import lowbit.moe as moe
 from lowbit.testing import moe as ref
-from lowbit.testing.checks import devices
+from lowbit.testing.checks import devices, needs_cuda
 
 ops = torch.ops.lowbit_moe
 DEVICES = devices()
@@ -91,7 +91,7 @@ def test_cuda_graph_changing_routing(m):
         assert torch.equal(out.cpu(), r)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@needs_cuda
 def test_non_default_stream_and_device():
     dev = torch.device("cuda", torch.cuda.device_count() - 1)
     s = torch.cuda.Stream(device=dev)

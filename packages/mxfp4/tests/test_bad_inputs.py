@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import lowbit.mxfp4  # noqa: F401  (loads the ops)
-from lowbit.testing.checks import check_bad_input, raises_arg
+from lowbit.testing.checks import check_bad_input, needs_cuda, raises_arg
 
 ops = torch.ops.lowbit_mxfp4
 
@@ -84,7 +84,7 @@ def test_silu_width():
         _call(a, silu=True)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@needs_cuda
 @pytest.mark.parametrize("arg", ["output", "output_scale", "input_offset_by_experts",
                                  "output_scale_offset_by_experts", "sorted_expert_ids"])
 def test_bad_device_mix(arg):
@@ -95,7 +95,7 @@ def test_bad_device_mix(arg):
         _call(a)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@needs_cuda
 def test_misaligned_input():
     a = {k: (v.cuda() if isinstance(v, torch.Tensor) else v) for k, v in _good().items()}
     buf = torch.empty(a["input"].numel() + 4, dtype=torch.bfloat16, device="cuda")

@@ -12,12 +12,11 @@ import torch
 
 import lowbit.mxfp4 as q
 from lowbit.testing import mxfp4 as ref
-from lowbit.testing.checks import POISON_BYTE, devices, poisoned_empty
+from lowbit.testing.checks import POISON_BYTE, devices, needs_cuda, poisoned_empty
 
 ops = torch.ops.lowbit_mxfp4
 DEVICES = devices()
 DTYPES = [torch.float16, torch.bfloat16]
-cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
 def rand_input(m, cols, dtype, seed):
@@ -268,7 +267,7 @@ def test_torch_compile_fullgraph(device):
     assert torch.equal(out.cpu()[:127], want[:127]) and torch.equal(sf.cpu()[sw], wsf[sw])
 
 
-@cuda_only
+@needs_cuda
 def test_cuda_graph_changing_routing():
     """Capture once; new offsets written in place between replays."""
     k, m, E = 256, 300, 8
@@ -297,7 +296,7 @@ def test_cuda_graph_changing_routing():
         assert torch.equal(out.cpu(), want) and torch.equal(sf.cpu()[sw], wsf[sw])
 
 
-@cuda_only
+@needs_cuda
 def test_cuda_bad_offsets_stay_in_bounds():
     """Device metadata is not trusted (§5.0.3): an expert whose region overlaps
     the next one or does not start at a multiple of 128 writes nothing, nor

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import lowbit.nvfp4_mm as mm
-from lowbit.testing.checks import check_bad_input, cuda_sm, devices, poison_, raises_arg
+from lowbit.testing.checks import check_bad_input, cuda_sm, devices, needs_cuda, poison_, raises_arg
 from lowbit.testing.nvfp4_gemm import (
     nvfp4_gemm_ref,
     quantized_operand,
@@ -273,7 +273,7 @@ def test_torch_compile(device):
     assert torch.equal(got, f(a, b, sa, sb, alpha))
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@needs_cuda
 def test_cuda_graph_and_device_alpha():
     """Graph capture + replay; alpha read on the device at run time (changing
     it between replays changes the result, no host sync)."""
@@ -315,7 +315,7 @@ def test_sm90_every_kernel_and_split(m, with_bias):
             assert err <= 4e-3, (name, splits, err)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@needs_cuda
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("m", [1, 64, 300])
 def test_cuda_every_kernel_with_bias(dtype, m):
@@ -437,7 +437,7 @@ def test_sm90_large():
     assert relative_error(out.float(), nvfp4_gemm_ref(a, b, sa, sb, alpha)) <= 4e-3
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@needs_cuda
 def test_cuda_matches_cpu_kernel():
     a, b, sa, sb, alpha = _problem(33, 96, 224, "cpu", seed=12, quantized=False)
     alpha = alpha * 1e-3  # keep |D| inside fp16 range with these random scales
@@ -521,7 +521,7 @@ def test_kernel_names():
         assert len(mm.kernel_names("cuda")) == 7
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@needs_cuda
 @pytest.mark.parametrize("arg", ["out", "b", "block_scale_a", "block_scale_b", "alpha", "bias"])
 def test_bad_device_mix(arg):
     x = _good("cuda")

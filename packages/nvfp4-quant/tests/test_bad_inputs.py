@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import lowbit.nvfp4_quant as q
-from lowbit.testing.checks import devices, raises_arg
+from lowbit.testing.checks import devices, needs_cuda, raises_arg
 
 ops = torch.ops.lowbit_nvfp4_quant
 DEVICES = devices()
@@ -193,7 +193,7 @@ def test_bad_offsets_cpu(off, sfo, arg, frags):
                                      torch.tensor(sfo, dtype=torch.int32))
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@needs_cuda
 @pytest.mark.parametrize("which", ["input_scale", "output", "output_scale"])
 def test_wrong_device_dense(which):
     x, gs, out, sf = dense("cuda")
@@ -204,7 +204,7 @@ def test_wrong_device_dense(which):
                                  output_scale=args["output_scale"])
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@needs_cuda
 def test_wrong_device_global_scale_functional_and_offsets():
     x = torch.randn(4, 64, dtype=torch.half, device="cuda")
     with raises_arg("input_scale", "cuda:0", "cpu"):
@@ -220,7 +220,7 @@ def test_wrong_device_global_scale_functional_and_offsets():
                                      torch.ones(1))
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@needs_cuda
 def test_experts_short_scale_buffer_gpu():
     # Offsets ask for 256 scale rows, the buffer has 200 (one whole tile): the
     # GPU cannot check this without a host sync, so it writes only the tiles the

@@ -11,7 +11,7 @@ import torch
 
 import lowbit.nvfp4_quant as q
 from lowbit.testing import nvfp4 as ref
-from lowbit.testing.checks import POISON_BYTE, devices, poison_, poisoned_empty, raises_arg
+from lowbit.testing.checks import POISON_BYTE, devices, needs_cuda, poison_, poisoned_empty, raises_arg
 
 ops = torch.ops.lowbit_nvfp4_quant
 DEVICES = devices()
@@ -21,7 +21,6 @@ SPEC_SHAPES = [(90, 64), (150, 64), (128, 48), (128, 80), (150, 80), (90, 48), (
 # vLLM v0.34.0's tests/kernels/quantization/test_nvfp4_quant.py shapes.
 VLLM_SHAPES = [(128, 64), (128, 128), (256, 64), (256, 128), (128, 512), (128, 1024),
                (128, 2048), (64, 7168), (32, 4096), (256, 16384)]
-cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
 u8 = ref.as_bytes
@@ -468,7 +467,7 @@ def test_torch_compile_fullgraph(device):
     assert_bytes_equal(rs, ws, "compiled silu scales")
 
 
-@cuda_only
+@needs_cuda
 def test_cuda_graph_capture_replay():
     dev = "cuda"
     m, k = 200, 512
@@ -515,7 +514,7 @@ def test_cuda_graph_capture_replay():
         assert_bytes_equal(esf[:int(sfo[-1])], es[:int(sfo[-1])], "graph experts scales")
 
 
-@cuda_only
+@needs_cuda
 def test_non_default_stream():
     x = torch.randn(300, 1024, dtype=torch.float16, device="cuda")
     gs = ref.global_scale_for(x)

@@ -8,10 +8,8 @@ import torch
 import lowbit.w4a8_mm as w4
 from lowbit.testing import checks
 from lowbit.testing import w4a8 as ref
+from lowbit.testing.checks import needs_sm90
 
-needs_sm90 = pytest.mark.skipif(
-    not (torch.cuda.is_available() and torch.cuda.get_device_capability()[0] == 9),
-    reason="needs an SM90 (Hopper) GPU")
 
 M, N, K = 4, 256, 512
 

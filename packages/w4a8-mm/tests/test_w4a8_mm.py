@@ -7,6 +7,7 @@ import torch
 import lowbit.w4a8_mm as w4
 from lowbit.testing import checks
 from lowbit.testing import w4a8 as ref
+from lowbit.testing.checks import needs_sm90
 
 def opcheck(op, args):
     """torch.library.opcheck without test_schema: its mutation check multiplies
@@ -16,9 +17,6 @@ def opcheck(op, args):
     torch.library.opcheck(op, args, test_utils=tests)
 
 
-needs_sm90 = pytest.mark.skipif(
-    not (torch.cuda.is_available() and torch.cuda.get_device_capability()[0] == 9),
-    reason="needs an SM90 (Hopper) GPU")
 
 SPEC_SHAPES = [(1, 128, 128), (1, 512, 1024), (1, 4096, 4096), (1, 8192, 28672),
                (13, 8192, 4096), (26, 4096, 8192), (64, 4096, 4096), (64, 8192, 28672),

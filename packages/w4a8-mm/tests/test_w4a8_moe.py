@@ -9,11 +9,8 @@ import lowbit.w4a8_mm as w4
 from lowbit.testing import checks
 from lowbit.testing import w4a8 as dense_ref
 from lowbit.testing import w4a8_moe as ref
+from lowbit.testing.checks import needs_cuda, needs_sm90
 
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-needs_sm90 = pytest.mark.skipif(
-    not (torch.cuda.is_available() and torch.cuda.get_device_capability()[0] == 9),
-    reason="needs an SM90 (Hopper) GPU")
 gemm_devices = ["cpu", pytest.param("cuda", marks=needs_sm90)]
 
 VLLM_MOE_SCHEDULES = (

@@ -8,6 +8,7 @@ import torch
 
 import lowbit.w4a8_mm as w4
 from lowbit.testing import checks
+from lowbit.testing.checks import needs_cuda
 
 E, M, N, K = 3, 10, 256, 512
 
@@ -91,7 +92,7 @@ def test_bad_moe_mm(name, mutate, arg, frags):
         call(mutate(good()))
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@needs_cuda
 def test_bad_moe_mm_device_mismatch():
     p = good()
     p["offsets"] = p["offsets"].cuda()

@@ -6,6 +6,8 @@ import torch
 import lowbit.w4a8_mm as w4
 from lowbit.testing import checks
 from lowbit.testing import w4a8 as ref
+from lowbit.testing.checks import needs_sm90
+
 
 def opcheck(op, args):
     """torch.library.opcheck; test_schema only for int32 inputs: its mutation
@@ -15,9 +17,6 @@ def opcheck(op, args):
     torch.library.opcheck(op, args, test_utils=tests if fp8 else ("test_schema",) + tests)
 
 
-needs_sm90 = pytest.mark.skipif(
-    not (torch.cuda.is_available() and torch.cuda.get_device_capability()[0] == 9),
-    reason="needs an SM90 (Hopper) GPU")
 
 DEVICES = checks.devices()
 

@@ -36,6 +36,11 @@ def cuda_sm() -> int | None:
     return major * 10 + minor
 
 
+# Skip markers: a CUDA GPU; an SM90 (Hopper) GPU.
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+needs_sm90 = pytest.mark.skipif(cuda_sm() is None or cuda_sm() // 10 != 9, reason="needs an SM90 (Hopper) GPU")
+
+
 def raises_arg(arg: str, *fragments: str):
     """pytest.raises(RuntimeError) whose message names argument `arg` and
     contains every fragment (regex-escaped), e.g. raises_arg("input", "float16")."""

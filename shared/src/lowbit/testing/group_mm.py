@@ -12,7 +12,7 @@ from typing import Callable
 import pytest
 import torch
 
-from .checks import check_bad_input, devices, poison_, raises_arg
+from .checks import check_bad_input, devices, needs_cuda, poison_, raises_arg
 from .experts import uneven_counts
 from .nvfp4_gemm import relative_error
 
@@ -66,10 +66,6 @@ def bad_cases(args: tuple[str, ...], k: int, divisible: str) -> dict:
         "no experts": ({key: (lambda key: lambda x: x[key][:0])(key) for key in args[1:] if key != "a_blockscale"},
                        ("b", "at least one expert")),
     }
-
-
-def _cuda_only(f):
-    return pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")(f)
 
 
 # ------------------------------------------------------------------ the shared tests
@@ -257,14 +253,14 @@ class GroupMmTests:
         with raises_arg("kernel", "reference", self.op.__name__):
             self.op_with_kernel(x["out"], *self.args(x), "nope")
 
-    @_cuda_only
+    @needs_cuda
     def test_bad_device_mix(self, arg):
         x = self.good("cuda")
         x[arg] = x[arg].cpu()  # validation runs before the target's kernel is looked up
         with raises_arg(arg, "cuda:0", "cpu"):
             self.call(x)
 
-    @_cuda_only
+    @needs_cuda
     def test_misaligned_base(self):
         x = self.good("cuda")
         buf = torch.empty(x["a"].numel() + 8, dtype=torch.uint8, device="cuda")
@@ -273,13 +269,13 @@ class GroupMmTests:
             self.call(x)
 
     # ---- CUDA: every named kernel
-    @_cuda_only
+    @needs_cuda
     def test_cuda_has_kernels_where_built(self):
         major, minor = torch.cuda.get_device_capability()
         if 10 * major + minor in self.KERNEL_CAPABILITIES:
             assert self.cuda_kernels(), "no grouped-GEMM kernel for this GPU in this build"
 
-    @_cuda_only
+    @needs_cuda
     @pytest.mark.parametrize("dtype", DTYPES)
     @pytest.mark.parametrize("shape", CUDA_CASES)
     def test_cuda_every_kernel(self, dtype, shape):
@@ -293,19 +289,19 @@ class GroupMmTests:
         if self.cuda_kernels():
             self.check(self.run(x, dtype), x, want)
 
-    @_cuda_only
+    @needs_cuda
     def test_cuda_batch_of_empty_experts(self):
         x = self.random_problem([0] * 255 + [3], 64, 64, "cuda")
         for name in self.cuda_kernels():
             self.check(self.run(x, torch.bfloat16, name), x)
 
-    @_cuda_only
+    @needs_cuda
     def test_cuda_batch_invariant_per_expert(self):
         x = self.random_problem([3, 40, 0, 17], 128, 256, "cuda", torch.Generator().manual_seed(3))
         for name in self.cuda_kernels():
             self.assert_batch_invariant(x, 1, name)
 
-    @_cuda_only
+    @needs_cuda
     def test_cuda_bad_metadata_skipped(self):
         """An expert whose metadata breaks the contract is not computed (its rows
         keep the poison); the others are right (docs/SPEC-MOE.md §5.0.3)."""
@@ -320,7 +316,7 @@ class GroupMmTests:
             for lo in (0, 44):
                 assert relative_error(out[lo:lo + 4].double(), want[lo:lo + 4]) <= self.LIMIT, name
 
-    @_cuda_only
+    @needs_cuda
     def test_cuda_graph_changing_routing(self):
         """Capture once, rewrite problem sizes / offsets / operands in place between replays."""
         if not self.cuda_kernels():

@@ -53,14 +53,10 @@ build_info = family_build_info(_HERE)
 
 
 # Every op has a kernel for CPU and every built CUDA architecture.
-OPS: dict[str, tuple[str, ...]] = dict.fromkeys((
-    "get_cutlass_moe_mm_data",
-    "get_cutlass_moe_mm_problem_sizes_from_expert_offsets",
-    "shuffle_rows",
-    "moe_combine",
-    "dynamic_per_token_scaled_fp8_quant",
-    "silu_and_mul_per_token_fp8_quant",
-), built_targets(_HERE))
+OPS: dict[str, tuple[str, ...]] = dict.fromkeys(
+    ("get_cutlass_moe_mm_data", "get_cutlass_moe_mm_problem_sizes_from_expert_offsets", "shuffle_rows",
+     "moe_combine", "dynamic_per_token_scaled_fp8_quant", "silu_and_mul_per_token_fp8_quant"),
+    built_targets(_HERE))
 
 
 # ----------------------------------------------------------------- fakes

@@ -47,13 +47,10 @@ build_info = family_build_info(_HERE)
 
 
 # Every op has a kernel for CPU and every built CUDA architecture.
-OPS: dict[str, tuple[str, ...]] = dict.fromkeys((
-    "scaled_fp4_quant",
-    "scaled_fp4_quant.out",
-    "silu_and_mul_nvfp4_quant",
-    "scaled_fp4_experts_quant",
-    "silu_and_mul_scaled_fp4_experts_quant",
-), built_targets(_HERE))
+OPS: dict[str, tuple[str, ...]] = dict.fromkeys(
+    ("scaled_fp4_quant", "scaled_fp4_quant.out", "silu_and_mul_nvfp4_quant", "scaled_fp4_experts_quant",
+     "silu_and_mul_scaled_fp4_experts_quant"),
+    built_targets(_HERE))
 
 
 def _round_up(a, b):
