@@ -253,6 +253,9 @@ inline void launch_experts(const QuantProblem& p, cudaStream_t stream, int sm_co
   if (units_a == 0) return;
   LOWBIT_CHECK(units_a < (int64_t(1) << 31),
                "lowbit_nvfp4_quant: problem too large (at most 2^31 blocks per call)");
+  // Scale offsets are 32-bit in the kernel (lowbit/fp4_quant/experts.cuh).
+  LOWBIT_CHECK(p.sf_rows * p.kp <= (int64_t(1) << 32), "lowbit_nvfp4_quant: output_scale too large (",
+               p.sf_rows * p.kp, " bytes of whole 128-row tiles; at most 2^32 per call)");
   ExpertArgs a{stream_args(p), p.out, p.sf, p.gs, p.off, p.sf_off, uint32_t(p.n),
                uint32_t(p.kp / 4), uint32_t(p.sf_rows), p.num_experts};
   auto go = [&](auto tag) { launch_persistent(tag, a, units_a, units_a, stream, sm_count); };
