@@ -1,6 +1,5 @@
 // Blackwell (sm_100 family): hardware cvt.rn.satfinite.e2m1x2.f32 rounding;
 // the scale math is the codec's (docs/SPEC.md §1.2), as on Hopper.
-#include "../cuda/hw_e2m1.cuh"
 #include "../cuda/quant_kernels.cuh"
 
 namespace lowbit::nvfp4 {
