@@ -5,7 +5,8 @@ module and the CUTLASS headers are (``include_dir()``, ``cmake_dir()``,
 ``cutlass_include_dirs()``); the hatch build hook lives in ``.hatch_plugin``.
 At run time: ``load_ops_library()``, ``build_info()``, ``family_build_info()``, ``built_targets()``,
 ``targets_where()`` and ``device_capability()`` for the kernel packages'
-compiled extensions and their Python wrappers.
+compiled extensions and their Python wrappers, and the little arithmetic
+they share (``round_up()``, ``expert_offsets()``).
 """
 
 from __future__ import annotations
@@ -134,3 +135,24 @@ def device_capability(device) -> int:
         return 0
     major, minor = torch.cuda.get_device_capability(device)
     return 10 * major + minor
+
+
+def round_up(a: int, b: int) -> int:
+    """a rounded up to a multiple of b."""
+    return (a + b - 1) // b * b
+
+
+def expert_offsets(counts):
+    """Per-expert row counts ``[E]`` (a tensor) -> (row offsets, scale-row
+    offsets), int32 ``[E+1]`` each on counts' device: the cumulative sums of
+    m_e and of round_up(m_e, 128), i.e. the canonical scale regions of the
+    experts-quant ops and grouped GEMMs (docs/SPEC-MOE.md §5.1.3); no host
+    sync. vLLM names them input_offset_by_experts / expert_offsets and
+    output_scale_offset_by_experts / blockscale_offsets."""
+    import torch
+
+    c = counts.to(torch.int64)
+    z = torch.zeros(1, dtype=torch.int64, device=c.device)
+    off = torch.cat([z, c.cumsum(0)]).to(torch.int32)
+    sf = torch.cat([z, ((c + 127) // 128 * 128).cumsum(0)]).to(torch.int32)
+    return off, sf

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import torch
 
-from lowbit.cutlass_ext import device_capability, family_build_info, load_ops_library, targets_where
+from lowbit.cutlass_ext import device_capability, expert_offsets, family_build_info, load_ops_library, targets_where
+from lowbit.cutlass_ext import round_up as _round_up
 
 _HERE = Path(__file__).resolve().parent
 load_ops_library(_HERE)
@@ -69,21 +70,6 @@ def _fake_group_mm_with_kernel(out, a, b, a_blockscale, b_blockscales, problem_s
 
 
 # ----------------------------------------------------------------- helpers
-def _round_up(a: int, b: int) -> int:
-    return (a + b - 1) // b * b
-
-
-def expert_offsets(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-expert row counts ``[E]`` -> (expert_offsets, blockscale_offsets),
-    int32 ``[E+1]`` each on counts' device: cumsums of m_e and of
-    round_up(m_e, 128) (the canonical scale regions, §5.1.3); no host sync."""
-    c = counts.to(torch.int64)
-    z = torch.zeros(1, dtype=torch.int64, device=c.device)
-    off = torch.cat([z, c.cumsum(0)]).to(torch.int32)
-    sf = torch.cat([z, ((c + 127) // 128 * 128).cumsum(0)]).to(torch.int32)
-    return off, sf
-
-
 def scale_rows_for(m: int, n_experts: int) -> int:
     """Scale rows that hold the canonical regions of any split of m rows over
     n_experts experts: sum(round_up(m_e, 128)) <= m + 127 * min(E, m), in whole

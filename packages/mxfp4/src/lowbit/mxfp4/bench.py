@@ -20,6 +20,7 @@ from typing import Callable
 
 import torch
 
+from lowbit.cutlass_ext import round_up as _round_up
 from lowbit.testing.experts import group_metadata, routed_counts
 from lowbit.testing.shapes import MOE, canonical_model
 
@@ -29,10 +30,6 @@ GROUP_TOKENS = (1, 16, 64, 1024, 4096)
 QUANT_TOKENS = (1, 64, 4096)
 QUICK_TOKENS = (1, 1024)
 NAMES = ("a", "b", "a_blockscale", "b_blockscales", "problem_sizes", "expert_offsets", "sf_offsets")
-
-
-def _round_up(a: int, b: int) -> int:
-    return (a + b - 1) // b * b
 
 
 def _models(models) -> list[str]:

@@ -26,7 +26,8 @@ from pathlib import Path
 
 import torch
 
-from lowbit.cutlass_ext import built_targets, family_build_info, load_ops_library
+from lowbit.cutlass_ext import built_targets, expert_offsets, family_build_info, load_ops_library
+from lowbit.cutlass_ext import round_up as _round_up
 
 _HERE = Path(__file__).resolve().parent
 load_ops_library(_HERE)
@@ -51,10 +52,6 @@ OPS: dict[str, tuple[str, ...]] = dict.fromkeys(
     ("scaled_fp4_quant", "scaled_fp4_quant.out", "silu_and_mul_nvfp4_quant", "scaled_fp4_experts_quant",
      "silu_and_mul_scaled_fp4_experts_quant"),
     built_targets(_HERE))
-
-
-def _round_up(a, b):
-    return (a + b - 1) // b * b
 
 
 # ----------------------------------------------------------------- fakes
@@ -122,17 +119,6 @@ def unswizzle_scales(scales: torch.Tensor, m: int, n: int) -> torch.Tensor:
     b = scales.contiguous().view(torch.uint8).reshape(mp // 128, kp // 4, 32, 4, 4)
     b = b.permute(0, 3, 2, 1, 4).reshape(mp, kp)[:m, : n // BLOCK]
     return b.contiguous().view(torch.float8_e4m3fn)
-
-
-def expert_offsets(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-expert row counts ``[E]`` -> (input_offset_by_experts,
-    output_scale_offset_by_experts), int32 ``[E+1]`` each, on counts' device
-    (cumsum of m_e and of round_up(m_e, 128)); no host sync."""
-    c = counts.to(torch.int64)
-    z = torch.zeros(1, dtype=torch.int64, device=c.device)
-    off = torch.cat([z, c.cumsum(0)]).to(torch.int32)
-    sf = torch.cat([z, ((c + 127) // 128 * 128).cumsum(0)]).to(torch.int32)
-    return off, sf
 
 
 def _as_2d(x: torch.Tensor) -> torch.Tensor:

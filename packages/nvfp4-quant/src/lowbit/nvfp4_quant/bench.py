@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from lowbit.cutlass_ext import round_up as _round_up
 from lowbit.testing.shapes import MODELS, MOE, canonical_model, dense_layers
 
 PACKAGE = "lowbit-nvfp4-quant"
@@ -33,10 +34,6 @@ def model_ks(models) -> tuple[int, ...]:
         else:
             ks |= {k for _, k, _ in dense_layers([model])}
     return tuple(sorted(ks))
-
-
-def _round_up(a, b):
-    return (a + b - 1) // b * b
 
 
 def _row(op, k, m, impl, us, nbytes, metric_name="TB/s", scale=1e-12):
