@@ -38,6 +38,16 @@ def quant_out(x, gs, swizzled):
     return out, sf
 
 
+def check_quant_out(x, gs, swizzled):
+    """The .out op bit for bit against the reference; returns the reference's
+    (packed, scales)."""
+    rp, rs = ref.quantize_nvfp4(x, gs, swizzled=swizzled)
+    p, s = quant_out(x, gs, swizzled)
+    assert_bytes_equal(p, rp, "packed")
+    assert_bytes_equal(s, rs, "scales")
+    return rp, rs
+
+
 def rand_input(m, n, dtype, device, seed, spread=True):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(m, n, generator=g)
@@ -121,10 +131,7 @@ def test_quant_random_shapes(device, seed):
     # global scales around the usual one and far from it (saturation / underflow)
     gs = ref.global_scale_for(x) * (2.0 ** rnd.randint(-12, 6))
     for swizzled in (True, False):
-        rp, rs = ref.quantize_nvfp4(x, gs, swizzled=swizzled)
-        p, s = quant_out(x, gs, swizzled)
-        assert_bytes_equal(p, rp, "packed")
-        assert_bytes_equal(s, rs, "scales")
+        check_quant_out(x, gs, swizzled)
 
 
 def _all_values(dtype):
@@ -145,11 +152,8 @@ def test_e2m1_rounding_every_input_value(device, dtype):
     """Each e2m1 threshold, tie and their neighbours, for every representable input."""
     x = _all_values(dtype).to(device)
     gs = torch.ones(1, device=device)
-    rp, rs = ref.quantize_nvfp4(x, gs, swizzled=False)
+    _, rs = check_quant_out(x, gs, False)
     assert (u8(rs) == 0x38).all()  # scale exactly 1.0: codes are e2m1(x) itself
-    p, s = quant_out(x, gs, False)
-    assert_bytes_equal(s, rs, "scales")
-    assert_bytes_equal(p, rp, "packed")
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -161,11 +165,7 @@ def test_e4m3_scale_rounding_sweep(device):
     scale = torch.exp2(torch.rand(m, n // 16, 1, generator=g) * 60 - 30)
     x = (x.reshape(m, n // 16, 16) * scale).reshape(m, n).to(torch.bfloat16).to(device)
     for gs in (torch.ones(1), torch.tensor([6.0]), torch.tensor([0.37])):
-        gs = gs.to(device)
-        rp, rs = ref.quantize_nvfp4(x, gs, swizzled=False)
-        p, s = quant_out(x, gs, False)
-        assert_bytes_equal(s, rs, "scales")
-        assert_bytes_equal(p, rp, "packed")
+        check_quant_out(x, gs.to(device), False)
 
 
 @pytest.mark.parametrize("device", DEVICES)

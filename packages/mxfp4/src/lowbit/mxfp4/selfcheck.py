@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import torch
 
-
-def _row(op, problem, value, limit, metric):
-    return {"op": op, "problem": problem, "passed": bool(value <= limit), "metric": metric,
-            "value": float(value), "limit": float(limit)}
+from lowbit.testing.selfcheck import row as _row
 
 
 def _counts(m, E, g):

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import torch
 
+from lowbit.testing.selfcheck import row
+
 LIMIT = 1e-2
 
 
@@ -33,14 +35,8 @@ def run(device: torch.device) -> list[dict]:
             ref = nvfp4_gemm_ref(a, b, sa, sb, alpha, bias)
             out = scaled_fp4_mm(a, b, sa, sb, alpha, dt, bias=bias)
             err = relative_error(out.float(), ref)
-            rows.append({
-                "op": "cutlass_scaled_fp4_mm",
-                "problem": f"M={m} N={n} K={k} out={str(dt).replace('torch.', '')}" + (" bias" if with_bias else ""),
-                "passed": bool(err <= LIMIT),
-                "metric": "relative error",
-                "value": float(err),
-                "limit": LIMIT,
-            })
+            problem = f"M={m} N={n} K={k} out={str(dt).replace('torch.', '')}" + (" bias" if with_bias else "")
+            rows.append(row("cutlass_scaled_fp4_mm", problem, err, LIMIT))
     return rows + _group_rows(device) + [_supports_row()]
 
 
@@ -59,14 +55,8 @@ def _group_rows(device: torch.device) -> list[dict]:
         out = torch.empty(sum(counts), n, dtype=dt, device=device)
         cutlass_fp4_group_mm(out, *[x[key] for key in names])
         err = relative_error(out.float().cpu()[covered], ref[covered])
-        rows.append({
-            "op": "cutlass_fp4_group_mm",
-            "problem": f"E={len(counts)} M={sum(counts)} N={n} K={k} out={str(dt).replace('torch.', '')}",
-            "passed": bool(err <= LIMIT),
-            "metric": "relative error",
-            "value": float(err),
-            "limit": LIMIT,
-        })
+        problem = f"E={len(counts)} M={sum(counts)} N={n} K={k} out={str(dt).replace('torch.', '')}"
+        rows.append(row("cutlass_fp4_group_mm", problem, err, LIMIT))
     return rows
 
 
@@ -78,6 +68,5 @@ def _supports_row() -> dict:
     archs = {str(a).rstrip("af") for a in build_info().get("cuda_archs", [])}
     caps = (80, 90, 100, 120)
     wrong = [c for c in caps if cutlass_scaled_mm_supports_fp4(c) != (c != 80 and str(c) in archs)]
-    return {"op": "cutlass_scaled_mm_supports_fp4", "problem": "capabilities 8.0, 9.0, 10.0, 12.0",
-            "passed": not wrong, "metric": "capabilities answered wrongly", "value": float(len(wrong)),
-            "limit": 0.0}
+    return row("cutlass_scaled_mm_supports_fp4", "capabilities 8.0, 9.0, 10.0, 12.0", len(wrong), 0,
+               "capabilities answered wrongly")

@@ -5,16 +5,12 @@ from __future__ import annotations
 
 import torch
 
+from lowbit.testing.selfcheck import row as _row
 from lowbit.testing.shapes import dense_layers
 
 
 def _mismatch(a: torch.Tensor, b: torch.Tensor) -> int:
     return int((a.view(torch.uint8) != b.view(torch.uint8)).sum())
-
-
-def _row(op, problem, value, limit, metric):
-    return {"op": op, "problem": problem, "passed": bool(value <= limit), "metric": metric,
-            "value": float(value), "limit": float(limit)}
 
 
 def run(device: torch.device) -> list[dict]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import torch
 
+from lowbit.testing.selfcheck import row
+
 
 def run(device: torch.device) -> list[dict]:
     from lowbit.testing import w4a8 as ref
@@ -26,20 +28,17 @@ def run(device: torch.device) -> list[dict]:
 
     got = cutlass_encode_and_reorder_int4b(unpacked)
     bad = int((got != ref.encode_and_reorder(unpacked)).sum())
-    rows.append({"op": "cutlass_encode_and_reorder_int4b", "problem": f"N={N} K={K}",
-                 "passed": bad == 0, "metric": "mismatched words", "value": float(bad), "limit": 0.0})
+    rows.append(row("cutlass_encode_and_reorder_int4b", f"N={N} K={K}", bad, 0, "mismatched words"))
 
     packed = cutlass_pack_scale_fp8(s)
     bad = int((packed.view(torch.uint8) != ref.pack_scales(s).view(torch.uint8)).sum())
-    rows.append({"op": "cutlass_pack_scale_fp8", "problem": f"scales [{K // 128}, {N}]",
-                 "passed": bad == 0, "metric": "mismatched bytes", "value": float(bad), "limit": 0.0})
+    rows.append(row("cutlass_pack_scale_fp8", f"scales [{K // 128}, {N}]", bad, 0, "mismatched bytes"))
 
     x = torch.randn(M, K, generator=gen).to(device)
     A, tok = ref.quantize_activation(x)
     out = cutlass_w4a8_mm(A, got, packed, 128, ch, tok, torch.bfloat16, None)
     err = ref.rel_err(out, ref.w4a8_mm(A, q, s, ch, tok, torch.bfloat16))
-    rows.append({"op": "cutlass_w4a8_mm", "problem": problem, "passed": err <= 1e-2,
-                 "metric": "relative error", "value": err, "limit": 1e-2})
+    rows.append(row("cutlass_w4a8_mm", problem, err, 1e-2))
     return rows + _grouped_rows(device)
 
 
@@ -64,14 +63,12 @@ def _grouped_rows(device: torch.device) -> list[dict]:
     B, b_strides = cutlass_encode_and_reorder_int4b_grouped(p["words"])
     want, want_desc = ref.encode_and_reorder_grouped(p["words"])
     bad = int((B != want).sum()) + int((b_strides != want_desc).sum())
-    rows = [{"op": "cutlass_encode_and_reorder_int4b_grouped", "problem": f"E={E} N={N} K={K}",
-             "passed": bad == 0, "metric": "mismatched words", "value": float(bad), "limit": 0.0}]
+    rows = [row("cutlass_encode_and_reorder_int4b_grouped", f"E={E} N={N} K={K}", bad, 0, "mismatched words")]
     out = torch.zeros(p["M"], N, dtype=torch.bfloat16, device=device)
     cutlass_w4a8_moe_mm(out, p["A"], B, p["tok"], p["ch"], cutlass_pack_scale_fp8(p["s"]), 128,
                         p["expert_offsets"], p["problem_sizes"], p["a_strides"], b_strides,
                         p["c_strides"], p["group_scale_strides"])
     err = ref.dense.rel_err(out, ref.moe_mm_ref(torch.zeros_like(out), p["A"], p["q"], p["s"], p["ch"],
                                                  p["tok"], p["expert_offsets"], p["problem_sizes"]))
-    rows.append({"op": "cutlass_w4a8_moe_mm", "problem": f"E={E} M={p['M']} N={N} K={K} group=128",
-                 "passed": err <= 1e-2, "metric": "relative error", "value": err, "limit": 1e-2})
+    rows.append(row("cutlass_w4a8_moe_mm", f"E={E} M={p['M']} N={N} K={K} group=128", err, 1e-2))
     return rows
