@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import lowbit.mxfp4  # noqa: F401  (loads the ops)
-from lowbit.testing.checks import check_bad_input, needs_cuda, raises_arg
+from lowbit.testing.checks import check_bad_input, needs_cuda, raises_arg, with_
 
 ops = torch.ops.lowbit_mxfp4
 
@@ -33,35 +33,36 @@ def _call(a, silu=False):
 
 
 def _offsets(*rows):
-    return {"input_offset_by_experts": lambda a: torch.tensor(rows, dtype=torch.int32)}
+    return with_(input_offset_by_experts=torch.tensor(rows, dtype=torch.int32))
 
 
 def _scale_offsets(*rows):
-    return {"output_scale_offset_by_experts": lambda a: torch.tensor(rows, dtype=torch.int32)}
+    return with_(output_scale_offset_by_experts=torch.tensor(rows, dtype=torch.int32))
 
 
 BAD = {
-    "input dtype": ({"input": lambda a: a["input"].float()}, ("input", "bfloat16", "float32")),
-    "input rank": ({"input": lambda a: a["input"][None]}, ("input", "2")),
-    "input K % 32": ({"input": lambda a: a["input"][:, :48].contiguous()}, ("input", "multiple of 32")),
-    "input non-contiguous": ({"input": lambda a: a["input"].t().contiguous().t()}, ("input", "contiguous")),
-    "output dtype": ({"output": lambda a: a["output"].to(torch.int8)}, ("output", "uint8", "int8")),
-    "output shape": ({"output": lambda a: a["output"][:, :16].contiguous()}, ("output", "[20, 32]")),
-    "output_scale dtype": ({"output_scale": lambda a: a["output_scale"].float()},
+    "input dtype": (with_(input=lambda a: a["input"].float()), ("input", "bfloat16", "float32")),
+    "input rank": (with_(input=lambda a: a["input"][None]), ("input", "2")),
+    "input K % 32": (with_(input=lambda a: a["input"][:, :48].contiguous()), ("input", "multiple of 32")),
+    "input non-contiguous": (with_(input=lambda a: a["input"].t().contiguous().t()), ("input", "contiguous")),
+    "output dtype": (with_(output=lambda a: a["output"].to(torch.int8)), ("output", "uint8", "int8")),
+    "output shape": (with_(output=lambda a: a["output"][:, :16].contiguous()), ("output", "[20, 32]")),
+    "output_scale dtype": (with_(output_scale=lambda a: a["output_scale"].float()),
                            ("output_scale", "int32", "float32")),
-    "output_scale cols": ({"output_scale": lambda a: torch.empty(256, 2, dtype=torch.int32)},
+    "output_scale cols": (with_(output_scale=lambda a: torch.empty(256, 2, dtype=torch.int32)),
                           ("output_scale", "[R, 1]", "[256, 2]")),
-    "output_scale too few rows": ({"output_scale": lambda a: torch.empty(200, 4, dtype=torch.uint8)},
+    "output_scale too few rows": (with_(output_scale=lambda a: torch.empty(200, 4, dtype=torch.uint8)),
                                   ("output_scale", "at least 256 scale rows")),
-    "offsets dtype": ({"input_offset_by_experts": lambda a: a["input_offset_by_experts"].long()},
+    "offsets dtype": (with_(input_offset_by_experts=lambda a: a["input_offset_by_experts"].long()),
                       ("input_offset_by_experts", "int32", "int64")),
     "offsets shape": (_offsets(0, 0, 0, 0), ("input_offset_by_experts", "[3]", "[4]")),
     "scale offsets shape": (_scale_offsets(0, 0), ("output_scale_offset_by_experts", "[3]", "[2]")),
-    "n_experts 0 with rows": ({"n_experts": lambda a: 0, **_offsets(0), **_scale_offsets(0)},
+    "n_experts 0 with rows": (with_(n_experts=0, input_offset_by_experts=torch.zeros(1, dtype=torch.int32),
+                                    output_scale_offset_by_experts=torch.zeros(1, dtype=torch.int32)),
                               ("n_experts", "at least 1", "0")),
-    "ids dtype": ({"sorted_expert_ids": lambda a: torch.zeros(20, dtype=torch.int64)},
+    "ids dtype": (with_(sorted_expert_ids=lambda a: torch.zeros(20, dtype=torch.int64)),
                   ("sorted_expert_ids", "int32", "int64")),
-    "ids shape": ({"sorted_expert_ids": lambda a: torch.zeros(19, dtype=torch.int32)},
+    "ids shape": (with_(sorted_expert_ids=lambda a: torch.zeros(19, dtype=torch.int32)),
                   ("sorted_expert_ids", "[20]", "[19]")),
     "offsets past the input (CPU)": (_offsets(0, 12, 21), ("input_offset_by_experts", "[0, 20]", "last 21")),
     "offsets decreasing (CPU)": (_offsets(0, 12, 5), ("input_offset_by_experts", "non-decreasing")),

@@ -12,6 +12,7 @@ import torch
 
 import lowbit.mxfp4 as mx
 from lowbit.testing import mxfp4 as ref
+from lowbit.testing.checks import with_
 from lowbit.testing.group_mm import GroupMmTests, bad_cases
 
 OPS = torch.ops.lowbit_mxfp4
@@ -26,7 +27,7 @@ class TestMxfp4GroupMm(GroupMmTests):
     GOOD_K = 128
     BAD = {
         **bad_cases(ARGS, GOOD_K, "multiple of 32"),
-        "a_blockscale dtype": ({"a_blockscale": lambda x: x["a_blockscale"].view(torch.float8_e4m3fn)},
+        "a_blockscale dtype": (with_(a_blockscale=lambda x: x["a_blockscale"].view(torch.float8_e4m3fn)),
                                ("a_blockscale", "uint8", "float8_e4m3fn")),
     }
 

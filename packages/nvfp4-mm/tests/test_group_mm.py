@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 import lowbit.nvfp4_mm as mm
+from lowbit.testing.checks import with_
 from lowbit.testing.group_mm import GroupMmTests, bad_cases
 from lowbit.testing.nvfp4_gemm import group_gemm_ref, random_group_problem
 
@@ -24,10 +25,10 @@ class TestNvfp4GroupMm(GroupMmTests):
     ARGS = ("a", "b", "a_blockscale", "b_blockscales", "alphas", "problem_sizes", "expert_offsets", "sf_offsets")
     BAD = {
         **bad_cases(ARGS, GroupMmTests.GOOD_K, "divisible by 32"),
-        "a_blockscale dtype": ({"a_blockscale": lambda x: x["a_blockscale"].float()},
+        "a_blockscale dtype": (with_(a_blockscale=lambda x: x["a_blockscale"].float()),
                                ("a_blockscale", "float8_e4m3fn", "float32")),
-        "alphas shape": ({"alphas": lambda x: torch.ones(3)}, ("alphas", "[2]", "[3]")),
-        "alphas dtype": ({"alphas": lambda x: x["alphas"].double()}, ("alphas", "float32", "float64")),
+        "alphas shape": (with_(alphas=lambda x: torch.ones(3)), ("alphas", "[2]", "[3]")),
+        "alphas dtype": (with_(alphas=lambda x: x["alphas"].double()), ("alphas", "float32", "float64")),
     }
 
     def random_problem(self, counts, n, k, device, generator=None, gap_rows=0):

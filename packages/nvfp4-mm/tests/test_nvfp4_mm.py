@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import lowbit.nvfp4_mm as mm
-from lowbit.testing.checks import check_bad_input, cuda_sm, devices, needs_cuda, poison_, raises_arg
+from lowbit.testing.checks import check_bad_input, cuda_sm, devices, needs_cuda, poison_, raises_arg, with_
 from lowbit.testing.nvfp4_gemm import (
     nvfp4_gemm_ref,
     quantized_operand,
@@ -459,35 +459,35 @@ def _call(args):
 
 
 BAD = {
-    "a dtype": ({"a": lambda x: x["a"].view(torch.int8)}, ("a", "uint8", "int8")),
-    "a rank": ({"a": lambda x: x["a"].reshape(-1)}, ("a", "2-D")),
-    "a non-contiguous": ({"a": lambda x: torch.cat([x["a"], x["a"]], 1)[:, ::2]}, ("a", "contiguous")),
-    "k not /32": ({"a": lambda x: x["a"][:, :40].contiguous()}, ("a", "divisible by 32", "k: 80")),
-    "b dtype": ({"b": lambda x: x["b"].float()}, ("b", "uint8", "float32")),
-    "b rank": ({"b": lambda x: x["b"].unsqueeze(0)}, ("b", "2-D")),
-    "b K mismatch": ({"b": lambda x: torch.cat([x["b"], x["b"]], 1)}, ("b", "K/2 bytes")),
-    "b non-contiguous": ({"b": lambda x: x["b"].t().contiguous().t()}, ("b", "contiguous")),
-    "n not /32": ({"b": lambda x: x["b"][:48].contiguous()}, ("b", "divisible by 32", "N: 48")),
-    "scale_a dtype": ({"block_scale_a": lambda x: x["block_scale_a"].float()},
+    "a dtype": (with_(a=lambda x: x["a"].view(torch.int8)), ("a", "uint8", "int8")),
+    "a rank": (with_(a=lambda x: x["a"].reshape(-1)), ("a", "2-D")),
+    "a non-contiguous": (with_(a=lambda x: torch.cat([x["a"], x["a"]], 1)[:, ::2]), ("a", "contiguous")),
+    "k not /32": (with_(a=lambda x: x["a"][:, :40].contiguous()), ("a", "divisible by 32", "k: 80")),
+    "b dtype": (with_(b=lambda x: x["b"].float()), ("b", "uint8", "float32")),
+    "b rank": (with_(b=lambda x: x["b"].unsqueeze(0)), ("b", "2-D")),
+    "b K mismatch": (with_(b=lambda x: torch.cat([x["b"], x["b"]], 1)), ("b", "K/2 bytes")),
+    "b non-contiguous": (with_(b=lambda x: x["b"].t().contiguous().t()), ("b", "contiguous")),
+    "n not /32": (with_(b=lambda x: x["b"][:48].contiguous()), ("b", "divisible by 32", "N: 48")),
+    "scale_a dtype": (with_(block_scale_a=lambda x: x["block_scale_a"].float()),
                       ("block_scale_a", "float8_e4m3fn", "float32")),
-    "scale_a unpadded": ({"block_scale_a": lambda x: x["block_scale_a"][:5].contiguous()},
+    "scale_a unpadded": (with_(block_scale_a=lambda x: x["block_scale_a"][:5].contiguous()),
                          ("block_scale_a", "padded and swizzled", "128x8", "[5, 8]")),
-    "scale_a rank": ({"block_scale_a": lambda x: x["block_scale_a"].reshape(-1)},
+    "scale_a rank": (with_(block_scale_a=lambda x: x["block_scale_a"].reshape(-1)),
                      ("block_scale_a", "padded and swizzled")),
-    "scale_b shape": ({"block_scale_b": lambda x: x["block_scale_b"][:, :4].contiguous()},
+    "scale_b shape": (with_(block_scale_b=lambda x: x["block_scale_b"][:, :4].contiguous()),
                       ("block_scale_b", "scale_b", "128x8", "[128, 4]")),
-    "scale_b non-contiguous": ({"block_scale_b": lambda x: x["block_scale_b"].t().contiguous().t()},
+    "scale_b non-contiguous": (with_(block_scale_b=lambda x: x["block_scale_b"].t().contiguous().t()),
                                ("block_scale_b", "contiguous")),
-    "alpha dtype": ({"alpha": lambda x: x["alpha"].double()}, ("alpha", "float32", "float64")),
-    "alpha numel": ({"alpha": lambda x: torch.ones(2)}, ("alpha", "1 element", "2 element")),
-    "out dtype": ({"out": lambda x: x["out"].float()}, ("out", "float16", "float32")),
-    "out shape": ({"out": lambda x: x["out"][:, :32].contiguous()}, ("out", "[5, 64]", "[5, 32]")),
-    "out non-contiguous": ({"out": lambda x: x["out"].t().contiguous().t()}, ("out", "contiguous")),
-    "bias dtype": ({"bias": lambda x: torch.zeros(64, dtype=torch.float16)}, ("bias", "bfloat16", "float16")),
-    "bias fp32": ({"bias": lambda x: torch.zeros(64)}, ("bias", "bfloat16", "float32")),
-    "bias shape": ({"bias": lambda x: torch.zeros(32, dtype=torch.bfloat16)}, ("bias", "[64]", "[32]")),
-    "bias rank": ({"bias": lambda x: torch.zeros(1, 64, dtype=torch.bfloat16)}, ("bias", "[64]", "[1, 64]")),
-    "bias non-contiguous": ({"bias": lambda x: torch.zeros(128, dtype=torch.bfloat16)[::2]},
+    "alpha dtype": (with_(alpha=lambda x: x["alpha"].double()), ("alpha", "float32", "float64")),
+    "alpha numel": (with_(alpha=lambda x: torch.ones(2)), ("alpha", "1 element", "2 element")),
+    "out dtype": (with_(out=lambda x: x["out"].float()), ("out", "float16", "float32")),
+    "out shape": (with_(out=lambda x: x["out"][:, :32].contiguous()), ("out", "[5, 64]", "[5, 32]")),
+    "out non-contiguous": (with_(out=lambda x: x["out"].t().contiguous().t()), ("out", "contiguous")),
+    "bias dtype": (with_(bias=lambda x: torch.zeros(64, dtype=torch.float16)), ("bias", "bfloat16", "float16")),
+    "bias fp32": (with_(bias=lambda x: torch.zeros(64)), ("bias", "bfloat16", "float32")),
+    "bias shape": (with_(bias=lambda x: torch.zeros(32, dtype=torch.bfloat16)), ("bias", "[64]", "[32]")),
+    "bias rank": (with_(bias=lambda x: torch.zeros(1, 64, dtype=torch.bfloat16)), ("bias", "[64]", "[1, 64]")),
+    "bias non-contiguous": (with_(bias=lambda x: torch.zeros(128, dtype=torch.bfloat16)[::2]),
                             ("bias", "contiguous")),
 }
 

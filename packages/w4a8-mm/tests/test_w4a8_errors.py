@@ -8,7 +8,7 @@ import torch
 import lowbit.w4a8_mm as w4
 from lowbit.testing import checks
 from lowbit.testing import w4a8 as ref
-from lowbit.testing.checks import needs_sm90
+from lowbit.testing.checks import needs_sm90, with_
 
 
 M, N, K = 4, 256, 512
@@ -32,13 +32,6 @@ def good(device="cpu"):
 def call(p):
     return torch.ops.lowbit_w4a8_mm.cutlass_w4a8_mm(p["A"], p["B"], p["gs"], p["g"], p["ch"],
                                                     p["tok"], p["out_type"], p["sched"])
-
-
-def with_(**kw):
-    def f(p):
-        p.update({k: (v(p) if callable(v) else v) for k, v in kw.items()})
-        return p
-    return f
 
 
 # (id, mutation of a good problem, argument named, message fragments)

@@ -8,7 +8,7 @@ import torch
 
 import lowbit.w4a8_mm as w4
 from lowbit.testing import checks
-from lowbit.testing.checks import needs_cuda
+from lowbit.testing.checks import needs_cuda, with_
 
 E, M, N, K = 3, 10, 256, 512
 
@@ -36,13 +36,6 @@ def call(p):
     torch.ops.lowbit_w4a8_mm.cutlass_w4a8_moe_mm(
         p["out"], p["a"], p["b"], p["a_scales"], p["b_scales"], p["gs"], p["g"], p["offsets"],
         p["sizes"], p["a_str"], p["b_str"], p["c_str"], p["s_str"], p["sched"])
-
-
-def with_(**kw):
-    def f(p):
-        p.update({k: (v(p) if callable(v) else v) for k, v in kw.items()})
-        return p
-    return f
 
 
 i64 = torch.int64

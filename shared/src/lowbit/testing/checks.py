@@ -48,13 +48,20 @@ def raises_arg(arg: str, *fragments: str):
     return pytest.raises(RuntimeError, match=re.compile(pattern, re.S))
 
 
+def with_(**changes):
+    """A mutation for bad-input tables: args dict -> the same dict with each
+    named entry replaced (a callable is called with the args to make the new
+    value)."""
+    def mutate(args: dict) -> dict:
+        args.update({k: (v(args) if callable(v) else v) for k, v in changes.items()})
+        return args
+    return mutate
+
+
 def check_bad_input(call, good, case) -> None:
-    """One row of a bad-input table: ``case = ({name: f(args) -> bad value},
-    (arg, *fragments))``. ``call(args)`` on ``good()`` with those entries
-    replaced must raise :func:`raises_arg` ``(arg, *fragments)``."""
-    changes, (arg, *fragments) = case
-    args = good()
-    for name, f in changes.items():
-        args[name] = f(args)
+    """One row of a bad-input table: ``case = (mutate, (arg, *fragments))``
+    (mutate: e.g. :func:`with_`). ``call(mutate(good()))`` must raise
+    :func:`raises_arg` ``(arg, *fragments)``."""
+    mutate, (arg, *fragments) = case
     with raises_arg(arg, *fragments):
-        call(args)
+        call(mutate(good()))

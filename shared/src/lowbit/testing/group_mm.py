@@ -12,7 +12,7 @@ from typing import Callable
 import pytest
 import torch
 
-from .checks import check_bad_input, devices, needs_cuda, poison_, raises_arg
+from .checks import check_bad_input, devices, needs_cuda, poison_, raises_arg, with_
 from .experts import uneven_counts
 from .nvfp4_gemm import relative_error
 
@@ -37,34 +37,34 @@ def bad_cases(args: tuple[str, ...], k: int, divisible: str) -> dict:
     """The bad-input cases every FP4 grouped GEMM shares, for
     :meth:`GroupMmTests.good`'s arguments (2 experts, 5 rows, N = 64, K = k;
     `args` the op's arguments after out): case -> ({arg: f(good) -> bad value},
-    (arg named by the error, *message fragments)); `divisible` is the word the
-    op's K / N % 32 message uses."""
-    i32 = lambda *v: lambda x: torch.tensor(v, dtype=torch.int32)  # noqa: E731
+    (arg named by the error, *message fragments)) with a :func:`with_`
+    mutation; `divisible` is the word the op's K / N % 32 message uses."""
+    i32 = lambda *v: torch.tensor(v, dtype=torch.int32)  # noqa: E731
     return {
-        "a dtype": ({"a": lambda x: x["a"].to(torch.int8)}, ("a", "uint8", "int8")),
-        "a K": ({"a": lambda x: x["a"][:, :16].contiguous()}, ("a", f"[M, {k // 2}]", "[5, 16]")),
-        "a rank": ({"a": lambda x: x["a"].reshape(-1)}, ("a", "2")),
-        "b rank": ({"b": lambda x: x["b"][0]}, ("b", "3")),
-        "b K % 32": ({"b": lambda x: x["b"][:, :, :8].contiguous(), "a": lambda x: x["a"][:, :8].contiguous()},
+        "a dtype": (with_(a=lambda x: x["a"].to(torch.int8)), ("a", "uint8", "int8")),
+        "a K": (with_(a=lambda x: x["a"][:, :16].contiguous()), ("a", f"[M, {k // 2}]", "[5, 16]")),
+        "a rank": (with_(a=lambda x: x["a"].reshape(-1)), ("a", "2")),
+        "b rank": (with_(b=lambda x: x["b"][0]), ("b", "3")),
+        "b K % 32": (with_(b=lambda x: x["b"][:, :, :8].contiguous(), a=lambda x: x["a"][:, :8].contiguous()),
                      ("b", divisible, "K: 16")),
-        "b N % 32": ({"b": lambda x: x["b"][:, :48].contiguous()}, ("b", divisible, "N: 48")),
-        "a_blockscale Kp": ({"a_blockscale": lambda x: x["a_blockscale"][:, :2].contiguous()},
+        "b N % 32": (with_(b=lambda x: x["b"][:, :48].contiguous()), ("b", divisible, "N: 48")),
+        "a_blockscale Kp": (with_(a_blockscale=lambda x: x["a_blockscale"][:, :2].contiguous()),
                             ("a_blockscale", "[R, 4]", "[256, 2]")),
-        "b_blockscales shape": ({"b_blockscales": lambda x: x["b_blockscales"][:, :64].contiguous()},
+        "b_blockscales shape": (with_(b_blockscales=lambda x: x["b_blockscales"][:, :64].contiguous()),
                                 ("b_blockscales", "[2, 128, 4]", "[2, 64, 4]")),
-        "problem_sizes dtype": ({"problem_sizes": lambda x: x["problem_sizes"].long()},
+        "problem_sizes dtype": (with_(problem_sizes=lambda x: x["problem_sizes"].long()),
                                 ("problem_sizes", "int32", "int64")),
-        "problem_sizes shape": ({"problem_sizes": lambda x: x["problem_sizes"][:1].contiguous()},
+        "problem_sizes shape": (with_(problem_sizes=lambda x: x["problem_sizes"][:1].contiguous()),
                                 ("problem_sizes", "[2, 3]", "[1, 3]")),
-        "problem_sizes non-contiguous": ({"problem_sizes": lambda x: x["problem_sizes"].t().contiguous().t()},
+        "problem_sizes non-contiguous": (with_(problem_sizes=lambda x: x["problem_sizes"].t().contiguous().t()),
                                          ("problem_sizes", "contiguous")),
-        "expert_offsets shape": ({"expert_offsets": i32(0, 0, 0)}, ("expert_offsets", "[2]", "[3]")),
-        "sf_offsets dtype": ({"sf_offsets": lambda x: x["sf_offsets"].long()}, ("sf_offsets", "int32", "int64")),
-        "out dtype": ({"out": lambda x: x["out"].float()}, ("out", "bfloat16", "float32")),
-        "out shape": ({"out": lambda x: x["out"][:, :32].contiguous()}, ("out", "[5, 64]", "[5, 32]")),
+        "expert_offsets shape": (with_(expert_offsets=i32(0, 0, 0)), ("expert_offsets", "[2]", "[3]")),
+        "sf_offsets dtype": (with_(sf_offsets=lambda x: x["sf_offsets"].long()), ("sf_offsets", "int32", "int64")),
+        "out dtype": (with_(out=lambda x: x["out"].float()), ("out", "bfloat16", "float32")),
+        "out shape": (with_(out=lambda x: x["out"][:, :32].contiguous()), ("out", "[5, 64]", "[5, 32]")),
         # Every per-expert tensor empty (a_blockscale's rows are not per expert).
-        "no experts": ({key: (lambda key: lambda x: x[key][:0])(key) for key in args[1:] if key != "a_blockscale"},
-                       ("b", "at least one expert")),
+        "no experts": (with_(**{key: (lambda key: lambda x: x[key][:0])(key) for key in args[1:]
+                                if key != "a_blockscale"}), ("b", "at least one expert")),
     }
 
 
@@ -97,7 +97,7 @@ class GroupMmTests:
     op_with_kernel: Callable     # its private by-name form (..., kernel: str | None)
     wrapper: Callable            # the package's Python wrapper of the op
     ARGS: tuple[str, ...]        # the op's arguments after out, in order
-    BAD: dict                    # case -> ({arg: f(good args) -> bad value}, (arg, *message fragments))
+    BAD: dict                    # case -> (with_(...) mutation of good(), (arg, *message fragments))
     LIMIT = 1e-2                 # per-expert relative error (§5.10)
     GOOD_K = 64                  # K of the valid arguments BAD modifies
     # Compute capabilities (10 * major + minor) whose build must have a kernel.
