@@ -12,11 +12,10 @@ from typing import Callable
 import pytest
 import torch
 
+from .checks import POISON_BYTE as POISON
 from .checks import check_bad_input, devices, needs_cuda, poison_, raises_arg, with_
 from .experts import uneven_counts
 from .nvfp4_gemm import relative_error
-
-POISON = 0xA5  # lowbit.testing.checks.POISON_BYTE
 
 
 def only_expert(x: dict, e: int) -> dict:
@@ -36,9 +35,9 @@ def only_expert(x: dict, e: int) -> dict:
 def bad_cases(args: tuple[str, ...], k: int, divisible: str) -> dict:
     """The bad-input cases every FP4 grouped GEMM shares, for
     :meth:`GroupMmTests.good`'s arguments (2 experts, 5 rows, N = 64, K = k;
-    `args` the op's arguments after out): case -> ({arg: f(good) -> bad value},
-    (arg named by the error, *message fragments)) with a :func:`with_`
-    mutation; `divisible` is the word the op's K / N % 32 message uses."""
+    `args` the op's arguments after out): case -> (a :func:`with_` mutation of
+    them, (arg named by the error, *message fragments)); `divisible` is the
+    word the op's K / N % 32 message uses."""
     i32 = lambda *v: torch.tensor(v, dtype=torch.int32)  # noqa: E731
     return {
         "a dtype": (with_(a=lambda x: x["a"].to(torch.int8)), ("a", "uint8", "int8")),
