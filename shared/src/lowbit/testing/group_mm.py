@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from .checks import POISON_BYTE as POISON
-from .checks import check_bad_input, devices, needs_cuda, poison_, raises_arg, with_
+from .checks import check_bad_input, cuda_sm, devices, needs_cuda, poison_, raises_arg, with_
 from .experts import uneven_counts
 from .nvfp4_gemm import relative_error
 
@@ -270,8 +270,7 @@ class GroupMmTests:
     # ---- CUDA: every named kernel
     @needs_cuda
     def test_cuda_has_kernels_where_built(self):
-        major, minor = torch.cuda.get_device_capability()
-        if 10 * major + minor in self.KERNEL_CAPABILITIES:
+        if cuda_sm() in self.KERNEL_CAPABILITIES:
             assert self.cuda_kernels(), "no grouped-GEMM kernel for this GPU in this build"
 
     @needs_cuda

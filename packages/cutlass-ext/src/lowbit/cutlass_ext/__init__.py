@@ -3,10 +3,11 @@
 At build time: where the stable-ABI torch <-> CUTLASS/CuTe headers, the CMake
 module and the CUTLASS headers are (``include_dir()``, ``cmake_dir()``,
 ``cutlass_include_dirs()``); the hatch build hook lives in ``.hatch_plugin``.
-At run time: ``load_ops_library()``, ``build_info()``, ``family_build_info()``, ``built_targets()``,
-``targets_where()`` and ``device_capability()`` for the kernel packages'
-compiled extensions and their Python wrappers, and the little arithmetic
-they share (``round_up()``, ``expert_offsets()``).
+At run time, for the kernel packages' compiled extensions and Python
+wrappers: ``load_ops_library()``, ``build_info()``, ``family_build_info()``,
+``built_targets()``, ``targets_where()``, ``device_capability()``,
+``kernel_names_query()``, and the little arithmetic they share
+(``round_up()``, ``expert_offsets()``).
 """
 
 from __future__ import annotations
@@ -135,6 +136,19 @@ def device_capability(device) -> int:
         return 0
     major, minor = torch.cuda.get_device_capability(device)
     return 10 * major + minor
+
+
+def kernel_names_query(names_op: Callable[[int], list[str]], by_name_op: str) -> Callable[..., list[str]]:
+    """A package's ``kernel_names(device="cpu") -> list[str]`` from its private
+    op ``names_op(capability)``: the names of the kernels this build has for the
+    device's target, which tests and benchmarks pass to ``by_name_op``."""
+
+    def kernel_names(device="cpu") -> list[str]:
+        return list(names_op(device_capability(device)))
+
+    kernel_names.__doc__ = (f"Names of the kernels this build has for the device's target (tests and "
+                            f"benchmarks pass one to the private op ``{by_name_op}``).")
+    return kernel_names
 
 
 def round_up(a: int, b: int) -> int:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from lowbit.cutlass_ext import device_capability, expert_offsets, family_build_info, load_ops_library, targets_where
+from lowbit.cutlass_ext import expert_offsets, family_build_info, kernel_names_query, load_ops_library, targets_where
 from lowbit.cutlass_ext import round_up as _round_up
 
 _HERE = Path(__file__).resolve().parent
@@ -160,10 +160,7 @@ def cutlass_mxfp4_group_mm(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor, 
     _ops.cutlass_mxfp4_group_mm(out, a, b, a_blockscale, b_blockscales, problem_sizes, expert_offsets, sf_offsets)
 
 
-def group_kernel_names(device: torch.device | str = "cpu") -> list[str]:
-    """Names of the grouped GEMM's kernels for the device's target (tests and
-    benchmarks pass one to ``_cutlass_mxfp4_group_mm_with_kernel``)."""
-    return list(_ops._group_kernel_names(device_capability(device)))
+group_kernel_names = kernel_names_query(_ops._group_kernel_names, "_cutlass_mxfp4_group_mm_with_kernel")
 
 
 from . import bench, selfcheck  # noqa: E402  (protocol modules for the lowbit CLI)

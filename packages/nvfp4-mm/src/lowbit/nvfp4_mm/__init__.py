@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from lowbit.cutlass_ext import device_capability, family_build_info, load_ops_library, targets_where
+from lowbit.cutlass_ext import family_build_info, kernel_names_query, load_ops_library, targets_where
 
 _HERE = Path(__file__).resolve().parent
 load_ops_library(_HERE)
@@ -148,16 +148,8 @@ def cutlass_fp4_group_mm(
     )
 
 
-def group_kernel_names(device: torch.device | str = "cpu") -> list[str]:
-    """Names of the grouped GEMM's kernels for the device's target (tests and
-    benchmarks pass one to ``_cutlass_fp4_group_mm_with_kernel``)."""
-    return list(_ops._group_kernel_names(device_capability(device)))
-
-
-def kernel_names(device: torch.device | str = "cpu") -> list[str]:
-    """Names of the kernels this build has for the device's target (tests and
-    benchmarks pass one to the private op ``_cutlass_scaled_fp4_mm_with_kernel``)."""
-    return list(_ops._kernel_names(device_capability(device)))
+kernel_names = kernel_names_query(_ops._kernel_names, "_cutlass_scaled_fp4_mm_with_kernel")
+group_kernel_names = kernel_names_query(_ops._group_kernel_names, "_cutlass_fp4_group_mm_with_kernel")
 
 
 from . import bench, selfcheck  # noqa: E402  (protocol modules for the lowbit CLI)
