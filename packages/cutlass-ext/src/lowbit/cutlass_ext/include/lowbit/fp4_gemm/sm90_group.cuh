@@ -5,8 +5,11 @@
 //  1. the tile table: one CTA reads problem_sizes / expert_offsets /
 //     sf_offsets, drops experts whose metadata breaks the contract
 //     (docs/SPEC-MOE.md §5.0.3: rows outside a, scale region outside
-//     a_blockscale or not at a multiple of 128, problem size not (m_e, N, K))
-//     and writes the exclusive prefix sum of ceil(m_e / BM);
+//     a_blockscale or not at a multiple of 128, problem size not (m_e, N, K)),
+//     writes NaN into such an expert's output rows inside [0, M) (a loud
+//     result instead of whatever the buffer held; the common case, no broken
+//     expert, costs one barrier) and writes the exclusive prefix sum of
+//     ceil(m_e / BM);
 //  2. the A pre-pass over the experts' tiles (sm90_prepass_a.cuh);
 //  3. the main kernel on ceil(M/BM) + min(E, M) row tiles, a bound of the
 //     experts' tiles that needs no host copy; CTAs past the table's end and
@@ -27,13 +30,31 @@ namespace lowbit::fp4_gemm::sm90 {
 
 constexpr int kTableThreads = 1024;
 
+// Whether expert e's metadata keeps the contract (docs/SPEC-MOE.md §5.0.3).
+__device__ __forceinline__ bool expert_ok(const int* sizes, const int* offsets, const int* sf_offsets, int e, int M,
+                                          int N, int K, int64_t R) {
+  const int m = sizes[3 * e], off = offsets[e], sf = sf_offsets[e];
+  return m >= 0 && off >= 0 && int64_t(off) + m <= M && sizes[3 * e + 1] == N && sizes[3 * e + 2] == K &&
+         sf >= 0 && sf % 128 == 0 && int64_t(sf) + (int64_t(m) + 127) / 128 * 128 <= R;
+}
+
 // One expert's CTA row tiles, 0 where its metadata breaks the contract.
 __device__ __forceinline__ int expert_tiles(const int* sizes, const int* offsets, const int* sf_offsets, int e,
                                             int M, int N, int K, int64_t R, int bm) {
-  const int m = sizes[3 * e], off = offsets[e], sf = sf_offsets[e];
-  const bool ok = m >= 0 && off >= 0 && int64_t(off) + m <= M && sizes[3 * e + 1] == N && sizes[3 * e + 2] == K &&
-                  sf >= 0 && sf % 128 == 0 && int64_t(sf) + (int64_t(m) + 127) / 128 * 128 <= R;
-  return ok ? (m + bm - 1) / bm : 0;
+  return expert_ok(sizes, offsets, sf_offsets, e, M, N, K, R) ? (sizes[3 * e] + bm - 1) / bm : 0;
+}
+
+// NaN (bits `nan`, of the 2-byte output type) into the rows of every broken
+// expert that lie inside [0, M), by the whole CTA; the main kernel, launched
+// after this grid completes, computes no tile of those experts.
+template <int THREADS>
+__device__ void nan_broken_experts(const int* sizes, const int* offsets, const int* sf_offsets, int E, int M, int N,
+                                   int K, int64_t R, uint16_t* out, uint16_t nan) {
+  for (int e = 0; e < E; ++e) {
+    if (expert_ok(sizes, offsets, sf_offsets, e, M, N, K, R)) continue;
+    const int64_t lo = max<int64_t>(offsets[e], 0), hi = min<int64_t>(int64_t(offsets[e]) + sizes[3 * e], M);
+    for (int64_t i = lo * N + threadIdx.x; i < hi * N; i += THREADS) out[i] = nan;
+  }
 }
 
 // tile_start[e] = Σ_{e' < e} tiles(e'), clamped to max_tiles (the grid's
@@ -43,15 +64,20 @@ __global__ void __launch_bounds__(THREADS) tile_table_kernel(const int* __restri
                                                              const int* __restrict__ offsets,
                                                              const int* __restrict__ sf_offsets, int E, int M, int N,
                                                              int K, int64_t R, int bm, int max_tiles,
-                                                             int* __restrict__ tile_start) {
+                                                             int* __restrict__ tile_start, uint16_t* out,
+                                                             uint16_t nan) {
   __shared__ int part[THREADS];
   lowbit::pdl_wait();  // the routing may come from the previous kernel
   const int per = (E + THREADS - 1) / THREADS;
   const int e0 = threadIdx.x * per, e1 = min(E, e0 + per);
   int sum = 0;
-  for (int e = e0; e < e1; ++e) sum += expert_tiles(sizes, offsets, sf_offsets, e, M, N, K, R, bm);
+  bool broken = false;
+  for (int e = e0; e < e1; ++e) {
+    sum += expert_tiles(sizes, offsets, sf_offsets, e, M, N, K, R, bm);
+    broken |= !expert_ok(sizes, offsets, sf_offsets, e, M, N, K, R);
+  }
   part[threadIdx.x] = sum;
-  __syncthreads();
+  if (__syncthreads_or(broken)) nan_broken_experts<THREADS>(sizes, offsets, sf_offsets, E, M, N, K, R, out, nan);
   for (int d = 1; d < THREADS; d *= 2) {  // inclusive scan of the per-thread sums
     const int v = threadIdx.x >= d ? part[threadIdx.x - d] : 0;
     __syncthreads();
@@ -114,7 +140,10 @@ void run_mma_group(const GP& p, const MmaKernel& k, std::atomic<uint64_t>& smem_
                         p.problem_sizes.template const_data_ptr<int>(),
                         p.expert_offsets.template const_data_ptr<int>(), p.sf_offsets.template const_data_ptr<int>(),
                         static_cast<int>(p.E), static_cast<int>(p.M), static_cast<int>(p.N), static_cast<int>(p.K),
-                        p.R, k.bm, static_cast<int>(tiles), static_cast<int*>(tile_start.data_ptr()));
+                        p.R, k.bm, static_cast<int>(tiles), static_cast<int*>(tile_start.data_ptr()),
+                        static_cast<uint16_t*>(p.out.data_ptr()),
+                        // quiet NaN of the output type
+                        uint16_t(p.out.scalar_type() == lowbit::ScalarType::BFloat16 ? 0x7FC0 : 0x7E00));
   const Groups groups = make_groups<Fmt>(p, k.bm, tile_start);
   const int64_t Mt = tiles * (k.bm / 16);
   Tensor afrag = prepass_a<Fmt>(p.a, p.sa, p.M, p.K, Mt, groups, k.chunk_k / 16, stream);
