@@ -52,7 +52,8 @@ __device__ void nan_broken_experts(const int* sizes, const int* offsets, const i
                                    int K, int64_t R, uint16_t* out, uint16_t nan) {
   for (int e = 0; e < E; ++e) {
     if (expert_ok(sizes, offsets, sf_offsets, e, M, N, K, R)) continue;
-    const int64_t lo = max<int64_t>(offsets[e], 0), hi = min<int64_t>(int64_t(offsets[e]) + sizes[3 * e], M);
+    const int64_t off = offsets[e], end = off + sizes[3 * e];
+    const int64_t lo = off > 0 ? off : 0, hi = end < M ? end : int64_t(M);
     for (int64_t i = lo * N + threadIdx.x; i < hi * N; i += THREADS) out[i] = nan;
   }
 }
