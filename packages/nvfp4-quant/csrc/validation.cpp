@@ -139,6 +139,9 @@ QuantProblem validate_experts_quant(const char* op, bool silu, const Tensor& out
   LOWBIT_CHECK_ARG(gs.dim() == 1 && gs.size(0) >= 1, op, "input_global_scale",
                    "a 1-D tensor [E] with one scale per expert", str("shape ", shape_str(gs)));
   const int64_t E = gs.size(0);
+  // the kernels hold E (and offsets into [E + 1] tables) in int32
+  LOWBIT_CHECK_ARG(E < (int64_t(1) << 30), op, "input_global_scale", "fewer than 2^30 experts",
+                   str("shape ", shape_str(gs)));
   const char* why = "number of experts + 1, from input_global_scale";
   check_int32_metadata(op, "input_offset_by_experts", off, {E + 1}, "input", input, why);
   check_int32_metadata(op, "output_scale_offset_by_experts", sf_off, {E + 1}, "input", input, why);
