@@ -1,6 +1,6 @@
 #!/bin/bash
 # One device call (repo root): GPU tests of the carried builds, then benchmarks.
-#   bash perf/device/gpu_check.sh "PKGS" "BENCH_PKGS"
+#   [NPROC=N TEST_LIMIT=S BENCH_LIMIT=S] bash perf/device/gpu_check.sh "PKGS" "BENCH_PKGS"
 # .carry/<pkg>/ holds _C.so + _C_build_info.json built on the CPU machine for
 # sm_90a (tools: LOWBIT_CUDA_ARCHS=90a uv build --wheel; unzip the .so).
 # Logs go to $OUT (pytest_<pkg>.log, bench_<pkg>.log, results_<pkg>/).
@@ -18,7 +18,7 @@ export PYTHONPATH=$pp
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,temperature.gpu,power.draw --format=csv | tee "$OUT/gpu.txt"
 for p in $PKGS; do
   t=packages/$p/tests; [ "$p" = kernels ] && t="packages/kernels/tests/test_vllm_ops.py packages/kernels/tests/test_vllm_schemas.py"
-  timeout ${TEST_LIMIT:-240} python3 -m pytest $t -q -p no:cacheprovider -rs -n 4 > "$OUT/pytest_$p.log" 2>&1
+  timeout ${TEST_LIMIT:-240} python3 -m pytest $t -q -p no:cacheprovider -rs -n ${NPROC:-4} > "$OUT/pytest_$p.log" 2>&1
   echo "pytest $p rc=$?"; grep -E "passed|failed" "$OUT/pytest_$p.log" | tail -3; grep -E "^FAILED|^ERROR" "$OUT/pytest_$p.log" | head -15
 done
 for p in $BENCH; do

@@ -1,6 +1,5 @@
 set -x
 export NPROC=12
-sed -i 's/-n 4/-n ${NPROC:-4}/' perf/device/gpu_check.sh
 # install .so's and set PYTHONPATH the same way gpu_check does (PKGS empty: no tests)
 source <(sed -n '/^export PYTHONUNBUFFERED/,/^export PYTHONPATH/p' perf/device/gpu_check.sh)
 timeout 120 python3 perf/moe/debug_w4a8_forward.py > $OUT/debug_w4a8.log 2>&1; echo debug rc=$?

@@ -1,6 +1,5 @@
 # session 3, device call 2: moe/w4a8 fixes on the GPU, then the grouped benchmarks
 export NPROC=8
-sed -i 's/-n 4/-n ${NPROC:-4}/' perf/device/gpu_check.sh
 source <(sed -n '/^export PYTHONUNBUFFERED/,/^export PYTHONPATH/p' perf/device/gpu_check.sh)
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,temperature.gpu,power.draw --format=csv > $OUT/gpu.txt
 timeout 150 python3 -m pytest -q -p no:cacheprovider -n 8 packages/moe/tests/test_layers.py packages/w4a8-mm/tests/test_w4a8_prepack.py > $OUT/pytest_fix.log 2>&1; echo "pytest fix rc=$?"; tail -3 $OUT/pytest_fix.log; grep -E "^FAILED" $OUT/pytest_fix.log | head

@@ -1,6 +1,5 @@
 # session 3, device call 3: GPU tests of the helpers' changes (carried 90a builds at HEAD)
 export NPROC=12
-sed -i 's/-n 4/-n ${NPROC:-4}/' perf/device/gpu_check.sh
 source <(sed -n '/^export PYTHONUNBUFFERED/,/^export PYTHONPATH/p' perf/device/gpu_check.sh)
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,temperature.gpu,power.draw --format=csv > $OUT/gpu.txt
 for t in ${TESTS:-"packages/nvfp4-quant/tests packages/mxfp4/tests packages/moe/tests packages/w4a8-mm/tests packages/nvfp4-mm/tests/test_group_mm.py packages/kernels/tests"}; do
