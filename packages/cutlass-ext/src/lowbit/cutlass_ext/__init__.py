@@ -95,12 +95,10 @@ def family_build_info(package_dir: str | Path, name: str = "_C") -> Callable[[],
     """A kernel package's ``build_info()`` of the ``lowbit`` command's protocol
     (docs/DEVELOPING.md): ``build_info = family_build_info(_HERE)``."""
 
-    read = build_info
-
     def build_info_of_package() -> dict:
         """What this build contains (written by the CMake module): the CUDA
         archs that received device code, the torch it was built against."""
-        return read(package_dir, name)
+        return build_info(package_dir, name)
 
     build_info_of_package.__name__ = build_info_of_package.__qualname__ = "build_info"
     return build_info_of_package
