@@ -82,6 +82,8 @@ void mxfp4_group_mm_cpu(const GroupProblem& p);
 std::vector<std::string> cpu_group_kernel_names();
 #if LOWBIT_BUILT_SM90
 void mxfp4_group_mm_sm90(const GroupProblem& p);
+// sm90/wgmma_group.cu: the wgmma kernel with activation tiles of `rows` (64 or 128).
+void run_wgmma_group_sm90(const GroupProblem& p, int rows);
 std::vector<std::string> sm90_group_kernel_names();
 #endif
 #if LOWBIT_BUILT_SM100

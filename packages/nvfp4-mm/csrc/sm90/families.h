@@ -1,4 +1,4 @@
-// The three SM90 kernel families and the names of their tiles. Each
+// The SM90 kernel families and the names of their tiles. Each
 // run_<family>(p, tile) computes the whole problem with tile `tile` of its
 // name table (-1: the family picks the tile by shape); p.splits is the split
 // count (-1: the family's heuristic).
@@ -29,5 +29,11 @@ void run_small_m_group(const GroupProblem& p, int tile);
 constexpr int kDequantCutlassTiles = 2;
 extern const char* const kDequantCutlassNames[kDequantCutlassTiles];
 void run_dequant_cutlass(const Problem& p, int tile);
+
+// wgmma_group.cu: grouped only; weights dequantized in registers feeding
+// wgmma (prefill-sized experts), activation tiles of 64 or 128 rows.
+constexpr int kWgmmaTiles = 2;
+extern const char* const kWgmmaNames[kWgmmaTiles];
+void run_wgmma_group(const GroupProblem& p, int tile);
 
 }  // namespace nvfp4_mm::sm90

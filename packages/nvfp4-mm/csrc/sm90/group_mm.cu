@@ -30,12 +30,15 @@ struct GroupKernel {
   int tile;
 };
 // small_m: weights streamed into registers (a few rows per expert, decode);
-// multistage: shared-memory pipelined tiles (hundreds of rows per expert).
+// multistage: shared-memory pipelined mma.sync tiles; wgmma: weights
+// dequantized in registers feeding wgmma (hundreds of rows per expert).
 const GroupKernel kGroupKernels[] = {
     {"small_m_16x128", &run_small_m_group, 0},
     {"small_m_64x128", &run_small_m_group, 1},
     {"multistage_64x128", &run_multistage_group, 1},
     {"multistage_128x128", &run_multistage_group, 2},
+    {"wgmma_64x128", &run_wgmma_group, 0},
+    {"wgmma_128x128", &run_wgmma_group, 1},
 };
 
 // By the experts' mean rows (sm90_group.cuh), with the dense heuristic's
@@ -44,8 +47,8 @@ const GroupKernel& pick_group_kernel(const GroupProblem& p) {
   const int64_t rows = lowbit::fp4_gemm::sm90::mean_expert_rows(p.E, p.M);
   if (rows <= 16) return kGroupKernels[0];
   if (rows <= 64) return kGroupKernels[1];
-  if (rows <= 256) return kGroupKernels[2];
-  return kGroupKernels[3];
+  if (rows <= 128) return kGroupKernels[4];
+  return kGroupKernels[5];
 }
 
 }  // namespace

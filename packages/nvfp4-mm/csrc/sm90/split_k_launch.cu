@@ -67,7 +67,7 @@ void launch_mma_split_k(const Problem& pr, const MmaKernel& k, const Tensor& afr
     part = lowbit::empty_on(pr.a, {(int64_t)p.splits * pr.M * pr.N}, lowbit::ScalarType::Float);
     p.partial = static_cast<float*>(part->data_ptr());
   }
-  opt_into_smem(k, pr.a.get_device_index(), smem_done);
+  opt_into_smem(reinterpret_cast<const void*>(k.kernel), k.smem, pr.a.get_device_index(), smem_done);
 
   const dim3 grid(static_cast<unsigned>((pr.N + k.bn - 1) / k.bn), static_cast<unsigned>((pr.M + k.bm - 1) / k.bm),
                   static_cast<unsigned>(p.splits));

@@ -97,10 +97,10 @@ __global__ void __launch_bounds__(THREADS) tile_table_kernel(const int* __restri
 // Dynamic shared memory above 48 KB must be opted into, per device.
 // `smem_done`: the caller's per-kernel record of the devices (bit = index %
 // 64) where that is done.
-inline void opt_into_smem(const MmaKernel& k, int device, std::atomic<uint64_t>& smem_done) {
+inline void opt_into_smem(const void* kernel, int smem, int device, std::atomic<uint64_t>& smem_done) {
   const uint64_t dev_bit = 1ull << (device & 63);
   if (smem_done.load(std::memory_order_relaxed) & dev_bit) return;
-  LOWBIT_CUDA_CHECK(cudaFuncSetAttribute(k.kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, k.smem));
+  LOWBIT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   smem_done.fetch_or(dev_bit, std::memory_order_relaxed);
 }
 
@@ -127,6 +127,22 @@ Groups make_groups(const GP& p, int bm, const Tensor& tile_start) {
   return g;
 }
 
+// Launches the tile table kernel of problem `p` for row tiles of `bm` rows
+// (at most `tiles`, the main grid's bound); returns tile_start [E + 1].
+template <class GP>
+Tensor launch_tile_table(const GP& p, int bm, int64_t tiles, cudaStream_t stream) {
+  Tensor tile_start = lowbit::empty_on(p.a, {p.E + 1}, lowbit::ScalarType::Int);
+  lowbit::launch_kernel(tile_table_kernel<kTableThreads>, dim3(1), dim3(kTableThreads), 0, stream, /*pdl=*/true,
+                        p.problem_sizes.template const_data_ptr<int>(),
+                        p.expert_offsets.template const_data_ptr<int>(), p.sf_offsets.template const_data_ptr<int>(),
+                        static_cast<int>(p.E), static_cast<int>(p.M), static_cast<int>(p.N), static_cast<int>(p.K),
+                        p.R, bm, static_cast<int>(tiles), static_cast<int*>(tile_start.data_ptr()),
+                        static_cast<uint16_t*>(p.out.data_ptr()),
+                        // quiet NaN of the output type
+                        uint16_t(p.out.scalar_type() == lowbit::ScalarType::BFloat16 ? 0x7FC0 : 0x7E00));
+  return tile_start;
+}
+
 // The whole grouped GEMM of problem `p` (a validated group problem of the
 // format: out, a, b, sa, sb, problem_sizes, expert_offsets, sf_offsets, E,
 // M, N, K, R and, with an alpha, alphas) with kernel `k`. `op` names the op
@@ -136,15 +152,7 @@ void run_mma_group(const GP& p, const MmaKernel& k, std::atomic<uint64_t>& smem_
   cudaStream_t stream = lowbit::current_stream(p.a);
   const int64_t tiles = (p.M + k.bm - 1) / k.bm + std::min(p.E, p.M);
   LOWBIT_CHECK(tiles <= 65535, op, ": M=", p.M, " with E=", p.E, " too large for the SM90 grid");
-  Tensor tile_start = lowbit::empty_on(p.a, {p.E + 1}, lowbit::ScalarType::Int);
-  lowbit::launch_kernel(tile_table_kernel<kTableThreads>, dim3(1), dim3(kTableThreads), 0, stream, /*pdl=*/true,
-                        p.problem_sizes.template const_data_ptr<int>(),
-                        p.expert_offsets.template const_data_ptr<int>(), p.sf_offsets.template const_data_ptr<int>(),
-                        static_cast<int>(p.E), static_cast<int>(p.M), static_cast<int>(p.N), static_cast<int>(p.K),
-                        p.R, k.bm, static_cast<int>(tiles), static_cast<int*>(tile_start.data_ptr()),
-                        static_cast<uint16_t*>(p.out.data_ptr()),
-                        // quiet NaN of the output type
-                        uint16_t(p.out.scalar_type() == lowbit::ScalarType::BFloat16 ? 0x7FC0 : 0x7E00));
+  const Tensor tile_start = launch_tile_table(p, k.bm, tiles, stream);
   const Groups groups = make_groups<Fmt>(p, k.bm, tile_start);
   const int64_t Mt = tiles * (k.bm / 16);
   Tensor afrag = prepass_a<Fmt>(p.a, p.sa, p.M, p.K, Mt, groups, k.chunk_k / 16, stream);
@@ -165,7 +173,7 @@ void run_mma_group(const GP& p, const MmaKernel& k, std::atomic<uint64_t>& smem_
   mp.splits = 1;
   mp.out_bf16 = p.out.scalar_type() == lowbit::ScalarType::BFloat16;
   mp.groups = groups;
-  opt_into_smem(k, p.a.get_device_index(), smem_done);
+  opt_into_smem(reinterpret_cast<const void*>(k.kernel), k.smem, p.a.get_device_index(), smem_done);
   const dim3 grid(static_cast<unsigned>((p.N + k.bn - 1) / k.bn), static_cast<unsigned>(tiles), 1);
   // No PDL: the kernel reads the tile table before anything else.
   lowbit::launch_kernel(k.kernel, grid, dim3(k.threads), k.smem, stream, /*pdl=*/false, mp);

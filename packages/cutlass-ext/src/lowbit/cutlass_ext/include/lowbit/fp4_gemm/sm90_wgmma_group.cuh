@@ -1,0 +1,403 @@
+// SM90 grouped FP4 GEMM for prefill-sized experts (cutlass_fp4_group_mm
+// docs/SPEC-MOE.md §5.2, cutlass_mxfp4_group_mm §5.3): warpgroup MMAs
+// (wgmma) with the weights dequantized in registers.
+//
+// Why: the mma.sync kernels (sm90_multistage.cuh) stop near 200 TFLOP/s on
+// the H200, where bf16 torch._grouped_mm reaches 500-700; and the dense op's
+// answer above M = 256 (dequantize both operands to fp16 in memory, then a
+// CUTLASS GEMM) would write 15 GB for DeepSeek-R1's gate/up experts. So the
+// weights stay 4-bit until registers (perf/nvfp4-mm/NOTES.md, "grouped
+// prefill kernel"):
+//  - roles swapped, out^T = W X^T: the weights are wgmma's A operand, the one
+//    that may come from registers; the routed activations are the B operand,
+//    from shared memory;
+//  - one producer thread streams, per 128-wide K tile, the CTA's 128 weight
+//    rows (TMA: one 2-D map over all experts' [E N, K/2] bytes, so no
+//    per-expert descriptor), their scale bytes (one bulk copy: 128 rows x 128
+//    K of the 128x4 swizzled layout are whole 512-byte tiles) and the
+//    activation tile (one bulk copy of a block that the pre-pass below wrote
+//    already in wgmma's 128B-swizzled K-major layout), into a 4-stage ring;
+//  - two consumer warpgroups, 64 weight rows each: a thread turns its nibble
+//    pairs into the wgmma A fragment of the next k16 step (the format's exact
+//    bit placement and scale product, sm90_formats.cuh) while the current
+//    step's wgmma runs; fp32 accumulation; the epilogue goes through shared
+//    memory (the accumulator holds out^T) for 16-byte stores of out rows.
+// CTA tiles: 128 weight rows x BN rows of one expert (the tile table of
+// sm90_group.cuh with bm = BN); no split-K, so an expert's rows do not depend
+// on the other experts (batch invariance).
+// K order inside every 128-wide K tile, the small-M kernel's (chunk 128):
+// thread (g, t) of a warp owns K [128 c + 32 t, + 32) of its two weight rows
+// (one 16-byte shared-memory load each); at k16 step s its A registers hold
+// the nibble pairs (i, i + 4), i = 2 (s % 2) + {0, 1}, of its 32-bit word
+// s / 2. The pre-pass puts every activation at the wgmma B position that
+// meets the same K (x_position below), so every dot product is unchanged.
+#pragma once
+
+#include <cuda.h>
+#include <cute/arch/mma_sm90_gmma.hpp>
+#include <cutlass/cuda_host_adapter.hpp>
+
+#include <lowbit/cuda_utils.h>
+#include <lowbit/fp4_gemm/sm90_formats.cuh>
+#include <lowbit/fp4_gemm/sm90_group.cuh>
+#include <lowbit/fp4_gemm/sm90_params.h>
+#include <lowbit/nvfp4_codec.h>
+
+#include <atomic>
+#include <type_traits>
+#include <utility>
+
+namespace lowbit::fp4_gemm::sm90 {
+namespace wgmma_group {
+
+constexpr int kBM = 128;        // weight rows per CTA: 2 consumer warpgroups x 64
+constexpr int kBK = 128;        // K per pipeline stage (8 k16 steps)
+constexpr int kStages = 4;
+constexpr int kThreads = 384;   // warpgroup 0 produces, 1 and 2 consume
+constexpr int kEpiStride = 72;  // 16-bit elements per row of the epilogue buffer (64 + 8: fewer bank conflicts)
+
+template <int BN>
+struct Layout {
+  static_assert(BN == 64 || BN == 128, "wgmma N of the activation tile");
+  static constexpr int W_BYTES = kBM * kBK / 2;  // packed e2m1 weights, row-major [128][64 B]
+  static constexpr int S_BYTES = 1024;           // up to two 512-byte scale tiles
+  static constexpr int X_HALF = BN * 128;        // one 64-K half of the activation tile (128 B per row)
+  static constexpr int X_BYTES = 2 * X_HALF;
+  static constexpr int STAGE = W_BYTES + S_BYTES + X_BYTES;  // a multiple of 1024: X stays 1024-aligned
+  static constexpr int EPI_BYTES = 2 * BN * kEpiStride * 2;
+  static constexpr int BARRIERS = 2 * kStages * 8;
+  static constexpr int SMEM = 1024 /* alignment slack */ + kStages * STAGE + EPI_BYTES + BARRIERS;
+  static_assert(STAGE % 1024 == 0 && (W_BYTES + S_BYTES) % 1024 == 0, "128B-swizzled tiles need 1024-byte alignment");
+};
+
+// The wgmma of each format (sm90_formats.cuh: NVFP4 runs fp16, MXFP4 bf16).
+template <class Fmt, int BN>
+struct Mma;
+template <int BN>
+struct Mma<Nvfp4, BN> {
+  using Op = std::conditional_t<BN == 128,
+                                cute::SM90::GMMA::MMA_64x128x16_F32F16F16_RS<cute::SM90::GMMA::Major::K,
+                                                                            cute::SM90::GMMA::Major::K>,
+                                cute::SM90::GMMA::MMA_64x64x16_F32F16F16_RS<cute::SM90::GMMA::Major::K,
+                                                                           cute::SM90::GMMA::Major::K>>;
+};
+template <int BN>
+struct Mma<Mxfp4, BN> {
+  using Op = std::conditional_t<BN == 128,
+                                cute::SM90::GMMA::MMA_64x128x16_F32BF16BF16_RS<cute::SM90::GMMA::Major::K,
+                                                                              cute::SM90::GMMA::Major::K>,
+                                cute::SM90::GMMA::MMA_64x64x16_F32BF16BF16_RS<cute::SM90::GMMA::Major::K,
+                                                                             cute::SM90::GMMA::Major::K>>;
+};
+
+template <class Op, size_t... I>
+__device__ __forceinline__ void wgmma(const uint32_t (&a)[4], uint64_t desc, float* acc, std::index_sequence<I...>) {
+  Op::fma(a[0], a[1], a[2], a[3], desc, acc[I]...);
+}
+
+// Shared-memory matrix descriptor of a K-major, 128B-swizzled operand whose
+// 8-row groups are 1024 bytes apart (PTX ISA, "matrix descriptor"): start
+// address >> 4, leading offset unused for this layout (1), stride offset
+// 1024 >> 4, swizzle mode 1 (128B).
+__device__ __forceinline__ uint64_t smem_desc(uint32_t addr) {
+  return uint64_t((addr & 0x3FFFF) >> 4) | (uint64_t(1) << 16) | (uint64_t(1024 >> 4) << 32) | (uint64_t(1) << 62);
+}
+
+__device__ __forceinline__ void mbar_init(uint32_t bar, int count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count));
+}
+__device__ __forceinline__ void mbar_expect_tx(uint32_t bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
+  asm volatile(
+      "{\n"
+      ".reg .pred done;\n"
+      "WAIT:\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+      "@!done bra WAIT;\n"
+      "}\n" ::"r"(bar),
+      "r"(parity)
+      : "memory");
+}
+// TMA: the box at (x bytes, y rows) of the 2-D map into shared memory.
+__device__ __forceinline__ void tma_load_2d(uint32_t dst, const CUtensorMap* map, uint32_t bar, int x, int y) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4}], [%2];\n" ::"r"(
+          dst),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(bar), "r"(x), "r"(y)
+      : "memory");
+}
+// Bulk copy of `bytes` (a multiple of 16, both addresses 16-byte aligned).
+__device__ __forceinline__ void bulk_load(uint32_t dst, const void* src, uint32_t bytes, uint32_t bar) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(dst),
+               "l"(src), "r"(bytes), "r"(bar)
+               : "memory");
+}
+
+// The activation tile that wgmma's B operand reads: two 64-K halves of
+// BN x 128 bytes; row n at 128 n; its 16-byte chunk j (logical k positions
+// 8 j .. 8 j + 7 of the half) at physical chunk j XOR n % 8 (the 128B swizzle
+// the descriptor names).
+// The K (relative to the tile) that logical position kk meets: step s =
+// kk / 16, position p = kk % 16 of the m64nNk16 B operand holds k 2t + (p %
+// 2) + 8 (p / 8) of the A fragment of thread t = (p % 8) / 2, i.e. the
+// nibble pair i = 2 (s % 2) + p / 8 of that thread's word s / 2, element p % 2.
+__host__ __device__ constexpr int x_k(int kk) {
+  const int s = kk / 16, p = kk % 16;
+  return 32 * ((p % 8) / 2) + 8 * (s / 2) + 2 * (s % 2) + p / 8 + 4 * (p % 2);
+}
+
+// The activation pre-pass: a [M, K/2] + 128x4-swizzled scales -> per CTA row
+// tile and K tile, one block of BN x 128 16-bit values in the layout above
+// (rows past the tile's slice and K past K are zero). One thread per 16-byte
+// chunk.
+template <class Fmt, int BN>
+__global__ void prepass_x_kernel(const uint8_t* __restrict__ a, const uint8_t* __restrict__ sa,
+                                 uint4* __restrict__ x, int M, int K, int KT, int C4, int64_t chunks,
+                                 const Groups groups) {
+  using L = Layout<BN>;
+  lowbit::pdl_wait();  // A may come from the previous kernel
+  lowbit::pdl_launch_dependents();
+  const int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (idx >= chunks) return;
+  constexpr int kChunksPerBlock = L::X_BYTES / 16;
+  const int64_t blk = idx / kChunksPerBlock;  // tile * KT + kt
+  const int kt = static_cast<int>(blk % KT), tile = static_cast<int>(blk / KT);
+  const int c = static_cast<int>(idx % kChunksPerBlock);
+  // The chunk's place: half h, row n, physical chunk pc -> logical chunk pc ^ (n % 8).
+  const int h = c / (L::X_HALF / 16), n = (c % (L::X_HALF / 16)) / 8, pc = c % 8;
+  const int kk0 = 64 * h + 8 * (pc ^ (n % 8));
+  const Slice sl = slice_of(groups, tile, M);
+  uint32_t words[4] = {0, 0, 0, 0};
+  if (n < sl.rows) {
+    const uint8_t* row = a + (sl.row0 + n) * int64_t(K / 2);
+    const uint8_t* sas = sa + sl.sa_off;
+#pragma unroll
+    for (int j = 0; j < 8; j += 2) {
+      float v[2];
+#pragma unroll
+      for (int u = 0; u < 2; ++u) {
+        const int k = kBK * kt + x_k(kk0 + j + u);
+        v[u] = 0.f;
+        if (k < K) {  // K % 32 == 0: a scale block is wholly in or out
+          const float sc = Fmt::a_scale(sas[lowbit::nvfp4::swizzled_offset<int64_t>(sl.local0 + n, k >> Fmt::kBlockLog2, C4)]);
+          v[u] = lowbit::nvfp4::e2m1_decode(row[k >> 1] >> (4 * (k & 1))) * sc;
+        }
+      }
+      words[j / 2] = Fmt::pack2(v[0], v[1]);
+    }
+  }
+  x[blk * kChunksPerBlock + c] = make_uint4(words[0], words[1], words[2], words[3]);
+}
+
+struct Params {
+  const uint4* x;         // the pre-pass's blocks [tiles][KT]
+  const uint8_t* sb;      // b_blockscales (expert 0)
+  const float* alpha;     // [E] (formats with an alpha)
+  void* out;
+  int M, N, K, KT, C4;
+  int out_bf16;
+  Groups groups;
+};
+
+template <class Fmt, int BN>
+__global__ void __launch_bounds__(kThreads, 1) wgmma_group_kernel(const __grid_constant__ CUtensorMap wmap,
+                                                                   const Params p) {
+  using L = Layout<BN>;
+  using Op = typename Mma<Fmt, BN>::Op;
+  constexpr int BPL = 32 / Fmt::kBlock;            // scale blocks of a thread's 32 K
+  constexpr int GPT = kBK / (4 * Fmt::kBlock);     // 512-byte scale tiles per K tile
+  extern __shared__ uint8_t smem_raw[];
+  const uint32_t base = (smem_addr(smem_raw) + 1023) & ~1023u;
+  uint8_t* const smem = smem_raw + (base - smem_addr(smem_raw));
+  const uint32_t bars = base + kStages * L::STAGE + L::EPI_BYTES;  // full[kStages], then empty[kStages]
+  auto full = [&](int st) { return bars + 8 * st; };
+  auto empty = [&](int st) { return bars + 8 * (kStages + st); };
+
+  const Slice sl = slice_of(p.groups, blockIdx.y, p.M);
+  if (sl.rows <= 0) return;  // a tile past the experts' end
+  const int n0 = blockIdx.x * kBM;
+  const int wg = threadIdx.x / 128;
+  if (threadIdx.x == 0) {
+    for (int st = 0; st < kStages; ++st) {
+      mbar_init(full(st), 1);
+      mbar_init(empty(st), 8);  // one arrival per consumer warp
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+
+  if (wg == 0) {  // producer
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
+    if (threadIdx.x != 0) return;
+    asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<uint64_t>(&wmap)) : "memory");
+    const uint8_t* sb_tile = p.sb + sl.e * p.groups.sb_bytes + int64_t(n0 / 128) * p.C4 * 512;
+    const uint4* x_tile = p.x + int64_t(blockIdx.y) * p.KT * (L::X_BYTES / 16);
+    const int wrow = sl.e * p.N + n0;
+    for (int kt = 0; kt < p.KT; ++kt) {
+      const int st = kt % kStages;
+      if (kt >= kStages) mbar_wait(empty(st), ((kt / kStages) - 1) & 1);
+      const int groups = min(GPT, p.C4 - GPT * kt);  // K % 128 != 0: the last tile may have fewer
+      const uint32_t sbytes = 512u * groups;
+      const uint32_t stage = base + st * L::STAGE;
+      mbar_expect_tx(full(st), L::W_BYTES + sbytes + L::X_BYTES);
+      tma_load_2d(stage, &wmap, full(st), kt * (kBK / 2), wrow);
+      bulk_load(stage + L::W_BYTES, sb_tile + int64_t(GPT) * kt * 512, sbytes, full(st));
+      bulk_load(stage + L::W_BYTES + L::S_BYTES, x_tile + int64_t(kt) * (L::X_BYTES / 16), L::X_BYTES, full(st));
+    }
+    return;
+  }
+
+  // Consumers: warpgroup cw owns weight rows [64 cw, + 64) of the CTA tile.
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
+  const int cw = wg - 1, warp = (threadIdx.x / 32) % 4, lane = threadIdx.x % 32;
+  const int g = lane / 4, t = lane % 4;
+  const int r0 = 64 * cw + 16 * warp + g;  // rows r0 and r0 + 8 of the 128-row tile
+  // The thread's BPL scale bytes of rows r0 / r0 + 8 in the K tile's scale tiles.
+  auto soff = [&](int r) { return (BPL * t / 4) * 512 + (r % 32) * 16 + ((r / 32) % 4) * 4 + (BPL * t) % 4; };
+  const int so0 = soff(r0), so1 = soff(r0 + 8);
+
+  float acc[BN / 2];
+#pragma unroll
+  for (int i = 0; i < BN / 2; ++i) acc[i] = 0.f;
+
+  uint32_t af[2][4];
+  for (int kt = 0; kt < p.KT; ++kt) {
+    const int st = kt % kStages;
+    const uint8_t* stage = smem + st * L::STAGE;
+    mbar_wait(full(st), (kt / kStages) & 1);
+    uint4 w0 = *reinterpret_cast<const uint4*>(stage + r0 * 64 + 16 * t);
+    uint4 w1 = *reinterpret_cast<const uint4*>(stage + (r0 + 8) * 64 + 16 * t);
+    uint32_t s0, s1;
+    if constexpr (BPL == 2) {
+      s0 = *reinterpret_cast<const uint16_t*>(stage + L::W_BYTES + so0);
+      s1 = *reinterpret_cast<const uint16_t*>(stage + L::W_BYTES + so1);
+    } else {
+      s0 = stage[L::W_BYTES + so0];
+      s1 = stage[L::W_BYTES + so1];
+    }
+    if (kt * kBK + 32 * t >= p.K) {  // K past the end: zero weights, and scale bytes that may hold anything
+      w0 = w1 = make_uint4(0, 0, 0, 0);
+      s0 = s1 = 0;
+    }
+    uint32_t sc0[BPL], sc1[BPL];
+    Fmt::template lane_scales<BPL>(s0, sc0);
+    Fmt::template lane_scales<BPL>(s1, sc1);
+    const uint32_t xdesc_base = base + st * L::STAGE + L::W_BYTES + L::S_BYTES;
+#pragma unroll
+    for (int s = 0; s < 8; ++s) {
+      const int q = s / 2;
+      constexpr int kWordsPerBlock = Fmt::kBlock / 8;
+      const uint32_t wd0 = q == 0 ? w0.x : q == 1 ? w0.y : q == 2 ? w0.z : w0.w;
+      const uint32_t wd1 = q == 0 ? w1.x : q == 1 ? w1.y : q == 2 ? w1.z : w1.w;
+      uint32_t (&a)[4] = af[s % 2];
+      const uint32_t lo0 = (s & 1) ? Fmt::template b_raw<2>(wd0) : Fmt::template b_raw<0>(wd0);
+      const uint32_t hi0 = (s & 1) ? Fmt::template b_raw<3>(wd0) : Fmt::template b_raw<1>(wd0);
+      const uint32_t lo1 = (s & 1) ? Fmt::template b_raw<2>(wd1) : Fmt::template b_raw<0>(wd1);
+      const uint32_t hi1 = (s & 1) ? Fmt::template b_raw<3>(wd1) : Fmt::template b_raw<1>(wd1);
+      a[0] = Fmt::b_scaled(lo0, sc0[q / kWordsPerBlock]);
+      a[1] = Fmt::b_scaled(lo1, sc1[q / kWordsPerBlock]);
+      a[2] = Fmt::b_scaled(hi0, sc0[q / kWordsPerBlock]);
+      a[3] = Fmt::b_scaled(hi1, sc1[q / kWordsPerBlock]);
+#pragma unroll
+      for (int i = 0; i < 4; ++i) cute::warpgroup_fence_operand(a[i]);
+      cute::warpgroup_arrive();
+      wgmma<Op>(a, smem_desc(xdesc_base + (s / 4) * L::X_HALF + (s % 4) * 32), acc,
+                std::make_index_sequence<BN / 2>{});
+      cute::warpgroup_commit_batch();
+      // The previous step's wgmma is done: its A registers may be rewritten,
+      // and at s == 0 the previous stage is free.
+      cute::warpgroup_wait<1>();
+      if (s == 0 && kt > 0 && lane == 0) mbar_arrive(empty((kt - 1) % kStages));
+    }
+  }
+  cute::warpgroup_wait<0>();
+#pragma unroll
+  for (int i = 0; i < BN / 2; ++i) cute::warpgroup_fence_operand(acc[i]);
+
+  // Epilogue: acc holds out^T (row = weight row, column = activation row);
+  // through shared memory into 16-byte stores of out rows.
+  float scale = Fmt::kUnscale;
+  if constexpr (Fmt::kAlpha) scale *= p.alpha[sl.e];
+  uint16_t* epi = reinterpret_cast<uint16_t*>(smem + kStages * L::STAGE) + cw * BN * kEpiStride;
+#pragma unroll
+  for (int i = 0; i < BN / 2; ++i) {
+    const int nl = 16 * warp + g + 8 * ((i / 2) % 2), m = 8 * (i / 4) + 2 * t + (i % 2);
+    const float y = acc[i] * scale;
+    epi[m * kEpiStride + nl] = p.out_bf16 ? __bfloat16_as_ushort(__float2bfloat16_rn(y))
+                                          : __half_as_ushort(__float2half_rn(y));
+  }
+  asm volatile("bar.sync %0, 128;\n" ::"r"(1 + cw) : "memory");
+  const int col0 = n0 + 64 * cw;
+  for (int i = threadIdx.x % 128; i < BN * 8; i += 128) {
+    const int m = i / 8, c = i % 8;
+    if (m < sl.rows && col0 + 8 * c < p.N)
+      *reinterpret_cast<uint4*>(static_cast<uint16_t*>(p.out) + (sl.row0 + m) * int64_t(p.N) + col0 + 8 * c) =
+          *reinterpret_cast<const uint4*>(epi + m * kEpiStride + 8 * c);
+  }
+}
+
+// The weights' TMA map: all experts' rows as one [E N, K/2] byte matrix,
+// boxes of 128 rows x 64 bytes (128 K); rows and bytes past the end read as
+// zero.
+inline CUtensorMap weight_map(const void* b, int64_t rows, int64_t K, const char* op) {
+  CUtensorMap map;
+  cuuint64_t dims[2] = {cuuint64_t(K / 2), cuuint64_t(rows)};
+  cuuint64_t strides[1] = {cuuint64_t(K / 2)};
+  cuuint32_t box[2] = {kBK / 2, kBM};
+  cuuint32_t elem[2] = {1, 1};
+  const CUresult r = CUTLASS_CUDA_DRIVER_WRAPPER_CALL(cuTensorMapEncodeTiled)(
+      &map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 2, const_cast<void*>(b), dims, strides, box, elem,
+      CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_NONE, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+      CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  LOWBIT_CHECK(r == CUDA_SUCCESS, op, ": cuTensorMapEncodeTiled failed (", int(r), ")");
+  return map;
+}
+
+// The whole grouped GEMM of problem `p` (as run_mma_group in sm90_group.cuh)
+// with activation tiles of BN rows. `op` names the op in errors.
+template <class Fmt, int BN, class GP>
+void run(const GP& p, std::atomic<uint64_t>& smem_done, const char* op) {
+  using L = Layout<BN>;
+  cudaStream_t stream = lowbit::current_stream(p.a);
+  const int64_t tiles = (p.M + BN - 1) / BN + std::min(p.E, p.M);
+  LOWBIT_CHECK(tiles <= 65535, op, ": M=", p.M, " with E=", p.E, " too large for the SM90 grid");
+  LOWBIT_CHECK(p.E * p.N < (1ll << 31), op, ": E x N = ", p.E * p.N, " weight rows too many for the SM90 kernels");
+  const Tensor tile_start = launch_tile_table(p, BN, tiles, stream);
+  const Groups groups = make_groups<Fmt>(p, BN, tile_start);
+  const int KT = static_cast<int>((p.K + kBK - 1) / kBK);
+  const int C4 = static_cast<int>((p.K + 4 * Fmt::kBlock - 1) / (4 * Fmt::kBlock));
+
+  const int64_t chunks = tiles * KT * (L::X_BYTES / 16);
+  Tensor x = lowbit::empty_on(p.a, {chunks * 4}, lowbit::ScalarType::Int);
+  lowbit::launch_kernel(prepass_x_kernel<Fmt, BN>, dim3(static_cast<unsigned>((chunks + 255) / 256)), dim3(256), 0,
+                        stream, /*pdl=*/true, p.a.template const_data_ptr<uint8_t>(),
+                        static_cast<const uint8_t*>(p.sa.data_ptr()), static_cast<uint4*>(x.data_ptr()),
+                        static_cast<int>(p.M), static_cast<int>(p.K), KT, C4, chunks, groups);
+
+  Params kp{};
+  kp.x = static_cast<const uint4*>(x.data_ptr());
+  kp.sb = static_cast<const uint8_t*>(p.sb.data_ptr());
+  if constexpr (Fmt::kAlpha) kp.alpha = p.alphas.template const_data_ptr<float>();
+  kp.out = p.out.data_ptr();
+  kp.M = static_cast<int>(p.M);
+  kp.N = static_cast<int>(p.N);
+  kp.K = static_cast<int>(p.K);
+  kp.KT = KT;
+  kp.C4 = C4;
+  kp.out_bf16 = p.out.scalar_type() == lowbit::ScalarType::BFloat16;
+  kp.groups = groups;
+  const CUtensorMap wmap = weight_map(p.b.template const_data_ptr<uint8_t>(), p.E * p.N, p.K, op);
+  auto kernel = wgmma_group_kernel<Fmt, BN>;
+  opt_into_smem(reinterpret_cast<const void*>(kernel), L::SMEM, p.a.get_device_index(), smem_done);
+  const dim3 grid(static_cast<unsigned>((p.N + kBM - 1) / kBM), static_cast<unsigned>(tiles), 1);
+  // No PDL: the kernel reads the tile table and the pre-pass's output first.
+  lowbit::launch_kernel(kernel, grid, dim3(kThreads), L::SMEM, stream, /*pdl=*/false, wmap, kp);
+}
+
+}  // namespace wgmma_group
+}  // namespace lowbit::fp4_gemm::sm90

@@ -1,0 +1,71 @@
+"""Every SM90 grouped-GEMM kernel of lowbit-nvfp4-mm and lowbit-mxfp4, by name,
+beside bf16 torch._grouped_mm, timed interleaved (CUDA graphs), on MoE shapes.
+Used to place the heuristic's boundaries between the decode (small_m), mma.sync
+(multistage) and wgmma kernels.
+
+    python perf/nvfp4-mm/group_kernel_sweep.py OUT.md [--models DeepSeek-R1,Qwen3-30B-A3B]
+        [--tokens 64,256,1024,4096,8192] [--family nvfp4,mxfp4]
+"""
+from __future__ import annotations
+
+import sys
+
+import torch
+
+from lowbit.testing.bench import time_cuda_interleaved
+from lowbit.testing.experts import routed_counts
+from lowbit.testing.shapes import MOE
+
+NV_ARGS = ("a", "b", "a_blockscale", "b_blockscales", "alphas", "problem_sizes", "expert_offsets", "sf_offsets")
+MX_ARGS = ("a", "b", "a_blockscale", "b_blockscales", "problem_sizes", "expert_offsets", "sf_offsets")
+
+
+def family_cands(family, counts, n, k, dev, g):
+    if family == "nvfp4":
+        import lowbit.nvfp4_mm as m
+        x, names, op = m.bench.group_inputs(counts, n, k, dev, g), NV_ARGS, m._ops._cutlass_fp4_group_mm_with_kernel
+    else:
+        import lowbit.mxfp4 as m
+        x, names, op = m.bench.group_inputs(counts, n, k, dev, g), MX_ARGS, m._ops._cutlass_mxfp4_group_mm_with_kernel
+    out = torch.empty(sum(counts), n, dtype=torch.bfloat16, device=dev)
+    args = [x[key] for key in names]
+    return {f"{family}:{name}": [lambda name=name: op(out, *args, name)] for name in m.group_kernel_names(dev)}
+
+
+def main(path, models, tokens, families):
+    dev = torch.device("cuda")
+    g = torch.Generator().manual_seed(0)
+    lines = [f"# grouped FP4 kernels by name, {torch.cuda.get_device_name(dev)}", "",
+             "| model | gemm | tokens | M | impl | us | x bf16 | TFLOP/s |", "|---|---|---|---|---|---|---|---|"]
+    for model in models:
+        cfg = MOE[model]
+        for gemm, (n, k) in (("gemm1", cfg.gemm1), ("gemm2", cfg.gemm2)):
+            for t in tokens:
+                counts = routed_counts(t, cfg.experts, cfg.topk, g)
+                E, m = len(counts), sum(counts)
+                cands = {}
+                for fam in families:
+                    cands.update(family_cands(fam, counts, n, k, dev, g))
+                ends = torch.tensor(counts, device=dev).cumsum(0).to(torch.int32)
+                a16 = torch.randn(m, k, device=dev, dtype=torch.bfloat16)
+                w16 = torch.randn(E, n, k, device=dev, dtype=torch.bfloat16)
+                cands["bf16"] = [lambda: torch._grouped_mm(a16, w16.transpose(-2, -1), offs=ends)]
+                times = time_cuda_interleaved(cands)
+                for impl, us in sorted(times.items(), key=lambda kv: kv[1]):
+                    lines.append(f"| {model} | {gemm} N={n} K={k} | {t} | {m} | {impl} | {us:.1f} | "
+                                 f"{times['bf16'] / us:.3f} | {2 * m * n * k / us / 1e6:.0f} |")
+                print("\n".join(lines[-len(times):]), flush=True)
+                del cands, a16, w16
+                torch.cuda.empty_cache()
+                with open(path, "w") as f:
+                    f.write("\n".join(lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    def opt(name, default):
+        return sys.argv[sys.argv.index(name) + 1].split(",") if name in sys.argv else default
+
+    sys.exit(main(sys.argv[1], opt("--models", ["DeepSeek-R1", "Qwen3-30B-A3B"]),
+                  [int(t) for t in opt("--tokens", ["64", "256", "1024", "4096", "8192"])],
+                  opt("--family", ["nvfp4", "mxfp4"])))
