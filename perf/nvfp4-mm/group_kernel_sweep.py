@@ -4,7 +4,7 @@ Used to place the heuristic's boundaries between the decode (small_m), mma.sync
 (multistage) and wgmma kernels.
 
     python perf/nvfp4-mm/group_kernel_sweep.py OUT.md [--models DeepSeek-R1,Qwen3-30B-A3B]
-        [--tokens 64,256,1024,4096,8192] [--family nvfp4,mxfp4]
+        [--tokens 64,256,1024,4096,8192] [--family nvfp4,mxfp4] [--kernels small_m_16x128,wgmma_64x128]
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ NV_ARGS = ("a", "b", "a_blockscale", "b_blockscales", "alphas", "problem_sizes",
 MX_ARGS = ("a", "b", "a_blockscale", "b_blockscales", "problem_sizes", "expert_offsets", "sf_offsets")
 
 
-def family_cands(family, counts, n, k, dev, g):
+def family_cands(family, counts, n, k, dev, g, kernels=None):
     if family == "nvfp4":
         import lowbit.nvfp4_mm as m
         x, names, op = m.bench.group_inputs(counts, n, k, dev, g), NV_ARGS, m._ops._cutlass_fp4_group_mm_with_kernel
@@ -29,10 +29,11 @@ def family_cands(family, counts, n, k, dev, g):
         x, names, op = m.bench.group_inputs(counts, n, k, dev, g), MX_ARGS, m._ops._cutlass_mxfp4_group_mm_with_kernel
     out = torch.empty(sum(counts), n, dtype=torch.bfloat16, device=dev)
     args = [x[key] for key in names]
-    return {f"{family}:{name}": [lambda name=name: op(out, *args, name)] for name in m.group_kernel_names(dev)}
+    return {f"{family}:{name}": [lambda name=name: op(out, *args, name)] for name in m.group_kernel_names(dev)
+            if kernels is None or name in kernels}
 
 
-def main(path, models, tokens, families):
+def main(path, models, tokens, families, kernels=None):
     dev = torch.device("cuda")
     g = torch.Generator().manual_seed(0)
     lines = [f"# grouped FP4 kernels by name, {torch.cuda.get_device_name(dev)}", "",
@@ -45,7 +46,7 @@ def main(path, models, tokens, families):
                 E, m = len(counts), sum(counts)
                 cands = {}
                 for fam in families:
-                    cands.update(family_cands(fam, counts, n, k, dev, g))
+                    cands.update(family_cands(fam, counts, n, k, dev, g, kernels))
                 ends = torch.tensor(counts, device=dev).cumsum(0).to(torch.int32)
                 a16 = torch.randn(m, k, device=dev, dtype=torch.bfloat16)
                 w16 = torch.randn(E, n, k, device=dev, dtype=torch.bfloat16)
@@ -68,4 +69,4 @@ if __name__ == "__main__":
 
     sys.exit(main(sys.argv[1], opt("--models", ["DeepSeek-R1", "Qwen3-30B-A3B"]),
                   [int(t) for t in opt("--tokens", ["64", "256", "1024", "4096", "8192"])],
-                  opt("--family", ["nvfp4", "mxfp4"])))
+                  opt("--family", ["nvfp4", "mxfp4"]), opt("--kernels", None)))

@@ -24,22 +24,23 @@ namespace fg = lowbit::fp4_gemm::sm90;
 
 // Two decode tiles (weights streamed into registers), one shared-memory
 // pipelined mma.sync tile and two wgmma tiles (sm90/wgmma_group.cu: weights
-// dequantized in registers; `wgmma_rows` activation rows per tile):
+// dequantized in registers):
 // nvfp4-mm's tuned shapes of the same names, the fewest that cover decode to
 // prefill (each instantiation costs build time).
 struct GroupKernel {
   const char* name;
   fg::MmaKernel kernel;
-  int wgmma_rows;  // > 0: the wgmma kernel, not `kernel`
+  int wgmma_tile;  // >= 0: the wgmma kernel's tile, not `kernel`
 };
 const GroupKernel kGroupKernels[] = {
     // MT NT LPC DEPTH WIN L2PF MINB
-    {"small_m_16x128", fg::make_small_m_kernel<fg::Mxfp4, fg::SmallCfg<1, 4, 1, 2, 4, 128, 4>>(), 0},
-    {"small_m_64x128", fg::make_small_m_kernel<fg::Mxfp4, fg::SmallCfg<4, 4, 1, 2, 2, 128, 2>>(), 0},
+    {"small_m_16x128", fg::make_small_m_kernel<fg::Mxfp4, fg::SmallCfg<1, 4, 1, 2, 4, 128, 4>>(), -1},
+    {"small_m_64x128", fg::make_small_m_kernel<fg::Mxfp4, fg::SmallCfg<4, 4, 1, 2, 2, 128, 2>>(), -1},
     // MT NT WM WN STAGES: 4 warps of 128x32, 4 stages
-    {"multistage_128x128", fg::make_multistage_kernel<fg::Mxfp4, fg::Cfg<8, 4, 1, 4, 4>>(), 0},
-    {"wgmma_64x128", {}, 64},
-    {"wgmma_128x128", {}, 128},
+    {"multistage_128x128", fg::make_multistage_kernel<fg::Mxfp4, fg::Cfg<8, 4, 1, 4, 4>>(), -1},
+    {"wgmma_64x128", {}, 0},
+    {"wgmma_128x128", {}, 1},
+    {"wgmma_128x256", {}, 2},
 };
 constexpr int kKernels = sizeof(kGroupKernels) / sizeof(kGroupKernels[0]);
 
@@ -49,7 +50,7 @@ std::array<std::atomic<uint64_t>, kKernels> smem_done{};
 // By the experts' mean rows (sm90_group.cuh), with nvfp4-mm's boundaries.
 int pick_group_kernel(const GroupProblem& p) {
   const int64_t rows = fg::mean_expert_rows(p.E, p.M);
-  return rows <= 16 ? 0 : rows <= 64 ? 1 : rows <= 128 ? 3 : 4;
+  return rows <= 16 ? 0 : rows <= 64 ? 3 : 5;
 }
 
 }  // namespace
@@ -69,7 +70,7 @@ void mxfp4_group_mm_sm90(const GroupProblem& p) {
       if (p.kernel == kGroupKernels[i].name) break;
     if (i == kKernels) check_kernel_name(p.kernel, sm90_group_kernel_names(), "SM90");
   }
-  if (kGroupKernels[i].wgmma_rows > 0) return run_wgmma_group_sm90(p, kGroupKernels[i].wgmma_rows);
+  if (kGroupKernels[i].wgmma_tile >= 0) return run_wgmma_group_sm90(p, kGroupKernels[i].wgmma_tile);
   fg::run_mma_group<fg::Mxfp4>(p, kGroupKernels[i].kernel, smem_done[i], kGroupOp);
 }
 

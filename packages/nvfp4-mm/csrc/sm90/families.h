@@ -31,8 +31,8 @@ extern const char* const kDequantCutlassNames[kDequantCutlassTiles];
 void run_dequant_cutlass(const Problem& p, int tile);
 
 // wgmma_group.cu: grouped only; weights dequantized in registers feeding
-// wgmma (prefill-sized experts), activation tiles of 64 or 128 rows.
-constexpr int kWgmmaTiles = 2;
+// wgmma (more than 16 rows per expert); tiles activation rows x weight rows.
+constexpr int kWgmmaTiles = 3;
 extern const char* const kWgmmaNames[kWgmmaTiles];
 void run_wgmma_group(const GroupProblem& p, int tile);
 

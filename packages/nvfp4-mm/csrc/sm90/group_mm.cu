@@ -39,6 +39,7 @@ const GroupKernel kGroupKernels[] = {
     {"multistage_128x128", &run_multistage_group, 2},
     {"wgmma_64x128", &run_wgmma_group, 0},
     {"wgmma_128x128", &run_wgmma_group, 1},
+    {"wgmma_128x256", &run_wgmma_group, 2},
 };
 
 // By the experts' mean rows (sm90_group.cuh), with the dense heuristic's
@@ -46,9 +47,8 @@ const GroupKernel kGroupKernels[] = {
 const GroupKernel& pick_group_kernel(const GroupProblem& p) {
   const int64_t rows = lowbit::fp4_gemm::sm90::mean_expert_rows(p.E, p.M);
   if (rows <= 16) return kGroupKernels[0];
-  if (rows <= 64) return kGroupKernels[1];
-  if (rows <= 128) return kGroupKernels[4];
-  return kGroupKernels[5];
+  if (rows <= 64) return kGroupKernels[4];
+  return kGroupKernels[6];
 }
 
 }  // namespace

@@ -17,11 +17,13 @@ std::atomic<uint64_t> smem_done[kWgmmaTiles];
 
 }  // namespace
 
-const char* const kWgmmaNames[kWgmmaTiles] = {"wgmma_64x128", "wgmma_128x128"};
+const char* const kWgmmaNames[kWgmmaTiles] = {"wgmma_64x128", "wgmma_128x128", "wgmma_128x256"};
 
 void run_wgmma_group(const GroupProblem& p, int tile) {
-  if (tile == 0) return fg::wgmma_group::run<fg::Nvfp4, 64>(p, smem_done[0], kGroupOp);
-  fg::wgmma_group::run<fg::Nvfp4, 128>(p, smem_done[1], kGroupOp);
+  namespace wg = fg::wgmma_group;
+  if (tile == 0) return wg::run<fg::Nvfp4, 64, 64>(p, smem_done[0], kGroupOp);
+  if (tile == 1) return wg::run<fg::Nvfp4, 128, 64>(p, smem_done[1], kGroupOp);
+  wg::run<fg::Nvfp4, 128, 128>(p, smem_done[2], kGroupOp);
 }
 
 }  // namespace nvfp4_mm::sm90

@@ -50,24 +50,31 @@
 namespace lowbit::fp4_gemm::sm90 {
 namespace wgmma_group {
 
-constexpr int kBM = 128;        // weight rows per CTA: 2 consumer warpgroups x 64
 constexpr int kBK = 128;        // K per pipeline stage (8 k16 steps)
 constexpr int kStages = 4;
 constexpr int kThreads = 384;   // warpgroup 0 produces, 1 and 2 consume
-constexpr int kEpiStride = 72;  // 16-bit elements per row of the epilogue buffer (64 + 8: fewer bank conflicts)
 
-template <int BN>
-struct Layout {
+// A CTA tile: BN activation rows of one expert x BM = 2 WGR weight rows
+// (consumer warpgroup cw owns weight rows [WGR cw, + WGR): WGR / 64 wgmmas
+// per k16 step).
+template <int BN, int WGR>
+struct Tile {
   static_assert(BN == 64 || BN == 128, "wgmma N of the activation tile");
-  static constexpr int W_BYTES = kBM * kBK / 2;  // packed e2m1 weights, row-major [128][64 B]
-  static constexpr int S_BYTES = 1024;           // up to two 512-byte scale tiles
+  static_assert(WGR == 64 || WGR == 128, "weight rows per consumer warpgroup");
+  static constexpr int BM = 2 * WGR, MT = WGR / 64;
+  static constexpr int W_BYTES = BM * kBK / 2;   // packed e2m1 weights, row-major [BM][64 B]
+  static constexpr int S_BYTES = BM / 128 * 1024;  // per 128-row block up to two 512-byte scale tiles
   static constexpr int X_HALF = BN * 128;        // one 64-K half of the activation tile (128 B per row)
   static constexpr int X_BYTES = 2 * X_HALF;
-  static constexpr int STAGE = W_BYTES + S_BYTES + X_BYTES;  // a multiple of 1024: X stays 1024-aligned
-  static constexpr int EPI_BYTES = 2 * BN * kEpiStride * 2;
+  static constexpr int STAGE = W_BYTES + S_BYTES + X_BYTES;
+  // The epilogue buffer, out^T of a warpgroup as [BN][WGR + 8] 16-bit values
+  // (8 of padding: fewer bank conflicts), aliases the drained stage ring.
+  static constexpr int EPI_STRIDE = WGR + 8;
+  static constexpr int EPI_BYTES = 2 * BN * EPI_STRIDE * 2;
   static constexpr int BARRIERS = 2 * kStages * 8;
-  static constexpr int SMEM = 1024 /* alignment slack */ + kStages * STAGE + EPI_BYTES + BARRIERS;
+  static constexpr int SMEM = 1024 /* alignment slack */ + kStages * STAGE + BARRIERS;
   static_assert(STAGE % 1024 == 0 && (W_BYTES + S_BYTES) % 1024 == 0, "128B-swizzled tiles need 1024-byte alignment");
+  static_assert(EPI_BYTES <= kStages * STAGE, "the epilogue buffer fits the stage ring");
 };
 
 // The wgmma of each format (sm90_formats.cuh: NVFP4 runs fp16, MXFP4 bf16).
@@ -159,7 +166,7 @@ template <class Fmt, int BN>
 __global__ void prepass_x_kernel(const uint8_t* __restrict__ a, const uint8_t* __restrict__ sa,
                                  uint4* __restrict__ x, int M, int K, int KT, int C4, int64_t chunks,
                                  const Groups groups) {
-  using L = Layout<BN>;
+  using L = Tile<BN, 64>;  // the activation tile does not depend on WGR
   lowbit::pdl_wait();  // A may come from the previous kernel
   lowbit::pdl_launch_dependents();
   const int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
@@ -204,23 +211,24 @@ struct Params {
   Groups groups;
 };
 
-template <class Fmt, int BN>
+template <class Fmt, int BN, int WGR>
 __global__ void __launch_bounds__(kThreads, 1) wgmma_group_kernel(const __grid_constant__ CUtensorMap wmap,
                                                                    const Params p) {
-  using L = Layout<BN>;
+  using L = Tile<BN, WGR>;
   using Op = typename Mma<Fmt, BN>::Op;
-  constexpr int BPL = 32 / Fmt::kBlock;            // scale blocks of a thread's 32 K
-  constexpr int GPT = kBK / (4 * Fmt::kBlock);     // 512-byte scale tiles per K tile
+  constexpr int MT = L::MT;
+  constexpr int BPL = 32 / Fmt::kBlock;         // scale blocks of a thread's 32 K
+  constexpr int GPT = kBK / (4 * Fmt::kBlock);  // 512-byte scale tiles per K tile and 128 rows
   extern __shared__ uint8_t smem_raw[];
   const uint32_t base = (smem_addr(smem_raw) + 1023) & ~1023u;
   uint8_t* const smem = smem_raw + (base - smem_addr(smem_raw));
-  const uint32_t bars = base + kStages * L::STAGE + L::EPI_BYTES;  // full[kStages], then empty[kStages]
+  const uint32_t bars = base + kStages * L::STAGE;  // full[kStages], then empty[kStages]
   auto full = [&](int st) { return bars + 8 * st; };
   auto empty = [&](int st) { return bars + 8 * (kStages + st); };
 
   const Slice sl = slice_of(p.groups, blockIdx.y, p.M);
   if (sl.rows <= 0) return;  // a tile past the experts' end
-  const int n0 = blockIdx.x * kBM;
+  const int n0 = blockIdx.x * L::BM;
   const int wg = threadIdx.x / 128;
   if (threadIdx.x == 0) {
     for (int st = 0; st < kStages; ++st) {
@@ -238,117 +246,144 @@ __global__ void __launch_bounds__(kThreads, 1) wgmma_group_kernel(const __grid_c
     const uint8_t* sb_tile = p.sb + sl.e * p.groups.sb_bytes + int64_t(n0 / 128) * p.C4 * 512;
     const uint4* x_tile = p.x + int64_t(blockIdx.y) * p.KT * (L::X_BYTES / 16);
     const int wrow = sl.e * p.N + n0;
+    // 128-row blocks of the tile inside the expert's padded scale rows (a
+    // block past N has no scale region: its rows are never stored).
+    const int sblocks = min(L::BM / 128, (p.N - n0 + 127) / 128);
     for (int kt = 0; kt < p.KT; ++kt) {
       const int st = kt % kStages;
       if (kt >= kStages) mbar_wait(empty(st), ((kt / kStages) - 1) & 1);
       const int groups = min(GPT, p.C4 - GPT * kt);  // K % 128 != 0: the last tile may have fewer
       const uint32_t sbytes = 512u * groups;
       const uint32_t stage = base + st * L::STAGE;
-      mbar_expect_tx(full(st), L::W_BYTES + sbytes + L::X_BYTES);
+      mbar_expect_tx(full(st), L::W_BYTES + sblocks * sbytes + L::X_BYTES);
       tma_load_2d(stage, &wmap, full(st), kt * (kBK / 2), wrow);
-      bulk_load(stage + L::W_BYTES, sb_tile + int64_t(GPT) * kt * 512, sbytes, full(st));
+      for (int b = 0; b < sblocks; ++b)
+        bulk_load(stage + L::W_BYTES + 1024 * b, sb_tile + int64_t(b) * p.C4 * 512 + int64_t(GPT) * kt * 512, sbytes,
+                  full(st));
       bulk_load(stage + L::W_BYTES + L::S_BYTES, x_tile + int64_t(kt) * (L::X_BYTES / 16), L::X_BYTES, full(st));
     }
     return;
   }
 
-  // Consumers: warpgroup cw owns weight rows [64 cw, + 64) of the CTA tile.
+  // Consumers: warpgroup cw owns weight rows [WGR cw, + WGR) of the tile, m64
+  // block mt of them rows [WGR cw + 64 mt, + 64); a thread rows r and r + 8
+  // of each, r = WGR cw + 64 mt + 16 warp + g.
   asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
   const int cw = wg - 1, warp = (threadIdx.x / 32) % 4, lane = threadIdx.x % 32;
   const int g = lane / 4, t = lane % 4;
-  const int r0 = 64 * cw + 16 * warp + g;  // rows r0 and r0 + 8 of the 128-row tile
-  // The thread's BPL scale bytes of rows r0 / r0 + 8 in the K tile's scale tiles.
-  auto soff = [&](int r) { return (BPL * t / 4) * 512 + (r % 32) * 16 + ((r / 32) % 4) * 4 + (BPL * t) % 4; };
-  const int so0 = soff(r0), so1 = soff(r0 + 8);
-
-  float acc[BN / 2];
+  int roff[MT][2], soff[MT][2];  // weight byte and scale byte offsets in a stage
 #pragma unroll
-  for (int i = 0; i < BN / 2; ++i) acc[i] = 0.f;
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int r = WGR * cw + 64 * mt + 16 * warp + g + 8 * h, rr = r % 128;
+      roff[mt][h] = r * 64 + 16 * t;
+      soff[mt][h] = L::W_BYTES + (r / 128) * 1024 + (BPL * t / 4) * 512 + (rr % 32) * 16 + ((rr / 32) % 4) * 4 +
+                    (BPL * t) % 4;
+    }
 
-  uint32_t af[2][4];
+  float acc[MT][BN / 2];
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int i = 0; i < BN / 2; ++i) acc[mt][i] = 0.f;
+
+  uint32_t af[2][MT][4];
   for (int kt = 0; kt < p.KT; ++kt) {
     const int st = kt % kStages;
     const uint8_t* stage = smem + st * L::STAGE;
     mbar_wait(full(st), (kt / kStages) & 1);
-    uint4 w0 = *reinterpret_cast<const uint4*>(stage + r0 * 64 + 16 * t);
-    uint4 w1 = *reinterpret_cast<const uint4*>(stage + (r0 + 8) * 64 + 16 * t);
-    uint32_t s0, s1;
-    if constexpr (BPL == 2) {
-      s0 = *reinterpret_cast<const uint16_t*>(stage + L::W_BYTES + so0);
-      s1 = *reinterpret_cast<const uint16_t*>(stage + L::W_BYTES + so1);
-    } else {
-      s0 = stage[L::W_BYTES + so0];
-      s1 = stage[L::W_BYTES + so1];
-    }
-    if (kt * kBK + 32 * t >= p.K) {  // K past the end: zero weights, and scale bytes that may hold anything
-      w0 = w1 = make_uint4(0, 0, 0, 0);
-      s0 = s1 = 0;
-    }
-    uint32_t sc0[BPL], sc1[BPL];
-    Fmt::template lane_scales<BPL>(s0, sc0);
-    Fmt::template lane_scales<BPL>(s1, sc1);
+    // K past the end: zero weights and scales (the scale bytes there may hold anything).
+    const bool kin = kt * kBK + 32 * t < p.K;
+    uint4 w[MT][2];
+    uint32_t sc[MT][2][BPL];
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        w[mt][h] = kin ? *reinterpret_cast<const uint4*>(stage + roff[mt][h]) : make_uint4(0, 0, 0, 0);
+        uint32_t s = 0;
+        if (kin) s = BPL == 2 ? *reinterpret_cast<const uint16_t*>(stage + soff[mt][h]) : stage[soff[mt][h]];
+        Fmt::template lane_scales<BPL>(s, sc[mt][h]);
+      }
     const uint32_t xdesc_base = base + st * L::STAGE + L::W_BYTES + L::S_BYTES;
 #pragma unroll
     for (int s = 0; s < 8; ++s) {
       const int q = s / 2;
       constexpr int kWordsPerBlock = Fmt::kBlock / 8;
-      const uint32_t wd0 = q == 0 ? w0.x : q == 1 ? w0.y : q == 2 ? w0.z : w0.w;
-      const uint32_t wd1 = q == 0 ? w1.x : q == 1 ? w1.y : q == 2 ? w1.z : w1.w;
-      uint32_t (&a)[4] = af[s % 2];
-      const uint32_t lo0 = (s & 1) ? Fmt::template b_raw<2>(wd0) : Fmt::template b_raw<0>(wd0);
-      const uint32_t hi0 = (s & 1) ? Fmt::template b_raw<3>(wd0) : Fmt::template b_raw<1>(wd0);
-      const uint32_t lo1 = (s & 1) ? Fmt::template b_raw<2>(wd1) : Fmt::template b_raw<0>(wd1);
-      const uint32_t hi1 = (s & 1) ? Fmt::template b_raw<3>(wd1) : Fmt::template b_raw<1>(wd1);
-      a[0] = Fmt::b_scaled(lo0, sc0[q / kWordsPerBlock]);
-      a[1] = Fmt::b_scaled(lo1, sc1[q / kWordsPerBlock]);
-      a[2] = Fmt::b_scaled(hi0, sc0[q / kWordsPerBlock]);
-      a[3] = Fmt::b_scaled(hi1, sc1[q / kWordsPerBlock]);
 #pragma unroll
-      for (int i = 0; i < 4; ++i) cute::warpgroup_fence_operand(a[i]);
+      for (int mt = 0; mt < MT; ++mt) {
+        uint32_t lo[2], hi[2];
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const uint4& v = w[mt][h];
+          const uint32_t wd = q == 0 ? v.x : q == 1 ? v.y : q == 2 ? v.z : v.w;
+          lo[h] = Fmt::b_scaled((s & 1) ? Fmt::template b_raw<2>(wd) : Fmt::template b_raw<0>(wd),
+                                sc[mt][h][q / kWordsPerBlock]);
+          hi[h] = Fmt::b_scaled((s & 1) ? Fmt::template b_raw<3>(wd) : Fmt::template b_raw<1>(wd),
+                                sc[mt][h][q / kWordsPerBlock]);
+        }
+        // The m16n8k16-style A fragment: rows r / r + 8 x k pairs 2t / 2t + 8.
+        uint32_t (&a)[4] = af[s % 2][mt];
+        a[0] = lo[0];
+        a[1] = lo[1];
+        a[2] = hi[0];
+        a[3] = hi[1];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) cute::warpgroup_fence_operand(a[i]);
+      }
       cute::warpgroup_arrive();
-      wgmma<Op>(a, smem_desc(xdesc_base + (s / 4) * L::X_HALF + (s % 4) * 32), acc,
-                std::make_index_sequence<BN / 2>{});
+      const uint64_t desc = smem_desc(xdesc_base + (s / 4) * L::X_HALF + (s % 4) * 32);
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) wgmma<Op>(af[s % 2][mt], desc, acc[mt], std::make_index_sequence<BN / 2>{});
       cute::warpgroup_commit_batch();
-      // The previous step's wgmma is done: its A registers may be rewritten,
-      // and at s == 0 the previous stage is free.
+      // The previous step's wgmmas are done: their A registers may be
+      // rewritten, and at s == 0 the previous stage is free.
       cute::warpgroup_wait<1>();
       if (s == 0 && kt > 0 && lane == 0) mbar_arrive(empty((kt - 1) % kStages));
     }
   }
   cute::warpgroup_wait<0>();
 #pragma unroll
-  for (int i = 0; i < BN / 2; ++i) cute::warpgroup_fence_operand(acc[i]);
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int i = 0; i < BN / 2; ++i) cute::warpgroup_fence_operand(acc[mt][i]);
 
-  // Epilogue: acc holds out^T (row = weight row, column = activation row);
-  // through shared memory into 16-byte stores of out rows.
+  // Epilogue: acc holds out^T (row = weight row, column = activation row).
+  // Every load of the ring has landed and been read once both warpgroups are
+  // here, so the ring becomes the transpose buffer; 16-byte stores of out rows.
+  asm volatile("bar.sync 1, 256;\n" ::: "memory");
   float scale = Fmt::kUnscale;
   if constexpr (Fmt::kAlpha) scale *= p.alpha[sl.e];
-  uint16_t* epi = reinterpret_cast<uint16_t*>(smem + kStages * L::STAGE) + cw * BN * kEpiStride;
+  uint16_t* epi = reinterpret_cast<uint16_t*>(smem) + cw * BN * L::EPI_STRIDE;
 #pragma unroll
-  for (int i = 0; i < BN / 2; ++i) {
-    const int nl = 16 * warp + g + 8 * ((i / 2) % 2), m = 8 * (i / 4) + 2 * t + (i % 2);
-    const float y = acc[i] * scale;
-    epi[m * kEpiStride + nl] = p.out_bf16 ? __bfloat16_as_ushort(__float2bfloat16_rn(y))
-                                          : __half_as_ushort(__float2half_rn(y));
-  }
-  asm volatile("bar.sync %0, 128;\n" ::"r"(1 + cw) : "memory");
-  const int col0 = n0 + 64 * cw;
-  for (int i = threadIdx.x % 128; i < BN * 8; i += 128) {
-    const int m = i / 8, c = i % 8;
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int i = 0; i < BN / 2; ++i) {
+      const int nl = 64 * mt + 16 * warp + g + 8 * ((i / 2) % 2), m = 8 * (i / 4) + 2 * t + (i % 2);
+      const float y = acc[mt][i] * scale;
+      epi[m * L::EPI_STRIDE + nl] = p.out_bf16 ? __bfloat16_as_ushort(__float2bfloat16_rn(y))
+                                               : __half_as_ushort(__float2half_rn(y));
+    }
+  asm volatile("bar.sync %0, 128;\n" ::"r"(2 + cw) : "memory");
+  const int col0 = n0 + WGR * cw;
+  constexpr int kChunks = WGR / 8;  // 16-byte pieces of a warpgroup's row
+  for (int i = threadIdx.x % 128; i < BN * kChunks; i += 128) {
+    const int m = i / kChunks, c = i % kChunks;
     if (m < sl.rows && col0 + 8 * c < p.N)
       *reinterpret_cast<uint4*>(static_cast<uint16_t*>(p.out) + (sl.row0 + m) * int64_t(p.N) + col0 + 8 * c) =
-          *reinterpret_cast<const uint4*>(epi + m * kEpiStride + 8 * c);
+          *reinterpret_cast<const uint4*>(epi + m * L::EPI_STRIDE + 8 * c);
   }
 }
 
 // The weights' TMA map: all experts' rows as one [E N, K/2] byte matrix,
-// boxes of 128 rows x 64 bytes (128 K); rows and bytes past the end read as
-// zero.
-inline CUtensorMap weight_map(const void* b, int64_t rows, int64_t K, const char* op) {
+// boxes of `box_rows` rows x 64 bytes (128 K); rows and bytes past the end
+// read as zero.
+inline CUtensorMap weight_map(const void* b, int64_t rows, int64_t K, int box_rows, const char* op) {
   CUtensorMap map;
   cuuint64_t dims[2] = {cuuint64_t(K / 2), cuuint64_t(rows)};
   cuuint64_t strides[1] = {cuuint64_t(K / 2)};
-  cuuint32_t box[2] = {kBK / 2, kBM};
+  cuuint32_t box[2] = {kBK / 2, cuuint32_t(box_rows)};
   cuuint32_t elem[2] = {1, 1};
   const CUresult r = CUTLASS_CUDA_DRIVER_WRAPPER_CALL(cuTensorMapEncodeTiled)(
       &map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 2, const_cast<void*>(b), dims, strides, box, elem,
@@ -359,10 +394,11 @@ inline CUtensorMap weight_map(const void* b, int64_t rows, int64_t K, const char
 }
 
 // The whole grouped GEMM of problem `p` (as run_mma_group in sm90_group.cuh)
-// with activation tiles of BN rows. `op` names the op in errors.
-template <class Fmt, int BN, class GP>
+// with tiles of BN activation rows x 2 WGR weight rows. `op` names the op in
+// errors.
+template <class Fmt, int BN, int WGR, class GP>
 void run(const GP& p, std::atomic<uint64_t>& smem_done, const char* op) {
-  using L = Layout<BN>;
+  using L = Tile<BN, WGR>;
   cudaStream_t stream = lowbit::current_stream(p.a);
   const int64_t tiles = (p.M + BN - 1) / BN + std::min(p.E, p.M);
   LOWBIT_CHECK(tiles <= 65535, op, ": M=", p.M, " with E=", p.E, " too large for the SM90 grid");
@@ -391,10 +427,10 @@ void run(const GP& p, std::atomic<uint64_t>& smem_done, const char* op) {
   kp.C4 = C4;
   kp.out_bf16 = p.out.scalar_type() == lowbit::ScalarType::BFloat16;
   kp.groups = groups;
-  const CUtensorMap wmap = weight_map(p.b.template const_data_ptr<uint8_t>(), p.E * p.N, p.K, op);
-  auto kernel = wgmma_group_kernel<Fmt, BN>;
+  const CUtensorMap wmap = weight_map(p.b.template const_data_ptr<uint8_t>(), p.E * p.N, p.K, L::BM, op);
+  auto kernel = wgmma_group_kernel<Fmt, BN, WGR>;
   opt_into_smem(reinterpret_cast<const void*>(kernel), L::SMEM, p.a.get_device_index(), smem_done);
-  const dim3 grid(static_cast<unsigned>((p.N + kBM - 1) / kBM), static_cast<unsigned>(tiles), 1);
+  const dim3 grid(static_cast<unsigned>((p.N + L::BM - 1) / L::BM), static_cast<unsigned>(tiles), 1);
   // No PDL: the kernel reads the tile table and the pre-pass's output first.
   lowbit::launch_kernel(kernel, grid, dim3(kThreads), L::SMEM, stream, /*pdl=*/false, wmap, kp);
 }
