@@ -5,6 +5,11 @@ Used to place the heuristic's boundaries between the decode (small_m), mma.sync
 
     python perf/nvfp4-mm/group_kernel_sweep.py OUT.md [--models DeepSeek-R1,Qwen3-30B-A3B]
         [--tokens 64,256,1024,4096,8192] [--family nvfp4,mxfp4] [--kernels small_m_16x128,wgmma_64x128]
+    python perf/nvfp4-mm/group_kernel_sweep.py OUT.md --dense [--models Llama-3-70B] [--tokens 64,128,256,512]
+
+--dense: the dense NVFP4 GEMM (cutlass_scaled_fp4_mm, heuristic kernel) beside
+the grouped kernels run as one expert of M rows (the same bytes: one expert's
+scale region is the dense swizzled layout) and bf16 torch.mm.
 """
 from __future__ import annotations
 
@@ -63,10 +68,49 @@ def main(path, models, tokens, families, kernels=None):
     return 0
 
 
+def main_dense(path, models, tokens, kernels=None):
+    import lowbit.nvfp4_mm as m
+    from lowbit.testing.shapes import dense_layers
+
+    dev = torch.device("cuda")
+    g = torch.Generator().manual_seed(0)
+    lines = [f"# dense NVFP4 GEMM vs grouped kernels as one expert, {torch.cuda.get_device_name(dev)}", "",
+             "| model | N | K | M | impl | us | x bf16 | TFLOP/s |", "|---|---|---|---|---|---|---|---|"]
+    for model, k, n in dense_layers(models):
+        for t in tokens:
+            x = m.bench.group_inputs([t], n, k, dev, g)
+            out = torch.empty(t, n, dtype=torch.bfloat16, device=dev)
+            args = [x[key] for key in NV_ARGS]
+            op = m._ops._cutlass_fp4_group_mm_with_kernel
+            cands = {f"group:{name}": [lambda name=name: op(out, *args, name)] for name in m.group_kernel_names(dev)
+                     if kernels is None or name in kernels}
+            alpha = x["alphas"][:1]
+            dense_out = torch.empty_like(out)
+            cands["dense heuristic"] = [lambda: m.cutlass_scaled_fp4_mm(dense_out, x["a"], x["b"][0], x["a_blockscale"],
+                                                                         x["b_blockscales"][0], alpha)]
+            a16 = torch.randn(t, k, device=dev, dtype=torch.bfloat16)
+            w16 = torch.randn(k, n, device=dev, dtype=torch.bfloat16)
+            cands["bf16"] = [lambda: torch.mm(a16, w16)]
+            times = time_cuda_interleaved(cands)
+            for impl, us in sorted(times.items(), key=lambda kv: kv[1]):
+                lines.append(f"| {model} | {n} | {k} | {t} | {impl} | {us:.1f} | {times['bf16'] / us:.3f} | "
+                             f"{2 * t * n * k / us / 1e6:.0f} |")
+            print("\n".join(lines[-len(times):]), flush=True)
+            del cands, x, out
+            torch.cuda.empty_cache()
+            with open(path, "w") as f:
+                f.write("\n".join(lines) + "\n")
+    return 0
+
+
 if __name__ == "__main__":
     def opt(name, default):
         return sys.argv[sys.argv.index(name) + 1].split(",") if name in sys.argv else default
 
+    if "--dense" in sys.argv:
+        sys.exit(main_dense(sys.argv[1], opt("--models", ["Llama-3-70B"]),
+                            [int(t) for t in opt("--tokens", ["64", "128", "256", "512", "1024"])],
+                            opt("--kernels", None)))
     sys.exit(main(sys.argv[1], opt("--models", ["DeepSeek-R1", "Qwen3-30B-A3B"]),
                   [int(t) for t in opt("--tokens", ["64", "256", "1024", "4096", "8192"])],
                   opt("--family", ["nvfp4", "mxfp4"]), opt("--kernels", None)))
