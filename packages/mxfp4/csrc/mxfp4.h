@@ -82,7 +82,7 @@ void mxfp4_group_mm_cpu(const GroupProblem& p);
 std::vector<std::string> cpu_group_kernel_names();
 #if LOWBIT_BUILT_SM90
 void mxfp4_group_mm_sm90(const GroupProblem& p);
-// sm90/wgmma_group.cu: the wgmma kernel's tile `tile` (64x128, 128x128, 128x256:
+// sm90/wgmma_group.cu: the wgmma kernel's tile `tile` (0: 64x128, 1: 128x256;
 // activation rows x weight rows).
 void run_wgmma_group_sm90(const GroupProblem& p, int tile);
 std::vector<std::string> sm90_group_kernel_names();

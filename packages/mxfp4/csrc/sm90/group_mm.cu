@@ -10,7 +10,6 @@
 #include "mxfp4.h"
 
 #include <lowbit/fp4_gemm/sm90_group.cuh>
-#include <lowbit/fp4_gemm/sm90_multistage.cuh>
 #include <lowbit/fp4_gemm/sm90_small_m.cuh>
 
 #include <algorithm>
@@ -22,11 +21,11 @@ namespace {
 
 namespace fg = lowbit::fp4_gemm::sm90;
 
-// Two decode tiles (weights streamed into registers), one shared-memory
-// pipelined mma.sync tile and two wgmma tiles (sm90/wgmma_group.cu: weights
-// dequantized in registers):
-// nvfp4-mm's tuned shapes of the same names, the fewest that cover decode to
-// prefill (each instantiation costs build time).
+// One decode tile (weights streamed into registers) and two wgmma tiles
+// (sm90/wgmma_group.cu: weights dequantized in registers): nvfp4-mm's shapes
+// of the same names and its grouped heuristic (H200, perf/nvfp4-mm/NOTES.md:
+// the wgmma tiles beat the mma.sync small_m_64x128 and multistage tiles at
+// every shape above 16 rows per expert, so those are not built here).
 struct GroupKernel {
   const char* name;
   fg::MmaKernel kernel;
@@ -35,12 +34,8 @@ struct GroupKernel {
 const GroupKernel kGroupKernels[] = {
     // MT NT LPC DEPTH WIN L2PF MINB
     {"small_m_16x128", fg::make_small_m_kernel<fg::Mxfp4, fg::SmallCfg<1, 4, 1, 2, 4, 128, 4>>(), -1},
-    {"small_m_64x128", fg::make_small_m_kernel<fg::Mxfp4, fg::SmallCfg<4, 4, 1, 2, 2, 128, 2>>(), -1},
-    // MT NT WM WN STAGES: 4 warps of 128x32, 4 stages
-    {"multistage_128x128", fg::make_multistage_kernel<fg::Mxfp4, fg::Cfg<8, 4, 1, 4, 4>>(), -1},
     {"wgmma_64x128", {}, 0},
-    {"wgmma_128x128", {}, 1},
-    {"wgmma_128x256", {}, 2},
+    {"wgmma_128x256", {}, 1},
 };
 constexpr int kKernels = sizeof(kGroupKernels) / sizeof(kGroupKernels[0]);
 
@@ -50,7 +45,7 @@ std::array<std::atomic<uint64_t>, kKernels> smem_done{};
 // By the experts' mean rows (sm90_group.cuh), with nvfp4-mm's boundaries.
 int pick_group_kernel(const GroupProblem& p) {
   const int64_t rows = fg::mean_expert_rows(p.E, p.M);
-  return rows <= 16 ? 0 : rows <= 64 ? 3 : 5;
+  return rows <= 16 ? 0 : rows <= 64 ? 1 : 2;
 }
 
 }  // namespace

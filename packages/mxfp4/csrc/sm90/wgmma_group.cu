@@ -13,15 +13,14 @@ namespace {
 
 namespace fg = lowbit::fp4_gemm::sm90;
 // Per tile: the devices where its shared memory is opted into.
-std::atomic<uint64_t> smem_done[3];
+std::atomic<uint64_t> smem_done[2];
 
 }  // namespace
 
 void run_wgmma_group_sm90(const GroupProblem& p, int tile) {
   namespace wg = fg::wgmma_group;
   if (tile == 0) return wg::run<fg::Mxfp4, 64, 64>(p, smem_done[0], kGroupOp);
-  if (tile == 1) return wg::run<fg::Mxfp4, 128, 64>(p, smem_done[1], kGroupOp);
-  wg::run<fg::Mxfp4, 128, 128>(p, smem_done[2], kGroupOp);
+  wg::run<fg::Mxfp4, 128, 128>(p, smem_done[1], kGroupOp);
 }
 
 }  // namespace mxfp4

@@ -22,9 +22,13 @@
 //    bit placement and scale product, sm90_formats.cuh) while the current
 //    step's wgmma runs; fp32 accumulation; the epilogue goes through shared
 //    memory (the accumulator holds out^T) for 16-byte stores of out rows.
-// CTA tiles: 128 weight rows x BN rows of one expert (the tile table of
-// sm90_group.cuh with bm = BN); no split-K, so an expert's rows do not depend
-// on the other experts (batch invariance).
+// Tiles: BN rows of one expert x 128 or 256 weight rows (the tile table of
+// sm90_group.cuh with bm = BN; dense: one expert); no split-K, so an
+// expert's rows do not depend on the other experts (batch invariance).
+// Persistent: one CTA per SM walks the tiles (the weight blocks of a row
+// tile side by side, so they share its activations in L2); the producer
+// runs ahead into the next tile (its expert lookup included) while the
+// consumers finish the current one, and the epilogue has its own buffer.
 // K order inside every 128-wide K tile, the small-M kernel's (chunk 128):
 // thread (g, t) of a warp owns K [128 c + 32 t, + 32) of its two weight rows
 // (one 16-byte shared-memory load each); at k16 step s its A registers hold
@@ -51,7 +55,6 @@ namespace lowbit::fp4_gemm::sm90 {
 namespace wgmma_group {
 
 constexpr int kBK = 128;        // K per pipeline stage (8 k16 steps)
-constexpr int kStages = 4;
 constexpr int kThreads = 384;   // warpgroup 0 produces, 1 and 2 consume
 
 // A CTA tile: BN activation rows of one expert x BM = 2 WGR weight rows
@@ -62,19 +65,30 @@ struct Tile {
   static_assert(BN == 64 || BN == 128, "wgmma N of the activation tile");
   static_assert(WGR == 64 || WGR == 128, "weight rows per consumer warpgroup");
   static constexpr int BM = 2 * WGR, MT = WGR / 64;
+  static constexpr int STAGES = BN == 128 && WGR == 128 ? 3 : 4;  // what fits beside the epilogue buffer
   static constexpr int W_BYTES = BM * kBK / 2;   // packed e2m1 weights, row-major [BM][64 B]
   static constexpr int S_BYTES = BM / 128 * 1024;  // per 128-row block up to two 512-byte scale tiles
   static constexpr int X_HALF = BN * 128;        // one 64-K half of the activation tile (128 B per row)
   static constexpr int X_BYTES = 2 * X_HALF;
   static constexpr int STAGE = W_BYTES + S_BYTES + X_BYTES;
-  // The epilogue buffer, out^T of a warpgroup as [BN][WGR + 8] 16-bit values
-  // (8 of padding: fewer bank conflicts), aliases the drained stage ring.
+  // The epilogue buffer: out^T of each warpgroup as [BN][WGR + 8] 16-bit
+  // values (8 of padding: fewer bank conflicts).
   static constexpr int EPI_STRIDE = WGR + 8;
   static constexpr int EPI_BYTES = 2 * BN * EPI_STRIDE * 2;
-  static constexpr int BARRIERS = 2 * kStages * 8;
-  static constexpr int SMEM = 1024 /* alignment slack */ + kStages * STAGE + BARRIERS;
+  // Barriers full[STAGES] + empty[STAGES], then the tile of each stage's
+  // first use by a tile (TileInfo).
+  static constexpr int BARRIERS = 2 * STAGES * 8;
+  static constexpr int INFO = STAGES * 16;
+  static constexpr int SMEM = 1024 /* alignment slack */ + STAGES * STAGE + EPI_BYTES + BARRIERS + INFO;
   static_assert(STAGE % 1024 == 0 && (W_BYTES + S_BYTES) % 1024 == 0, "128B-swizzled tiles need 1024-byte alignment");
-  static_assert(EPI_BYTES <= kStages * STAGE, "the epilogue buffer fits the stage ring");
+  static_assert(SMEM <= 227 * 1024, "shared memory of one CTA per SM");
+};
+
+// What the producer tells the consumers about the tile whose first K tile
+// is in a stage.
+struct TileInfo {
+  int64_t row0;  // first out / activation row
+  int rows, e;
 };
 
 // The wgmma of each format (sm90_formats.cuh: NVFP4 runs fp16, MXFP4 bf16).
@@ -205,8 +219,11 @@ struct Params {
   const uint4* x;         // the pre-pass's blocks [tiles][KT]
   const uint8_t* sb;      // b_blockscales (expert 0)
   const float* alpha;     // [E] (formats with an alpha)
+  const void* bias;       // [N] in the output dtype, or nullptr
   void* out;
   int M, N, K, KT, C4;
+  int nblocks;            // weight blocks of BM rows: ceil(N / BM)
+  int dense_tiles;        // row tiles when groups.tile_start is nullptr (dense)
   int out_bf16;
   Groups groups;
 };
@@ -216,51 +233,58 @@ __global__ void __launch_bounds__(kThreads, 1) wgmma_group_kernel(const __grid_c
                                                                    const Params p) {
   using L = Tile<BN, WGR>;
   using Op = typename Mma<Fmt, BN>::Op;
-  constexpr int MT = L::MT;
+  constexpr int MT = L::MT, S = L::STAGES;
   constexpr int BPL = 32 / Fmt::kBlock;         // scale blocks of a thread's 32 K
   constexpr int GPT = kBK / (4 * Fmt::kBlock);  // 512-byte scale tiles per K tile and 128 rows
   extern __shared__ uint8_t smem_raw[];
   const uint32_t base = (smem_addr(smem_raw) + 1023) & ~1023u;
   uint8_t* const smem = smem_raw + (base - smem_addr(smem_raw));
-  const uint32_t bars = base + kStages * L::STAGE;  // full[kStages], then empty[kStages]
+  const uint32_t bars = base + S * L::STAGE + L::EPI_BYTES;  // full[S], then empty[S]
+  TileInfo* const info = reinterpret_cast<TileInfo*>(smem + S * L::STAGE + L::EPI_BYTES + L::BARRIERS);
   auto full = [&](int st) { return bars + 8 * st; };
-  auto empty = [&](int st) { return bars + 8 * (kStages + st); };
+  auto empty = [&](int st) { return bars + 8 * (S + st); };
 
-  const Slice sl = slice_of(p.groups, blockIdx.y, p.M);
-  if (sl.rows <= 0) return;  // a tile past the experts' end
-  const int n0 = blockIdx.x * L::BM;
   const int wg = threadIdx.x / 128;
   if (threadIdx.x == 0) {
-    for (int st = 0; st < kStages; ++st) {
+    for (int st = 0; st < S; ++st) {
       mbar_init(full(st), 1);
       mbar_init(empty(st), 8);  // one arrival per consumer warp
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   __syncthreads();
+  // Row tiles of the whole call (grouped: written by the tile table kernel).
+  const int64_t tiles = int64_t(p.groups.tile_start ? __ldg(p.groups.tile_start + p.groups.E) : p.dense_tiles) *
+                        p.nblocks;
 
   if (wg == 0) {  // producer
     asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
     if (threadIdx.x != 0) return;
     asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<uint64_t>(&wmap)) : "memory");
-    const uint8_t* sb_tile = p.sb + sl.e * p.groups.sb_bytes + int64_t(n0 / 128) * p.C4 * 512;
-    const uint4* x_tile = p.x + int64_t(blockIdx.y) * p.KT * (L::X_BYTES / 16);
-    const int wrow = sl.e * p.N + n0;
-    // 128-row blocks of the tile inside the expert's padded scale rows (a
-    // block past N has no scale region: its rows are never stored).
-    const int sblocks = min(L::BM / 128, (p.N - n0 + 127) / 128);
-    for (int kt = 0; kt < p.KT; ++kt) {
-      const int st = kt % kStages;
-      if (kt >= kStages) mbar_wait(empty(st), ((kt / kStages) - 1) & 1);
-      const int groups = min(GPT, p.C4 - GPT * kt);  // K % 128 != 0: the last tile may have fewer
-      const uint32_t sbytes = 512u * groups;
-      const uint32_t stage = base + st * L::STAGE;
-      mbar_expect_tx(full(st), L::W_BYTES + sblocks * sbytes + L::X_BYTES);
-      tma_load_2d(stage, &wmap, full(st), kt * (kBK / 2), wrow);
-      for (int b = 0; b < sblocks; ++b)
-        bulk_load(stage + L::W_BYTES + 1024 * b, sb_tile + int64_t(b) * p.C4 * 512 + int64_t(GPT) * kt * 512, sbytes,
-                  full(st));
-      bulk_load(stage + L::W_BYTES + L::S_BYTES, x_tile + int64_t(kt) * (L::X_BYTES / 16), L::X_BYTES, full(st));
+    int it = 0;  // K tiles issued by this CTA
+    for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+      const int rt = static_cast<int>(tile / p.nblocks), n0 = static_cast<int>(tile % p.nblocks) * L::BM;
+      const Slice sl = slice_of(p.groups, rt, p.M);
+      const uint8_t* sb_tile = p.sb + sl.e * p.groups.sb_bytes + int64_t(n0 / 128) * p.C4 * 512;
+      const uint4* x_tile = p.x + int64_t(rt) * p.KT * (L::X_BYTES / 16);
+      const int wrow = sl.e * p.N + n0;
+      // 128-row blocks of the tile inside the expert's padded scale rows (a
+      // block past N has no scale region: its rows are never stored).
+      const int sblocks = min(L::BM / 128, (p.N - n0 + 127) / 128);
+      for (int kt = 0; kt < p.KT; ++kt, ++it) {
+        const int st = it % S;
+        if (it >= S) mbar_wait(empty(st), ((it / S) - 1) & 1);
+        if (kt == 0) info[st] = TileInfo{sl.row0, sl.rows, sl.e};  // published by the arrive below
+        const int groups = min(GPT, p.C4 - GPT * kt);  // K % 128 != 0: the last tile may have fewer
+        const uint32_t sbytes = 512u * groups;
+        const uint32_t stage = base + st * L::STAGE;
+        mbar_expect_tx(full(st), L::W_BYTES + sblocks * sbytes + L::X_BYTES);
+        tma_load_2d(stage, &wmap, full(st), kt * (kBK / 2), wrow);
+        for (int b = 0; b < sblocks; ++b)
+          bulk_load(stage + L::W_BYTES + 1024 * b, sb_tile + int64_t(b) * p.C4 * 512 + int64_t(GPT) * kt * 512,
+                    sbytes, full(st));
+        bulk_load(stage + L::W_BYTES + L::S_BYTES, x_tile + int64_t(kt) * (L::X_BYTES / 16), L::X_BYTES, full(st));
+      }
     }
     return;
   }
@@ -281,98 +305,109 @@ __global__ void __launch_bounds__(kThreads, 1) wgmma_group_kernel(const __grid_c
       soff[mt][h] = L::W_BYTES + (r / 128) * 1024 + (BPL * t / 4) * 512 + (rr % 32) * 16 + ((rr / 32) % 4) * 4 +
                     (BPL * t) % 4;
     }
+  uint16_t* const epi = reinterpret_cast<uint16_t*>(smem + S * L::STAGE) + cw * BN * L::EPI_STRIDE;
 
-  float acc[MT][BN / 2];
-#pragma unroll
-  for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-    for (int i = 0; i < BN / 2; ++i) acc[mt][i] = 0.f;
-
-  uint32_t af[2][MT][4];
-  for (int kt = 0; kt < p.KT; ++kt) {
-    const int st = kt % kStages;
-    const uint8_t* stage = smem + st * L::STAGE;
-    mbar_wait(full(st), (kt / kStages) & 1);
-    // K past the end: zero weights and scales (the scale bytes there may hold anything).
-    const bool kin = kt * kBK + 32 * t < p.K;
-    uint4 w[MT][2];
-    uint32_t sc[MT][2][BPL];
+  int it = 0;  // K tiles consumed by this CTA
+  for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+    const int n0 = static_cast<int>(tile % p.nblocks) * L::BM;
+    float acc[MT][BN / 2];
 #pragma unroll
     for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        w[mt][h] = kin ? *reinterpret_cast<const uint4*>(stage + roff[mt][h]) : make_uint4(0, 0, 0, 0);
-        uint32_t s = 0;
-        if (kin) s = BPL == 2 ? *reinterpret_cast<const uint16_t*>(stage + soff[mt][h]) : stage[soff[mt][h]];
-        Fmt::template lane_scales<BPL>(s, sc[mt][h]);
-      }
-    const uint32_t xdesc_base = base + st * L::STAGE + L::W_BYTES + L::S_BYTES;
+      for (int i = 0; i < BN / 2; ++i) acc[mt][i] = 0.f;
+    TileInfo ti;
+    uint32_t af[2][MT][4];
+    for (int kt = 0; kt < p.KT; ++kt, ++it) {
+      const int st = it % S;
+      const uint8_t* stage = smem + st * L::STAGE;
+      mbar_wait(full(st), (it / S) & 1);
+      if (kt == 0) ti = info[st];
+      // K past the end: zero weights and scales (the scale bytes there may hold anything).
+      const bool kin = kt * kBK + 32 * t < p.K;
+      uint4 w[MT][2];
+      uint32_t sc[MT][2][BPL];
 #pragma unroll
-    for (int s = 0; s < 8; ++s) {
-      const int q = s / 2;
-      constexpr int kWordsPerBlock = Fmt::kBlock / 8;
-#pragma unroll
-      for (int mt = 0; mt < MT; ++mt) {
-        uint32_t lo[2], hi[2];
+      for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
-          const uint4& v = w[mt][h];
-          const uint32_t wd = q == 0 ? v.x : q == 1 ? v.y : q == 2 ? v.z : v.w;
-          lo[h] = Fmt::b_scaled((s & 1) ? Fmt::template b_raw<2>(wd) : Fmt::template b_raw<0>(wd),
-                                sc[mt][h][q / kWordsPerBlock]);
-          hi[h] = Fmt::b_scaled((s & 1) ? Fmt::template b_raw<3>(wd) : Fmt::template b_raw<1>(wd),
-                                sc[mt][h][q / kWordsPerBlock]);
+          w[mt][h] = kin ? *reinterpret_cast<const uint4*>(stage + roff[mt][h]) : make_uint4(0, 0, 0, 0);
+          uint32_t sv = 0;
+          if (kin) sv = BPL == 2 ? *reinterpret_cast<const uint16_t*>(stage + soff[mt][h]) : stage[soff[mt][h]];
+          Fmt::template lane_scales<BPL>(sv, sc[mt][h]);
         }
-        // The m16n8k16-style A fragment: rows r / r + 8 x k pairs 2t / 2t + 8.
-        uint32_t (&a)[4] = af[s % 2][mt];
-        a[0] = lo[0];
-        a[1] = lo[1];
-        a[2] = hi[0];
-        a[3] = hi[1];
+      const uint32_t xdesc_base = base + st * L::STAGE + L::W_BYTES + L::S_BYTES;
 #pragma unroll
-        for (int i = 0; i < 4; ++i) cute::warpgroup_fence_operand(a[i]);
+      for (int s = 0; s < 8; ++s) {
+        const int q = s / 2;
+        constexpr int kWordsPerBlock = Fmt::kBlock / 8;
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+          uint32_t lo[2], hi[2];
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            const uint4& v = w[mt][h];
+            const uint32_t wd = q == 0 ? v.x : q == 1 ? v.y : q == 2 ? v.z : v.w;
+            lo[h] = Fmt::b_scaled((s & 1) ? Fmt::template b_raw<2>(wd) : Fmt::template b_raw<0>(wd),
+                                  sc[mt][h][q / kWordsPerBlock]);
+            hi[h] = Fmt::b_scaled((s & 1) ? Fmt::template b_raw<3>(wd) : Fmt::template b_raw<1>(wd),
+                                  sc[mt][h][q / kWordsPerBlock]);
+          }
+          // The m16n8k16-style A fragment: rows r / r + 8 x k pairs 2t / 2t + 8.
+          uint32_t (&a)[4] = af[s % 2][mt];
+          a[0] = lo[0];
+          a[1] = lo[1];
+          a[2] = hi[0];
+          a[3] = hi[1];
+#pragma unroll
+          for (int i = 0; i < 4; ++i) cute::warpgroup_fence_operand(a[i]);
+        }
+        cute::warpgroup_arrive();
+        const uint64_t desc = smem_desc(xdesc_base + (s / 4) * L::X_HALF + (s % 4) * 32);
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) wgmma<Op>(af[s % 2][mt], desc, acc[mt], std::make_index_sequence<BN / 2>{});
+        cute::warpgroup_commit_batch();
+        // The previous step's wgmmas are done: their A registers may be
+        // rewritten, and at s == 0 the previous stage is free.
+        cute::warpgroup_wait<1>();
+        if (s == 0 && kt > 0 && lane == 0) mbar_arrive(empty((it - 1) % S));
       }
-      cute::warpgroup_arrive();
-      const uint64_t desc = smem_desc(xdesc_base + (s / 4) * L::X_HALF + (s % 4) * 32);
-#pragma unroll
-      for (int mt = 0; mt < MT; ++mt) wgmma<Op>(af[s % 2][mt], desc, acc[mt], std::make_index_sequence<BN / 2>{});
-      cute::warpgroup_commit_batch();
-      // The previous step's wgmmas are done: their A registers may be
-      // rewritten, and at s == 0 the previous stage is free.
-      cute::warpgroup_wait<1>();
-      if (s == 0 && kt > 0 && lane == 0) mbar_arrive(empty((kt - 1) % kStages));
     }
-  }
-  cute::warpgroup_wait<0>();
+    cute::warpgroup_wait<0>();
 #pragma unroll
-  for (int mt = 0; mt < MT; ++mt)
+    for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-    for (int i = 0; i < BN / 2; ++i) cute::warpgroup_fence_operand(acc[mt][i]);
+      for (int i = 0; i < BN / 2; ++i) cute::warpgroup_fence_operand(acc[mt][i]);
+    if (lane == 0) mbar_arrive(empty((it - 1) % S));  // the tile's last stage
 
-  // Epilogue: acc holds out^T (row = weight row, column = activation row).
-  // Every load of the ring has landed and been read once both warpgroups are
-  // here, so the ring becomes the transpose buffer; 16-byte stores of out rows.
-  asm volatile("bar.sync 1, 256;\n" ::: "memory");
-  float scale = Fmt::kUnscale;
-  if constexpr (Fmt::kAlpha) scale *= p.alpha[sl.e];
-  uint16_t* epi = reinterpret_cast<uint16_t*>(smem) + cw * BN * L::EPI_STRIDE;
+    // Epilogue: acc holds out^T (row = weight row, column = activation row);
+    // through the warpgroup's buffer into 16-byte stores of out rows.
+    float scale = Fmt::kUnscale;
+    if constexpr (Fmt::kAlpha) scale *= p.alpha[ti.e];
 #pragma unroll
-  for (int mt = 0; mt < MT; ++mt)
+    for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-    for (int i = 0; i < BN / 2; ++i) {
-      const int nl = 64 * mt + 16 * warp + g + 8 * ((i / 2) % 2), m = 8 * (i / 4) + 2 * t + (i % 2);
-      const float y = acc[mt][i] * scale;
-      epi[m * L::EPI_STRIDE + nl] = p.out_bf16 ? __bfloat16_as_ushort(__float2bfloat16_rn(y))
-                                               : __half_as_ushort(__float2half_rn(y));
+      for (int i = 0; i < BN / 2; ++i) {
+        const int nl = 64 * mt + 16 * warp + g + 8 * ((i / 2) % 2), m = 8 * (i / 4) + 2 * t + (i % 2);
+        const int col = n0 + WGR * cw + nl;
+        float y = acc[mt][i] * scale;
+        if (p.bias != nullptr && col < p.N) {  // one rounding of scale * acc + bias (docs/SPEC.md §1.4)
+          const float b = p.out_bf16 ? __bfloat162float(static_cast<const __nv_bfloat16*>(p.bias)[col])
+                                     : __half2float(static_cast<const __half*>(p.bias)[col]);
+          y = fmaf(acc[mt][i], scale, b);
+        }
+        epi[m * L::EPI_STRIDE + nl] = p.out_bf16 ? __bfloat16_as_ushort(__float2bfloat16_rn(y))
+                                                 : __half_as_ushort(__float2half_rn(y));
+      }
+    asm volatile("bar.sync %0, 128;\n" ::"r"(1 + cw) : "memory");
+    const int col0 = n0 + WGR * cw;
+    constexpr int kChunks = WGR / 8;  // 16-byte pieces of a warpgroup's row
+    for (int i = threadIdx.x % 128; i < BN * kChunks; i += 128) {
+      const int m = i / kChunks, c = i % kChunks;
+      if (m < ti.rows && col0 + 8 * c < p.N)
+        *reinterpret_cast<uint4*>(static_cast<uint16_t*>(p.out) + (ti.row0 + m) * int64_t(p.N) + col0 + 8 * c) =
+            *reinterpret_cast<const uint4*>(epi + m * L::EPI_STRIDE + 8 * c);
     }
-  asm volatile("bar.sync %0, 128;\n" ::"r"(2 + cw) : "memory");
-  const int col0 = n0 + WGR * cw;
-  constexpr int kChunks = WGR / 8;  // 16-byte pieces of a warpgroup's row
-  for (int i = threadIdx.x % 128; i < BN * kChunks; i += 128) {
-    const int m = i / kChunks, c = i % kChunks;
-    if (m < sl.rows && col0 + 8 * c < p.N)
-      *reinterpret_cast<uint4*>(static_cast<uint16_t*>(p.out) + (sl.row0 + m) * int64_t(p.N) + col0 + 8 * c) =
-          *reinterpret_cast<const uint4*>(epi + m * L::EPI_STRIDE + 8 * c);
+    asm volatile("bar.sync %0, 128;\n" ::"r"(1 + cw) : "memory");  // the buffer is free for the next tile
   }
 }
 
@@ -393,46 +428,83 @@ inline CUtensorMap weight_map(const void* b, int64_t rows, int64_t K, int box_ro
   return map;
 }
 
+// One GEMM's operands as the launcher needs them.
+struct Operands {
+  const Tensor* a;     // [M, K/2] packed e2m1 (the tensor that names the device and stream)
+  const void* sa;      // activation scales (128x4 swizzled)
+  const void* b;       // [E, N, K/2]
+  const void* sb;      // weight scales, [E][Np][Kp] swizzled
+  const float* alpha;  // [E] (formats with an alpha)
+  const void* bias;    // [N] or nullptr
+  void* out;           // [M, N], 16-byte aligned rows (N % 8 == 0)
+  bool out_bf16;
+  int64_t E, M, N, K;
+};
+
+// The activation pre-pass and the persistent kernel over at most `row_tiles`
+// row tiles of `groups` (grouped: the table's bound; dense: exactly them).
+template <class Fmt, int BN, int WGR>
+void launch(const Operands& o, const Groups& groups, int64_t row_tiles, std::atomic<uint64_t>& smem_done,
+            cudaStream_t stream, const char* op) {
+  using L = Tile<BN, WGR>;
+  LOWBIT_CHECK(o.E * o.N < (1ll << 31), op, ": E x N = ", o.E * o.N, " weight rows too many for the SM90 kernels");
+  const int KT = static_cast<int>((o.K + kBK - 1) / kBK);
+  const int C4 = static_cast<int>((o.K + 4 * Fmt::kBlock - 1) / (4 * Fmt::kBlock));
+  const int64_t chunks = row_tiles * KT * (L::X_BYTES / 16);
+  Tensor x = lowbit::empty_on(*o.a, {chunks * 4}, lowbit::ScalarType::Int);
+  lowbit::launch_kernel(prepass_x_kernel<Fmt, BN>, dim3(static_cast<unsigned>((chunks + 255) / 256)), dim3(256), 0,
+                        stream, /*pdl=*/true, o.a->template const_data_ptr<uint8_t>(),
+                        static_cast<const uint8_t*>(o.sa), static_cast<uint4*>(x.data_ptr()), static_cast<int>(o.M),
+                        static_cast<int>(o.K), KT, C4, chunks, groups);
+  Params kp{};
+  kp.x = static_cast<const uint4*>(x.data_ptr());
+  kp.sb = static_cast<const uint8_t*>(o.sb);
+  kp.alpha = o.alpha;
+  kp.bias = o.bias;
+  kp.out = o.out;
+  kp.M = static_cast<int>(o.M);
+  kp.N = static_cast<int>(o.N);
+  kp.K = static_cast<int>(o.K);
+  kp.KT = KT;
+  kp.C4 = C4;
+  kp.nblocks = static_cast<int>((o.N + L::BM - 1) / L::BM);
+  kp.dense_tiles = static_cast<int>(row_tiles);
+  kp.out_bf16 = o.out_bf16;
+  kp.groups = groups;
+  const CUtensorMap wmap = weight_map(o.b, o.E * o.N, o.K, L::BM, op);
+  auto kernel = wgmma_group_kernel<Fmt, BN, WGR>;
+  const int device = o.a->get_device_index();
+  opt_into_smem(reinterpret_cast<const void*>(kernel), L::SMEM, device, smem_done);
+  const int64_t ctas = std::min<int64_t>(lowbit::device_sm_count(device), row_tiles * kp.nblocks);
+  // No PDL: the kernel reads the tile table and the pre-pass's output first.
+  lowbit::launch_kernel(kernel, dim3(static_cast<unsigned>(ctas)), dim3(kThreads), L::SMEM, stream, /*pdl=*/false,
+                        wmap, kp);
+}
+
 // The whole grouped GEMM of problem `p` (as run_mma_group in sm90_group.cuh)
 // with tiles of BN activation rows x 2 WGR weight rows. `op` names the op in
 // errors.
 template <class Fmt, int BN, int WGR, class GP>
 void run(const GP& p, std::atomic<uint64_t>& smem_done, const char* op) {
-  using L = Tile<BN, WGR>;
   cudaStream_t stream = lowbit::current_stream(p.a);
   const int64_t tiles = (p.M + BN - 1) / BN + std::min(p.E, p.M);
-  LOWBIT_CHECK(tiles <= 65535, op, ": M=", p.M, " with E=", p.E, " too large for the SM90 grid");
-  LOWBIT_CHECK(p.E * p.N < (1ll << 31), op, ": E x N = ", p.E * p.N, " weight rows too many for the SM90 kernels");
+  LOWBIT_CHECK(tiles < (1ll << 31) / 4096, op, ": M=", p.M, " with E=", p.E, " too large for the SM90 kernels");
   const Tensor tile_start = launch_tile_table(p, BN, tiles, stream);
   const Groups groups = make_groups<Fmt>(p, BN, tile_start);
-  const int KT = static_cast<int>((p.K + kBK - 1) / kBK);
-  const int C4 = static_cast<int>((p.K + 4 * Fmt::kBlock - 1) / (4 * Fmt::kBlock));
+  const float* alpha = nullptr;
+  if constexpr (Fmt::kAlpha) alpha = p.alphas.template const_data_ptr<float>();
+  const Operands o{&p.a, p.sa.data_ptr(), p.b.data_ptr(), p.sb.data_ptr(), alpha, nullptr, p.out.data_ptr(),
+                   p.out.scalar_type() == lowbit::ScalarType::BFloat16, p.E, p.M, p.N, p.K};
+  launch<Fmt, BN, WGR>(o, groups, tiles, smem_done, stream, op);
+}
 
-  const int64_t chunks = tiles * KT * (L::X_BYTES / 16);
-  Tensor x = lowbit::empty_on(p.a, {chunks * 4}, lowbit::ScalarType::Int);
-  lowbit::launch_kernel(prepass_x_kernel<Fmt, BN>, dim3(static_cast<unsigned>((chunks + 255) / 256)), dim3(256), 0,
-                        stream, /*pdl=*/true, p.a.template const_data_ptr<uint8_t>(),
-                        static_cast<const uint8_t*>(p.sa.data_ptr()), static_cast<uint4*>(x.data_ptr()),
-                        static_cast<int>(p.M), static_cast<int>(p.K), KT, C4, chunks, groups);
-
-  Params kp{};
-  kp.x = static_cast<const uint4*>(x.data_ptr());
-  kp.sb = static_cast<const uint8_t*>(p.sb.data_ptr());
-  if constexpr (Fmt::kAlpha) kp.alpha = p.alphas.template const_data_ptr<float>();
-  kp.out = p.out.data_ptr();
-  kp.M = static_cast<int>(p.M);
-  kp.N = static_cast<int>(p.N);
-  kp.K = static_cast<int>(p.K);
-  kp.KT = KT;
-  kp.C4 = C4;
-  kp.out_bf16 = p.out.scalar_type() == lowbit::ScalarType::BFloat16;
-  kp.groups = groups;
-  const CUtensorMap wmap = weight_map(p.b.template const_data_ptr<uint8_t>(), p.E * p.N, p.K, L::BM, op);
-  auto kernel = wgmma_group_kernel<Fmt, BN, WGR>;
-  opt_into_smem(reinterpret_cast<const void*>(kernel), L::SMEM, p.a.get_device_index(), smem_done);
-  const dim3 grid(static_cast<unsigned>((p.N + L::BM - 1) / L::BM), static_cast<unsigned>(tiles), 1);
-  // No PDL: the kernel reads the tile table and the pre-pass's output first.
-  lowbit::launch_kernel(kernel, grid, dim3(kThreads), L::SMEM, stream, /*pdl=*/false, wmap, kp);
+// The dense GEMM (one expert of M rows; no tile table) with an optional bias.
+template <class Fmt, int BN, int WGR>
+void run_dense(const Operands& o, std::atomic<uint64_t>& smem_done, const char* op) {
+  Groups g;
+  g.bm = BN;
+  g.sa_row = lowbit::round_up<int64_t>(o.K / Fmt::kBlock, 4);
+  launch<Fmt, BN, WGR>(o, g, (o.M + BN - 1) / BN, smem_done, lowbit::current_stream(*o.a), op);
 }
 
 }  // namespace wgmma_group
