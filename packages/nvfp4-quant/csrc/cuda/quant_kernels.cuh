@@ -62,9 +62,7 @@ __device__ __forceinline__ uint8_t quant_unit(const Raw<SILU>& raw, float gs, Os
                                               uint8_t* out) {
   float v[16];
   to_values<T, SILU>(raw, v);
-  float amax = 0.0f;
-#pragma unroll
-  for (int i = 0; i < 16; ++i) amax = max_nan(amax, fabsf(v[i]));
+  const float amax = unit_amax<T, SILU>(raw, v);
   const uint8_t sf = static_cast<uint8_t>(block_scale_byte(amax, gs));
   const float os = os_of(sf);
   // sf == 0 (all-zero or underflowing block) or NaN (a NaN in the block): every
