@@ -8,8 +8,8 @@
 // (lowbit/fp4_quant/): the unit stream (one unit = 16 values of a row, two
 // 16-byte loads, four with SiLU; one 8-byte code store; persistent grid with
 // the next unit's loads in flight), the expert lookup (a walk from the row's
-// proportional share of the offsets) and the region writer (Region: scale
-// byte plus the padding the block owns, in whole 32-byte sectors). MXFP4's 32-element
+// proportional share of the offsets) and the region writer (scale byte plus
+// the padding the block owns, in whole 32-byte sectors). MXFP4's 32-element
 // block is two units: units 2j and 2j + 1 of a row are adjacent lanes of a
 // warp (a row has an even number of units and segments are multiples of 256),
 // which combine their maxima with one shuffle; the even lane writes the scale.
@@ -76,11 +76,10 @@ __device__ __forceinline__ uint32_t quant_half_block(const Raw<SILU>& raw, uint3
 }
 
 // The expert of input row x, remembered between calls (a thread's rows only
-// grow): input rows [lo, hi) and its scale region (set up once per expert).
+// grow): input rows [lo, hi), scale region [sf_lo, sf_hi).
 struct ExpertRegion {
-  int32_t lo = 0, hi = 0;
+  int32_t lo = 0, hi = 0, sf_lo = 0, sf_hi = 0;
   bool ok = false;  // the expert's metadata keeps the contract
-  Region region;
   ExpertGuess guess;
 
   __device__ __forceinline__ bool find(const Args& a, const int32_t* off, const int32_t* sfo, int32_t x) {
@@ -89,10 +88,10 @@ struct ExpertRegion {
     if (e < 0 || e >= a.E || x >= off[e + 1]) return false;  // orphan row (or non-monotone offsets)
     lo = off[e];
     hi = off[e + 1];
-    const int32_t sf_lo = sfo[e];
+    sf_lo = sfo[e];
     const int64_t end = int64_t(sf_lo) + ((int64_t(hi) - lo + 127) & ~int64_t(127));
     ok = lo >= 0 && hi <= a.m && sf_lo >= 0 && (sf_lo & 127) == 0 && end <= sfo[e + 1] && end <= a.sf_rows;
-    if (ok) region.init(sf_lo, int32_t(end), hi - lo);  // lo <= x < hi: the expert has rows
+    sf_hi = int32_t(end);
     return ok;
   }
 };
@@ -115,7 +114,8 @@ __global__ void __launch_bounds__(256, kMinBlocks<SILU>) experts_kernel(const Ar
     if (!ex.find(a, off, sfo, int32_t(r))) return;  // the same for both lanes of a block (same row)
     const uint32_t s = quant_half_block<T, SILU>(raw, pair, a.out + int64_t(r) * out_row + int64_t(c) * 8);
     if (c & 1u) return;
-    ex.region.write(a.sf, uint8_t(s), int32_t(r) - ex.lo, c >> 1, a.nb, a.kp4);
+    write_region_scale(a.sf, uint8_t(s), int32_t(r) - ex.lo, c >> 1, a.nb, a.kp4, ex.sf_lo, ex.sf_hi,
+                       ex.hi - ex.lo);
   });
 }
 

@@ -62,7 +62,9 @@ __device__ __forceinline__ uint8_t quant_unit(const Raw<SILU>& raw, float gs, Os
                                               uint8_t* out) {
   float v[16];
   to_values<T, SILU>(raw, v);
-  const float amax = unit_amax<T, SILU>(raw, v);
+  float amax = 0.0f;
+#pragma unroll
+  for (int i = 0; i < 16; ++i) amax = max_nan(amax, fabsf(v[i]));
   const uint8_t sf = static_cast<uint8_t>(block_scale_byte(amax, gs));
   const float os = os_of(sf);
   // sf == 0 (all-zero or underflowing block) or NaN (a NaN in the block): every
@@ -139,7 +141,7 @@ __global__ void __launch_bounds__(256, kMinBlocks<SILU>) dense_kernel(const Dens
 // write nothing. Expert e's scales go to rows sf_off[e] + (r - off[e]) of the
 // swizzled buffer; its region ends at sf_off[e+1] (SPEC: round_up(m_e, 128)
 // rows). The padded rows of a region are zeroed by the threads of its real
-// rows (Region, lowbit/fp4_quant/experts.cuh).
+// rows (write_region_scale, lowbit/fp4_quant/experts.cuh).
 struct ExpertArgs {
   StreamArgs s;
   uint8_t* out;
@@ -151,78 +153,55 @@ struct ExpertArgs {
   int32_t num_experts;
 };
 
-// Experts ops: out_scale (SPEC §1.2 step 4) per block from the expert's gs.
-// block_out_scale_rcp's correctly rounded reciprocal takes its fast path
-// (MUFU.RCP and one Newton step, exact there) whenever y = sf_f * rcp_gs has
-// |y| in [2^-126, 2^126); for every non-zero e4m3 sf_f (2^-9 <= |sf_f| <= 448)
-// that holds when 2^-117 <= |rcp_gs| <= 2^117, decided once per expert. Then
-// the reciprocal is written out without the per-block range check and its
-// branch, and sf_f = 0 or NaN gives NaN by itself (y = 0: rcp = inf, the
-// Newton step 0 * inf = NaN), as out_scale() does. `fast_rcp` is rcp_gs in
-// that case and NaN otherwise (one register for both).
-struct ExpertOutScale {
-  float fast_rcp = 0.0f;
-  __device__ __forceinline__ void init(float rcp_gs) {
-    const float a = fabsf(rcp_gs);
-    fast_rcp = a >= 0x1p-117f && a <= 0x1p117f ? rcp_gs : __int_as_float(0x7FFFFFFF);
-  }
-  __device__ __forceinline__ float operator()(uint8_t sf, float gs) const {
-    if (fast_rcp != fast_rcp) return out_scale(sf, global_scale_rcp(gs));
-    const float y = __fmul_rn(e4m3_decode(sf), fast_rcp);
-    const float r = rcp_approx(y);
-    return __fmaf_rn(r, -__fmaf_rn(y, r, -1.0f), r);
-  }
-};
-
 // The expert of input row x and what the kernel needs of it, remembered
-// between calls (a thread's rows only grow). The lookup guarantees
-// off[e] <= x < off[e + 1], so a found expert has rows and x's local row is
-// below them (Region's precondition). Orphan rows are not remembered.
+// between calls (a thread's rows only grow).
 struct ExpertCache {
-  int32_t lo = 0, hi = 0;  // rows [lo, hi) of the input (empty: none)
-  Region region;           // its scale region, clamped to the buffer
-  float gs = 0.0f;
-  ExpertOutScale os;
+  int32_t e = -1, lo = 0, hi = 0;  // rows [lo, hi) of the input
+  int32_t sf_lo = 0, sf_hi = 0;    // its scale region, clamped to the buffer
+  float gs = 0.0f, rcp_gs = 0.0f;
   ExpertGuess guess;
-  // rcpp: the experts' fp32(1/gs) when STAGED (else computed here).
-  template <bool STAGED>
   __device__ __forceinline__ bool find(const ExpertArgs& a, const int32_t* off, const int32_t* sfo,
-                                       const float* gsp, const float* rcpp, int32_t x) {
-    if (uint32_t(x) - uint32_t(lo) < uint32_t(hi) - uint32_t(lo)) return true;
-    const int32_t E = a.num_experts;
-    const int32_t e = guess.expert(off, E, x);
-    if (e < 0 || e >= E) {
-      lo = hi = 0;
-      return false;
+                                       const float* gsp, int32_t x) {
+    if (x < lo || x >= hi) {
+      const int32_t E = a.num_experts;
+      e = guess.expert(off, E, x);
+      if (e >= 0 && e < E) {
+        lo = off[e];
+        hi = off[e + 1];
+        sf_lo = max(sfo[e], 0);
+        sf_hi = min(sfo[e + 1], int32_t(a.sf_rows));
+        gs = gsp[e];
+        rcp_gs = global_scale_rcp(gs);
+      } else {
+        e = -1;
+        lo = hi = 0;
+      }
     }
-    lo = off[e];
-    hi = off[e + 1];
-    region.init(max(sfo[e], 0), min(sfo[e + 1], int32_t(a.sf_rows)), hi - lo);
-    gs = gsp[e];
-    os.init(STAGED ? rcpp[e] : global_scale_rcp(gs));
-    return true;
+    return e >= 0;
   }
 };
 
 template <class Round, typename T, bool SILU, bool SMEM>
 __global__ void __launch_bounds__(256, kMinBlocks<SILU>) experts_kernel(const ExpertArgs a) {
-  // Offsets, gs and fp32(1/gs) of every expert, staged in shared memory when they fit.
   __shared__ int32_t s_off[SMEM ? kMaxSmemOffsets : 1];
   __shared__ int32_t s_sfo[SMEM ? kMaxSmemOffsets : 1];
-  __shared__ float s_gs[SMEM ? kMaxSmemOffsets : 1];
-  __shared__ float s_rcp[SMEM ? kMaxSmemOffsets : 1];
-  const int32_t* off = SMEM ? s_off : a.off;
-  const int32_t* sfo = SMEM ? s_sfo : a.sf_off;
-  const float* gsp = SMEM ? s_gs : a.gs;
+  constexpr bool kGsSmem = SMEM;
+  __shared__ float s_gs[kGsSmem ? kMaxSmemOffsets : 1];
+  const int32_t* off = a.off;
+  const int32_t* sfo = a.sf_off;
+  const float* gsp = a.gs;
+  if constexpr (SMEM) {
+    off = s_off;
+    sfo = s_sfo;
+  }
+  if constexpr (kGsSmem) gsp = s_gs;
   ExpertCache ex;
-  // Staged once the first loads are in flight.
+  // Offsets (and gs) are staged in shared memory once the first loads are in flight.
   auto init = [&] {
     if constexpr (SMEM) {
       stage_offsets(s_off, s_sfo, a.off, a.sf_off, a.num_experts, [&](int32_t i) {
-        if (i < a.num_experts) {
-          const float g = __ldg(a.gs + i);
-          s_gs[i] = g;
-          s_rcp[i] = global_scale_rcp(g);
+        if constexpr (kGsSmem) {
+          if (i < a.num_experts) s_gs[i] = __ldg(a.gs + i);
         }
       });
     }
@@ -230,11 +209,12 @@ __global__ void __launch_bounds__(256, kMinBlocks<SILU>) experts_kernel(const Ex
   };
   const uint32_t nb = a.s.nb, kp4 = a.kp4;
   for_each_unit<T, SILU>(a.s, init, [&](uint32_t r, uint32_t c, const Raw<SILU>& raw) {
-    if (!ex.find<SMEM>(a, off, sfo, gsp, s_rcp, int32_t(r))) return;  // an orphan row: nothing is written
+    if (!ex.find(a, off, sfo, gsp, int32_t(r))) return;  // an orphan row: nothing is written
+    const float gs = ex.gs;
     const uint8_t sf = quant_unit<Round, T, SILU>(
-        raw, ex.gs, [&](uint8_t b) { return ex.os(b, ex.gs); },
+        raw, gs, [&](uint8_t b) { return out_scale(b, ex.rcp_gs); },
         a.out + int64_t(r) * (a.n / 2) + int64_t(c) * 8);
-    ex.region.write(a.sf, sf, int32_t(r) - ex.lo, c, nb, kp4);
+    write_region_scale(a.sf, sf, int32_t(r) - ex.lo, c, nb, kp4, ex.sf_lo, ex.sf_hi, ex.hi - ex.lo);
   });
 }
 

@@ -84,93 +84,55 @@ __device__ __forceinline__ void zero_pad_cols(uint8_t* sf, uint32_t r, uint32_t 
   for (uint32_t cc = nb; cc < kp4 * 4; ++cc) sf[swz_offset(r, cc, kp4)] = 0;
 }
 
-// An expert's scale region (scale rows [sf_lo, sf_lo + rows) of the buffer,
-// kp4 column groups) and the padding its real rows own, set up once per
-// expert (at the lookup) so that a block's scale costs the store and two
-// compares. write() stores scale byte `s` of block c (of nb per row) of local
-// row lr (0 <= lr < m_e: the lookup guarantees it) and zeroes the padding this
-// block owns: its row's padded columns (the row's last block), and padded rows
-// of the region's last tile. Rows at or past the region's end write nothing
-// (bad offsets: no scale rather than out of bounds).
+// Writes scale byte `s` of block c (of nb per row) of local row lr of an
+// expert with m_e rows whose region is scale rows [sf_lo, sf_hi) of `sf`
+// (kp4 column groups), and zeroes the padding this block owns: its row's
+// padded columns (the row's last block), and padded rows of the region's
+// last tile. Rows at or past sf_hi write nothing (bad offsets: no scale
+// rather than out of bounds).
 //
 // The padded rows of a region are zeroed by the threads of its real rows, at
 // the time those write their own scales (so every 32-byte sector of the scale
 // buffer is completed while it is in L2; a later pass found the sectors
-// evicted half written). Only the last 128-row tile of a region has padded
-// rows (m_t < 128 real ones), and only where the region starts on a tile
-// (sf_lo % 128 == 0; otherwise the padding is not this expert's). A tile's
-// 512-byte chunk of column group g holds 32 16-byte chunk rows i (rows i,
-// i+32, i+64, i+96 x 4 columns). The four threads of (real row j < 32 of the
-// tile, block 4g + q) share that chunk: thread q >= 1 zeroes row j + 32q in
-// chunk row j when it is padding (the 4 bytes 3q past its own scale byte),
-// and in a tile with m_t < 32 real rows (so chunk rows m_t..31 are all
-// padding) thread (j, q) zeroes the chunk rows i = 4 (j + n m_t) + q >= m_t,
-// n = 0, 1, ... (each i < 32 exactly once). The four threads of a group thus
-// store 64 contiguous, aligned bytes in one instruction: whole 32-byte
-// sectors (lanes on rows j + 4 n apart had every sector written as two
-// halves by two warps). Where the last group has fewer than 4 blocks, its
-// last block also does the missing q.
-struct Region {
-  static constexpr uint32_t kNoDuty = 0xC0000000u;  // lr - kNoDuty >= 2^30 for 0 <= lr < 2^31
-  int32_t sf_lo = 0, rows = 0;  // the region (rows <= 0: nothing is written)
-  uint32_t duty_lo = kNoDuty;   // local row of the last tile, when it has padding to zero
-  int32_t m_t = 128;            // real rows of the last tile
-  uint32_t pad_span = 0;        // rows m_t .. m_t + pad_span - 1 of the last tile are padding
-
-  // m_e >= 1 real rows; [sf_lo, sf_hi) the region (clamped to the buffer by the caller).
-  __host__ __device__ __forceinline__ void init(int32_t lo, int32_t hi, int32_t m_e) {
-    sf_lo = lo;
-    rows = hi - lo;
-    const int32_t last = (m_e - 1) & ~127;  // first local row of the last tile
-    m_t = m_e - last;
-    pad_span = uint32_t(max(min(rows - last, 128) - m_t, 0));  // the tile's rows in the region - m_t
-    duty_lo = (lo & 127) == 0 && m_t < 128 ? uint32_t(last) : kNoDuty;
-  }
-
-  __device__ __forceinline__ void write(uint8_t* sf, uint8_t s, int32_t lr, uint32_t c, uint32_t nb,
-                                        uint32_t kp4) const {
-    if (lr >= rows) return;
-    const int32_t p = sf_lo + lr;
-    uint8_t* at = sf + swz_offset(p, c, kp4);
-    *at = s;
-    const uint32_t j = uint32_t(lr) - duty_lo;  // < 32: one of the last tile's first 32 rows
-    if (c == nb - 1) {
-      zero_pad_cols(sf, p, nb, kp4);
-      if (j < 32u) zero_pad_rows(at, j, c & 3u, 4u);
-      return;
-    }
-    if (j >= 32u) return;
-    const uint32_t q = c & 3u;
-    if (m_t < 32) {
-      zero_pad_rows(at, j, q, q + 1);
-      return;
-    }
-    // m_t >= 32: only row j + 32 q can be padding (q = 0: row j is real).
-    if (j + 32u * q - uint32_t(m_t) < pad_span) *reinterpret_cast<uint32_t*>(at + 3 * q) = 0u;
-  }
-
-  // The padding of chunk row j (< 32) of the last tile for blocks q in
-  // [q_lo, q_hi) of the column group; `at` is the scale byte of (row j, q_lo).
-  __device__ __forceinline__ void zero_pad_rows(uint8_t* at, uint32_t j, uint32_t q_lo,
-                                                uint32_t q_hi) const {
-    uint8_t* base = at - j * 16 - q_lo;  // the tile's chunk of this column group
-    // The tile's rows in the region (m_t where fewer: no row >= m_t is written then either).
-    const int32_t t_rows = m_t + int32_t(pad_span);
-    for (uint32_t q = q_lo; q < q_hi; ++q) {
-      const int32_t jq = int32_t(j + 32 * q);
-      if (q > 0 && jq >= m_t && jq < t_rows) *reinterpret_cast<uint32_t*>(base + j * 16 + 4 * q) = 0u;
-      if (m_t >= 32) continue;
-      for (int32_t i = int32_t(4 * j + q); i < 32; i += 4 * m_t) {
-        if (i < m_t) continue;
-        if (i + 96 < t_rows) {
-          *reinterpret_cast<uint4*>(base + i * 16) = make_uint4(0u, 0u, 0u, 0u);
-        } else {
-          for (int k = 0; k < 4; ++k)
-            if (i + 32 * k < t_rows) *reinterpret_cast<uint32_t*>(base + i * 16 + 4 * k) = 0u;
-        }
+// evicted half written). A tile's 512-byte chunk of column group g holds 32
+// 16-byte chunk rows i (rows i, i+32, i+64, i+96 x 4 columns). The four
+// threads of (real row j < 32 of a tile, block 4g + q) share that chunk:
+// thread q >= 1 zeroes row j + 32q in chunk row j when it is padding, and in a
+// tile with m_t < 32 real rows (so chunk rows m_t..31 are all padding) thread
+// (j, q) zeroes the chunk rows i = 4 (j + n m_t) + q >= m_t, n = 0, 1, ...
+// (each i < 32 exactly once). The four threads of a group thus store 64
+// contiguous, aligned bytes in one instruction: whole 32-byte sectors (lanes
+// on rows j + 4 n apart had every sector written as two halves by two warps).
+// Where the last group has fewer than 4 blocks, its last block also does the
+// missing q.
+__device__ __forceinline__ void write_region_scale(uint8_t* sf, uint8_t s, int32_t lr, uint32_t c,
+                                                   uint32_t nb, uint32_t kp4, int32_t sf_lo,
+                                                   int32_t sf_hi, int32_t m_e) {
+  const int32_t p = sf_lo + lr;
+  if (p >= sf_hi) return;
+  sf[swz_offset(p, c, kp4)] = s;
+  if (c == nb - 1) zero_pad_cols(sf, p, nb, kp4);
+  if ((sf_lo & 127) != 0 || (lr & 127) >= 32) return;
+  // Padding rows owned by this block; tiles start at sf_lo.
+  const int32_t tile0 = p & ~127, j = lr & 127;
+  const int32_t m_t = min(m_e - (lr - j), 128);  // real rows of the tile
+  const int32_t rows = min(sf_hi - tile0, 128);  // rows of the tile in the region
+  uint8_t* base = sf + (size_t(tile0 >> 7) * kp4 + (c >> 2)) * 512u;
+  const uint32_t q_end = c == nb - 1 ? 4u : (c & 3u) + 1;
+  for (uint32_t q = c & 3u; q < q_end; ++q) {
+    const int32_t jq = j + 32 * int32_t(q);
+    if (q > 0 && jq >= m_t && jq < rows) *reinterpret_cast<uint32_t*>(base + j * 16 + 4 * q) = 0u;
+    if (m_t >= 32) continue;
+    for (int32_t i = 4 * j + int32_t(q); i < 32; i += 4 * m_t) {
+      if (i < m_t) continue;
+      if (i + 96 < rows) {
+        *reinterpret_cast<uint4*>(base + i * 16) = make_uint4(0u, 0u, 0u, 0u);
+      } else {
+        for (int k = 0; k < 4; ++k)
+          if (i + 32 * k < rows) *reinterpret_cast<uint32_t*>(base + i * 16 + 4 * k) = 0u;
       }
     }
   }
-};
+}
 
 }  // namespace lowbit::fp4_quant

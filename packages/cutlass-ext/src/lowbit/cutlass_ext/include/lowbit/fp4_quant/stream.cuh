@@ -205,28 +205,6 @@ __device__ __forceinline__ void to_values(const Raw<SILU>& r, float* v) {
   }
 }
 
-// max |v[i]| over a unit's 16 values (to_values), NaN if any is NaN. For
-// plain bf16 input it is taken from the raw words: bf16 is the top half of an
-// fp32 and magnitude bit patterns order like the magnitudes (NaN above Inf),
-// so a 16-bit integer max (two lanes per instruction) gives the same value
-// (a NaN's payload may differ: callers only test for NaN) without needing the
-// converted values here, which keeps ptxas from converting them twice.
-template <typename T, bool SILU>
-__device__ __forceinline__ float unit_amax(const Raw<SILU>& raw, const float* v) {
-  if constexpr (!SILU && std::is_same_v<T, __nv_bfloat16>) {
-    constexpr uint32_t kMag = 0x7FFF7FFFu;
-    const auto m2 = [](uint32_t a, uint32_t b) { return __vmaxu2(a & kMag, b & kMag); };
-    const uint32_t m = __vmaxu2(__vmaxu2(m2(raw.g0.x, raw.g0.y), m2(raw.g0.z, raw.g0.w)),
-                                __vmaxu2(m2(raw.g1.x, raw.g1.y), m2(raw.g1.z, raw.g1.w)));
-    return __uint_as_float(max(m >> 16, m & 0xFFFFu) << 16);
-  } else {
-    float amax = 0.0f;
-#pragma unroll
-    for (int i = 0; i < 16; ++i) amax = max_nan(amax, fabsf(v[i]));
-    return amax;
-  }
-}
-
 // The 16 codes of a unit's values v (to_values) scaled by `mult` (> 0), as
 // two words: e2m1(v[i] · mult), element 0 in the low nibble.
 template <class Round, bool SILU>
@@ -254,20 +232,14 @@ __device__ __forceinline__ uint2 pack16(const Raw<SILU>& raw, const float* v, fl
 
 // The units walked by one thread: segment `seg` (seg_len units, a
 // multiple of 256) at offset i * 256 + tid; after the last i, segment
-// seg + gridDim.x. The sequence only grows, so the first unit past `end` ends
-// it; it is carried incrementally (u < 2^31 + gridDim.x * seg_len: no wrap).
+// seg + gridDim.x. The sequence only grows, so the first unit past `end` ends it.
 struct UnitWalk {
-  uint32_t u, i, steps, jump;  // jump: from a segment's last unit to the next segment's first
-  __device__ __forceinline__ UnitWalk(uint32_t seg_len)
-      : u(blockIdx.x * seg_len + threadIdx.x), i(0), steps(seg_len / 256u),
-        jump((gridDim.x - 1) * seg_len + 256u) {}
-  __device__ __forceinline__ uint32_t unit() const { return u; }
+  uint32_t seg, i, steps, seg_len;
+  __device__ __forceinline__ uint32_t unit() const { return seg * seg_len + i * 256u + threadIdx.x; }
   __device__ __forceinline__ void next() {
     if (++i == steps) {
       i = 0;
-      u += jump;
-    } else {
-      u += 256u;
+      seg += gridDim.x;
     }
   }
 };
@@ -279,20 +251,13 @@ struct StreamArgs {
   FastDiv div_nb;
 };
 
-// Whether for_each_unit alternates two buffers (its body inlined twice) rather
-// than copying the next unit's raw words into the current one's (9 moves per
-// unit). Not for the fp16 fused SiLU: at its register cap (kMinBlocks) the
-// unrolled loop spills ~100 bytes in the hot path (ptxas, sm_90a).
-template <typename T, bool SILU>
-constexpr bool kTwoBuffers = !(SILU && std::is_same_v<T, __half>);
-
 // Calls body(r, c, raw) for every unit (row r, unit c of the row) of this
 // thread, the next unit's loads issued before the current one is quantized
 // (a load is always in flight). init() runs in every thread once the first
 // loads are in flight (it may synchronize).
 template <typename T, bool SILU, class Init, class Body>
 __device__ __forceinline__ void for_each_unit(const StreamArgs& a, Init&& init, Body&& body) {
-  UnitWalk w(a.seg_len);
+  UnitWalk w{blockIdx.x, 0, a.seg_len / 256u, a.seg_len};
   const uint32_t end = a.units_a;
   auto fetch = [&](Raw<SILU>& raw, uint32_t& u, uint32_t& r) {
     u = w.unit();
@@ -304,27 +269,18 @@ __device__ __forceinline__ void for_each_unit(const StreamArgs& a, Init&& init, 
           static_cast<const T*>(a.in) + int64_t(r) * a.in_stride + int64_t(c) * 16, a.up_offset);
     }
   };
-  Raw<SILU> ra, rb;
-  uint32_t ua, rowa, ub, rowb;
-  fetch(ra, ua, rowa);
+  Raw<SILU> cur;
+  uint32_t ur, rr;
+  fetch(cur, ur, rr);
   init();
-  if constexpr (kTwoBuffers<T, SILU>) {
-    // The two buffers used in turn (the body twice): no raw word is copied.
-    while (ua < end) {
-      fetch(rb, ub, rowb);
-      body(rowa, ua - rowa * a.nb, ra);
-      if (ub >= end) break;
-      fetch(ra, ua, rowa);
-      body(rowb, ub - rowb * a.nb, rb);
-    }
-  } else {
-    while (ua < end) {
-      fetch(rb, ub, rowb);
-      body(rowa, ua - rowa * a.nb, ra);
-      ra = rb;
-      ua = ub;
-      rowa = rowb;
-    }
+  while (ur < end) {
+    Raw<SILU> nxt;
+    uint32_t un, rn;
+    fetch(nxt, un, rn);
+    body(rr, ur - rr * a.nb, cur);
+    cur = nxt;
+    ur = un;
+    rr = rn;
   }
 }
 
