@@ -38,6 +38,18 @@ def family_cands(family, counts, n, k, dev, g, kernels=None):
             if kernels is None or name in kernels}
 
 
+def time_and_write(path, lines, cands, label, flop):
+    """Time `cands` interleaved (one must be "bf16"), append a table row per
+    candidate (fastest first) after the row label, rewrite the file."""
+    times = time_cuda_interleaved(cands)
+    for impl, us in sorted(times.items(), key=lambda kv: kv[1]):
+        lines.append(f"| {label} | {impl} | {us:.1f} | {times['bf16'] / us:.3f} | {flop / us / 1e6:.0f} |")
+    print("\n".join(lines[-len(times):]), flush=True)
+    torch.cuda.empty_cache()
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
 def main(path, models, tokens, families, kernels=None):
     dev = torch.device("cuda")
     g = torch.Generator().manual_seed(0)
@@ -56,15 +68,8 @@ def main(path, models, tokens, families, kernels=None):
                 a16 = torch.randn(m, k, device=dev, dtype=torch.bfloat16)
                 w16 = torch.randn(E, n, k, device=dev, dtype=torch.bfloat16)
                 cands["bf16"] = [lambda: torch._grouped_mm(a16, w16.transpose(-2, -1), offs=ends)]
-                times = time_cuda_interleaved(cands)
-                for impl, us in sorted(times.items(), key=lambda kv: kv[1]):
-                    lines.append(f"| {model} | {gemm} N={n} K={k} | {t} | {m} | {impl} | {us:.1f} | "
-                                 f"{times['bf16'] / us:.3f} | {2 * m * n * k / us / 1e6:.0f} |")
-                print("\n".join(lines[-len(times):]), flush=True)
+                time_and_write(path, lines, cands, f"{model} | {gemm} N={n} K={k} | {t} | {m}", 2 * m * n * k)
                 del cands, a16, w16
-                torch.cuda.empty_cache()
-                with open(path, "w") as f:
-                    f.write("\n".join(lines) + "\n")
     return 0
 
 
@@ -91,15 +96,8 @@ def main_dense(path, models, tokens, kernels=None):
             a16 = torch.randn(t, k, device=dev, dtype=torch.bfloat16)
             w16 = torch.randn(k, n, device=dev, dtype=torch.bfloat16)
             cands["bf16"] = [lambda: torch.mm(a16, w16)]
-            times = time_cuda_interleaved(cands)
-            for impl, us in sorted(times.items(), key=lambda kv: kv[1]):
-                lines.append(f"| {model} | {n} | {k} | {t} | {impl} | {us:.1f} | {times['bf16'] / us:.3f} | "
-                             f"{2 * t * n * k / us / 1e6:.0f} |")
-            print("\n".join(lines[-len(times):]), flush=True)
+            time_and_write(path, lines, cands, f"{model} | {n} | {k} | {t}", 2 * t * n * k)
             del cands, x, out
-            torch.cuda.empty_cache()
-            with open(path, "w") as f:
-                f.write("\n".join(lines) + "\n")
     return 0
 
 
