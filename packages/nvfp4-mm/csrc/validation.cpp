@@ -83,6 +83,11 @@ Problem validate_scaled_fp4_mm(Tensor out, Tensor a, Tensor b, Tensor sa, Tensor
   lowbit::check_shape(kOp, "out", out, {M, N});
   lowbit::check_contiguous(kOp, "out", out);
   check_bias(bias, out, a, N);
+  // The SM90 kernels load b, the scales and the wgmma tiles (TMA, bulk copies)
+  // 16 bytes at a time and store out rows that way; torch's allocations are
+  // aligned, only a view at an odd offset is not.
+  lowbit::check_base_aligned(kOp, 16, {{"a", &a}, {"b", &b}, {"block_scale_a", &sa}, {"block_scale_b", &sb},
+                                       {"out", &out}});
   return Problem{out, a, b, sa, sb, alpha, bias, M, N, K, false, std::string(), -1};
 }
 

@@ -522,6 +522,18 @@ def test_kernel_names():
 
 
 @needs_cuda
+@pytest.mark.parametrize("arg", ["a", "b", "block_scale_a", "block_scale_b", "out"])
+def test_misaligned_base(arg):
+    """A view at an 8-byte offset: a clear error, not a misaligned 16-byte access."""
+    x = _good("cuda", m=128)
+    t = x[arg]
+    buf = torch.empty(t.numel() * t.element_size() + 8, dtype=torch.uint8, device="cuda")
+    x[arg] = buf[8:].view(t.dtype).view(t.shape)
+    with raises_arg(arg, "aligned to 16 bytes"):
+        _call(x)
+
+
+@needs_cuda
 @pytest.mark.parametrize("arg", ["out", "b", "block_scale_a", "block_scale_b", "alpha", "bias"])
 def test_bad_device_mix(arg):
     x = _good("cuda")

@@ -32,12 +32,10 @@ void run_dequant_cutlass(const Problem& p, int tile);
 
 // wgmma_group.cu: weights dequantized in registers feeding wgmma (grouped:
 // more than 16 rows per expert; dense: 64 < M <= 512); tiles activation rows
-// x weight rows. The kernel's TMA and bulk copies need 16-byte aligned
-// operands (wgmma_aligned; the dense op does not require them).
+// x weight rows.
 constexpr int kWgmmaTiles = 3;
 extern const char* const kWgmmaNames[kWgmmaTiles];
 void run_wgmma_group(const GroupProblem& p, int tile);
 void run_wgmma(const Problem& p, int tile);
-bool wgmma_aligned(const Problem& p);
 
 }  // namespace nvfp4_mm::sm90

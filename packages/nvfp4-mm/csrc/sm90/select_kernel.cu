@@ -5,8 +5,7 @@
 // (weights streamed straight into registers, no shared-memory pipeline);
 // 64 < M <= 512 the wgmma kernel (weights dequantized in registers);
 // M > 512 the dequantize + CUTLASS fp16 GEMM (tensor-core bound there, not
-// memory bound); the multistage kernel for batch-invariant mode at every M
-// (and where the wgmma kernel's operands are not 16-byte aligned).
+// memory bound); the multistage kernel for batch-invariant mode at every M.
 #include "nvfp4_mm.h"
 
 #include "families.h"
@@ -31,9 +30,7 @@ const Family kFamilies[] = {
 // Up to this M (not batch-invariant) the small-M kernel runs.
 constexpr int64_t kSmallMMax = 64;
 
-const Family& pick_family(const Problem& p) {
-  const int64_t M = p.M;
-  const bool batch_invariant = p.batch_invariant;
+const Family& pick_family(int64_t M, bool batch_invariant) {
   // H100, all 8 docs/SPEC.md §4 shapes (perf/nvfp4-mm/NOTES.md, v4): the dequantize
   // + CUTLASS path beats the mma.sync kernels by 10-55% from M = 512 and
   // loses by 10-50% at M = 128. Batch-invariant mode stays on the multistage
@@ -43,7 +40,7 @@ const Family& pick_family(const Problem& p) {
   // H200, Llama-3-70B (perf/nvfp4-mm/NOTES.md, wgmma): the wgmma kernel is
   // 1.1-2.7x the mma.sync and dequantize paths for 64 < M <= 512, and
   // 0.93-0.99x the dequantize path from M = 1024.
-  if (M > 64 && M <= 512 && !batch_invariant && wgmma_aligned(p)) return kFamilies[3];
+  if (M > 64 && M <= 512 && !batch_invariant) return kFamilies[3];
   if (M > 256 && !batch_invariant) return kFamilies[2];
   // H200, 8 shapes (v5): the small-M kernel is 1.18-1.42x faster at M = 1,
   // 1.14-1.34x at M = 16 and 9% faster summed over the shapes at M = 64
@@ -64,14 +61,10 @@ std::vector<std::string> sm90_kernel_names() {
 void scaled_fp4_mm_sm90(const Problem& p) {
   LOWBIT_CHECK(p.M < (1ll << 31) / 16 && p.N < (1ll << 31) && p.K < (1ll << 30), kOp,
                ": problem too large for the SM90 kernels (M=", p.M, ", N=", p.N, ", K=", p.K, ")");
-  if (p.kernel.empty()) return pick_family(p).run(p, -1);
+  if (p.kernel.empty()) return pick_family(p.M, p.batch_invariant).run(p, -1);
   for (const Family& f : kFamilies)
     for (int t = 0; t < f.tiles; ++t)
-      if (p.kernel == f.names[t]) {
-        LOWBIT_CHECK(f.run != &run_wgmma || wgmma_aligned(p), kOp, ": kernel ", p.kernel,
-                     " needs a, b, block_scale_a, block_scale_b and out at 16-byte aligned addresses");
-        return f.run(p, t);
-      }
+      if (p.kernel == f.names[t]) return f.run(p, t);
   check_kernel_name(p.kernel, sm90_kernel_names(), "SM90");
 }
 

@@ -59,10 +59,4 @@ void run_wgmma(const Problem& p, int tile) {
   wg::run_dense<fg::Nvfp4, 128, 128>(o, done[2], kOp);
 }
 
-bool wgmma_aligned(const Problem& p) {
-  for (const Tensor* t : {&p.a, &p.b, &p.sa, &p.sb, &p.out})
-    if (reinterpret_cast<uintptr_t>(t->data_ptr()) % 16 != 0) return false;
-  return true;
-}
-
 }  // namespace nvfp4_mm::sm90
