@@ -8,6 +8,7 @@
 #pragma once
 
 #include <lowbit/cpu/half_bits.h>
+#include <lowbit/fp4_group_contract.h>
 #include <lowbit/nvfp4_codec.h>
 #include <lowbit/torch_utils.h>
 
@@ -73,14 +74,9 @@ struct Fp4GroupView {
   uint16_t* out;
 };
 
-// One expert's metadata against the tensors (docs/SPEC-MOE.md §5.0.3): rows
-// inside a, a region of round_up(m_e, 128) scale rows inside a_blockscale at a
-// multiple of 128, problem size (m_e, N, K).
+// One expert's metadata against the tensors (lowbit/fp4_group_contract.h).
 inline bool expert_ok(const Fp4GroupView& g, int64_t e) {
-  const int32_t* ps = g.problem_sizes + 3 * e;
-  const int64_t m = ps[0], off = g.expert_offsets[e], sf_off = g.sf_offsets[e];
-  return m >= 0 && off >= 0 && off + m <= g.M && ps[1] == g.N && ps[2] == g.K && sf_off >= 0 &&
-         sf_off % 128 == 0 && sf_off + lowbit::round_up<int64_t>(m, 128) <= g.R;
+  return fp4_group_expert_ok(g.problem_sizes, g.expert_offsets, g.sf_offsets, e, g.M, g.N, g.K, g.R);
 }
 
 // NaN in the in-bounds rows of an expert whose metadata breaks the contract.

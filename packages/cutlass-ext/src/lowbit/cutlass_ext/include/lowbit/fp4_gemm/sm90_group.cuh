@@ -20,6 +20,7 @@
 #pragma once
 
 #include <lowbit/cuda_utils.h>
+#include <lowbit/fp4_group_contract.h>
 #include <lowbit/fp4_gemm/sm90_params.h>
 #include <lowbit/fp4_gemm/sm90_prepass_a.cuh>
 
@@ -30,18 +31,10 @@ namespace lowbit::fp4_gemm::sm90 {
 
 constexpr int kTableThreads = 1024;
 
-// Whether expert e's metadata keeps the contract (docs/SPEC-MOE.md §5.0.3).
-__device__ __forceinline__ bool expert_ok(const int* sizes, const int* offsets, const int* sf_offsets, int e, int M,
-                                          int N, int K, int64_t R) {
-  const int m = sizes[3 * e], off = offsets[e], sf = sf_offsets[e];
-  return m >= 0 && off >= 0 && int64_t(off) + m <= M && sizes[3 * e + 1] == N && sizes[3 * e + 2] == K &&
-         sf >= 0 && sf % 128 == 0 && int64_t(sf) + (int64_t(m) + 127) / 128 * 128 <= R;
-}
-
-// One expert's CTA row tiles, 0 where its metadata breaks the contract.
-__device__ __forceinline__ int expert_tiles(const int* sizes, const int* offsets, const int* sf_offsets, int e,
-                                            int M, int N, int K, int64_t R, int bm) {
-  return expert_ok(sizes, offsets, sf_offsets, e, M, N, K, R) ? (sizes[3 * e] + bm - 1) / bm : 0;
+// One expert's CTA row tiles, 0 where its metadata breaks the contract
+// (lowbit/fp4_group_contract.h).
+__device__ __forceinline__ int expert_tiles(bool ok, const int* sizes, int e, int bm) {
+  return ok ? (sizes[3 * e] + bm - 1) / bm : 0;
 }
 
 // NaN (bits `nan`, of the 2-byte output type) into the rows of every broken
@@ -51,7 +44,7 @@ template <int THREADS>
 __device__ void nan_broken_experts(const int* sizes, const int* offsets, const int* sf_offsets, int E, int M, int N,
                                    int K, int64_t R, uint16_t* out, uint16_t nan) {
   for (int e = 0; e < E; ++e) {
-    if (expert_ok(sizes, offsets, sf_offsets, e, M, N, K, R)) continue;
+    if (lowbit::fp4_group_expert_ok(sizes, offsets, sf_offsets, e, M, N, K, R)) continue;
     const int64_t off = offsets[e], end = off + sizes[3 * e];
     const int64_t lo = off > 0 ? off : 0, hi = end < M ? end : int64_t(M);
     for (int64_t i = lo * N + threadIdx.x; i < hi * N; i += THREADS) out[i] = nan;
@@ -74,8 +67,9 @@ __global__ void __launch_bounds__(THREADS) tile_table_kernel(const int* __restri
   int sum = 0;
   bool broken = false;
   for (int e = e0; e < e1; ++e) {
-    sum += expert_tiles(sizes, offsets, sf_offsets, e, M, N, K, R, bm);
-    broken |= !expert_ok(sizes, offsets, sf_offsets, e, M, N, K, R);
+    const bool ok = lowbit::fp4_group_expert_ok(sizes, offsets, sf_offsets, e, M, N, K, R);
+    sum += expert_tiles(ok, sizes, e, bm);
+    broken |= !ok;
   }
   part[threadIdx.x] = sum;
   if (__syncthreads_or(broken)) nan_broken_experts<THREADS>(sizes, offsets, sf_offsets, E, M, N, K, R, out, nan);
@@ -88,7 +82,7 @@ __global__ void __launch_bounds__(THREADS) tile_table_kernel(const int* __restri
   int run = part[threadIdx.x] - sum;
   for (int e = e0; e < e1; ++e) {
     tile_start[e] = min(run, max_tiles);
-    run += expert_tiles(sizes, offsets, sf_offsets, e, M, N, K, R, bm);
+    run += expert_tiles(lowbit::fp4_group_expert_ok(sizes, offsets, sf_offsets, e, M, N, K, R), sizes, e, bm);
   }
   if (threadIdx.x == THREADS - 1) tile_start[E] = min(part[threadIdx.x], max_tiles);
   lowbit::pdl_launch_dependents();

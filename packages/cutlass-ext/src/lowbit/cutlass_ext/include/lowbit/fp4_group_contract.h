@@ -1,0 +1,24 @@
+// The per-expert metadata contract of the FP4 grouped GEMMs
+// (cutlass_fp4_group_mm / cutlass_mxfp4_group_mm, docs/SPEC-MOE.md §5.0.3),
+// written once for the CPU reference (cpu/fp4_group_gemm.h) and the SM90
+// tile table (fp4_gemm/sm90_group.cuh): an expert whose metadata breaks it is
+// not computed and gets NaN rows where they lie inside out.
+#pragma once
+
+#include <lowbit/nvfp4_codec.h>  // LOWBIT_HD
+
+#include <cstdint>
+
+namespace lowbit {
+
+// Expert e keeps the contract: its rows [off, off + m) inside a's M rows, its
+// round_up(m, 128) scale rows at a multiple of 128 inside a_blockscale's R
+// rows, and problem size (m, N, K). sizes [E, 3], offsets / sf_offsets [E].
+LOWBIT_HD bool fp4_group_expert_ok(const int32_t* sizes, const int32_t* offsets, const int32_t* sf_offsets,
+                                   int64_t e, int64_t M, int64_t N, int64_t K, int64_t R) {
+  const int64_t m = sizes[3 * e], off = offsets[e], sf = sf_offsets[e];
+  return m >= 0 && off >= 0 && off + m <= M && sizes[3 * e + 1] == N && sizes[3 * e + 2] == K && sf >= 0 &&
+         sf % 128 == 0 && sf + (m + 127) / 128 * 128 <= R;
+}
+
+}  // namespace lowbit
