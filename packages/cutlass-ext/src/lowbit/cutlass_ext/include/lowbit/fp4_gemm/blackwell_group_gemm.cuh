@@ -11,13 +11,16 @@
 // padded strides: expert e's activation scales at byte sf_off[e]·Kp, its
 // weight scales at byte e·Np·Kp (§5.1.3-5.1.4, §5.13 item 1); CUTLASS's
 // 128x4 scale atom is that layout. An expert whose metadata breaks the
-// contract (§5.0.3) gets 0 rows: CUTLASS computes nothing for it.
+// contract (§5.0.3, lowbit/fp4_group_contract.h) gets 0 rows: CUTLASS
+// computes nothing for it, and the setup kernel writes NaN into its rows
+// inside out first (the GEMM waits for the setup grid: PDL).
 //
 // Included by one translation unit per (format, arch, output dtype).
 #pragma once
 
 #include <lowbit/cuda_utils.h>
 #include <lowbit/cutlass_utils.h>
+#include <lowbit/fp4_group_contract.h>
 
 #include <cute/tensor.hpp>
 #include <cutlass/arch/config.h>
@@ -54,12 +57,17 @@ struct Mxfp4 {
   using Sm100Schedule = cutlass::gemm::KernelPtrArrayTmaWarpSpecialized1SmMxf4Sm100;
 };
 
-// One thread per expert: G::setup fills its CUTLASS arguments.
+// One thread per expert: G::setup fills its CUTLASS arguments; a CTA with a
+// broken expert then writes NaN into that expert's rows (the common case, no
+// broken expert, costs one barrier).
 template <class G>
 __global__ void group_setup_kernel(const typename G::Setup s) {
   lowbit::pdl_wait();  // the routing may come from the previous kernel
-  const int e = blockIdx.x * blockDim.x + threadIdx.x;
-  if (e < s.E) G::setup(s, e);
+  const int e0 = blockIdx.x * blockDim.x, e = e0 + threadIdx.x;
+  const bool broken = e < s.E && !G::setup(s, e);
+  if (__syncthreads_or(broken))
+    lowbit::fp4_group_nan_broken(s.sizes, s.offsets, s.sf_offsets, e0, min(s.E, e0 + int(blockDim.x)), s.M, s.N,
+                                 s.K, s.R, reinterpret_cast<uint16_t*>(s.out), G::kNan, threadIdx.x, blockDim.x);
   lowbit::pdl_launch_dependents();
 }
 
@@ -153,13 +161,14 @@ struct Fp4GroupGemm {
     int64_t R, Kp, Np;
   };
 
+  // Quiet NaN bits of ElementD (rows of broken experts).
+  static constexpr uint16_t kNan = std::is_same_v<ElementD, cutlass::bfloat16_t> ? lowbit::kNanBf16 : lowbit::kNanHalf;
+
   // Expert e's CUTLASS arguments (0 rows where its metadata breaks the
-  // contract, docs/SPEC-MOE.md §5.0.3).
-  static __device__ void setup(const Setup& s, int e) {
+  // contract, docs/SPEC-MOE.md §5.0.3); whether it keeps the contract.
+  static __device__ bool setup(const Setup& s, int e) {
     const int m = s.sizes[3 * e], off = s.offsets[e], sf = s.sf_offsets[e];
-    const bool ok = m >= 0 && off >= 0 && int64_t(off) + m <= s.M && s.sizes[3 * e + 1] == s.N &&
-                    s.sizes[3 * e + 2] == s.K && sf >= 0 && sf % 128 == 0 &&
-                    int64_t(sf) + (int64_t(m) + 127) / 128 * 128 <= s.R;
+    const bool ok = lowbit::fp4_group_expert_ok(s.sizes, s.offsets, s.sf_offsets, e, s.M, s.N, s.K, s.R);
     const int rows = ok ? m : 0;
     const int64_t row0 = ok ? off : 0, sf0 = ok ? sf : 0;
     s.arr.shape[e] = Shape3(rows, s.N, s.K);
@@ -174,6 +183,7 @@ struct Fp4GroupGemm {
     s.arr.stride_d[e] = cutlass::make_cute_packed_stride(StrideD{}, make_shape(rows, s.N, 1));
     s.arr.layout_sfa[e] = SfConfig::tile_atom_to_shape_SFA(make_shape(rows, s.N, s.K, 1));
     s.arr.layout_sfb[e] = SfConfig::tile_atom_to_shape_SFB(make_shape(rows, s.N, s.K, 1));
+    return ok;
   }
 
   // `p`: a validated group problem of the format (out, a, b, sa, sb,

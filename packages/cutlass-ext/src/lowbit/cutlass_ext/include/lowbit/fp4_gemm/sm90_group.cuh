@@ -37,20 +37,6 @@ __device__ __forceinline__ int expert_tiles(bool ok, const int* sizes, int e, in
   return ok ? (sizes[3 * e] + bm - 1) / bm : 0;
 }
 
-// NaN (bits `nan`, of the 2-byte output type) into the rows of every broken
-// expert that lie inside [0, M), by the whole CTA; the main kernel, launched
-// after this grid completes, computes no tile of those experts.
-template <int THREADS>
-__device__ void nan_broken_experts(const int* sizes, const int* offsets, const int* sf_offsets, int E, int M, int N,
-                                   int K, int64_t R, uint16_t* out, uint16_t nan) {
-  for (int e = 0; e < E; ++e) {
-    if (lowbit::fp4_group_expert_ok(sizes, offsets, sf_offsets, e, M, N, K, R)) continue;
-    const int64_t off = offsets[e], end = off + sizes[3 * e];
-    const int64_t lo = off > 0 ? off : 0, hi = end < M ? end : int64_t(M);
-    for (int64_t i = lo * N + threadIdx.x; i < hi * N; i += THREADS) out[i] = nan;
-  }
-}
-
 // tile_start[e] = Σ_{e' < e} tiles(e'), clamped to max_tiles (the grid's
 // bound; only broken metadata, overlapping experts, can exceed it).
 template <int THREADS>
@@ -72,7 +58,10 @@ __global__ void __launch_bounds__(THREADS) tile_table_kernel(const int* __restri
     broken |= !ok;
   }
   part[threadIdx.x] = sum;
-  if (__syncthreads_or(broken)) nan_broken_experts<THREADS>(sizes, offsets, sf_offsets, E, M, N, K, R, out, nan);
+  // The main kernel, launched after this grid completes, computes no tile of
+  // a broken expert; its rows inside out become NaN here.
+  if (__syncthreads_or(broken)) lowbit::fp4_group_nan_broken(sizes, offsets, sf_offsets, 0, E, M, N, K, R, out, nan,
+                                                             threadIdx.x, THREADS);
   for (int d = 1; d < THREADS; d *= 2) {  // inclusive scan of the per-thread sums
     const int v = threadIdx.x >= d ? part[threadIdx.x - d] : 0;
     __syncthreads();
@@ -132,8 +121,7 @@ Tensor launch_tile_table(const GP& p, int bm, int64_t tiles, cudaStream_t stream
                         static_cast<int>(p.E), static_cast<int>(p.M), static_cast<int>(p.N), static_cast<int>(p.K),
                         p.R, bm, static_cast<int>(tiles), static_cast<int*>(tile_start.data_ptr()),
                         static_cast<uint16_t*>(p.out.data_ptr()),
-                        // quiet NaN of the output type
-                        uint16_t(p.out.scalar_type() == lowbit::ScalarType::BFloat16 ? 0x7FC0 : 0x7E00));
+                        p.out.scalar_type() == lowbit::ScalarType::BFloat16 ? lowbit::kNanBf16 : lowbit::kNanHalf);
   return tile_start;
 }
 
