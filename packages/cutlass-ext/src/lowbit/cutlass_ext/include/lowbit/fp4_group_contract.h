@@ -22,14 +22,13 @@ LOWBIT_HD bool fp4_group_expert_ok(const int32_t* sizes, const int32_t* offsets,
          sf % 128 == 0 && sf + (m + 127) / 128 * 128 <= R;
 }
 
-#if defined(__CUDACC__)
 // Quiet NaN bits of a 2-byte output dtype.
 constexpr uint16_t kNanBf16 = 0x7FC0, kNanHalf = 0x7E00;
 
 // NaN (bits `nan`) into the rows inside [0, M) of every expert in [e0, e1)
 // that breaks the contract, by `threads` threads of the caller (thread index
-// `tid`); out [M, N] of a 2-byte dtype.
-__device__ inline void fp4_group_nan_broken(const int32_t* sizes, const int32_t* offsets, const int32_t* sf_offsets,
+// `tid`; the host passes 0 and 1); out [M, N] of a 2-byte dtype.
+LOWBIT_HD void fp4_group_nan_broken(const int32_t* sizes, const int32_t* offsets, const int32_t* sf_offsets,
                                             int64_t e0, int64_t e1, int64_t M, int64_t N, int64_t K, int64_t R,
                                             uint16_t* out, uint16_t nan, int tid, int threads) {
   for (int64_t e = e0; e < e1; ++e) {
@@ -39,6 +38,5 @@ __device__ inline void fp4_group_nan_broken(const int32_t* sizes, const int32_t*
     for (int64_t i = lo * N + tid; i < hi * N; i += threads) out[i] = nan;
   }
 }
-#endif
 
 }  // namespace lowbit

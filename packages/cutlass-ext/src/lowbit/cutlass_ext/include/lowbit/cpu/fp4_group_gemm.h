@@ -79,12 +79,6 @@ inline bool expert_ok(const Fp4GroupView& g, int64_t e) {
   return fp4_group_expert_ok(g.problem_sizes, g.expert_offsets, g.sf_offsets, e, g.M, g.N, g.K, g.R);
 }
 
-// NaN in the in-bounds rows of an expert whose metadata breaks the contract.
-inline void fill_expert_nan(const Fp4GroupView& g, int64_t e) {
-  const int64_t m = std::max<int64_t>(g.problem_sizes[3 * e], 0), row0 = g.expert_offsets[e];
-  const int64_t lo = std::max<int64_t>(row0, 0), hi = std::min<int64_t>(row0 + m, g.M);
-  if (hi > lo) std::fill(g.out + lo * g.N, g.out + hi * g.N, nan_bits(g.bf16));
-}
 
 // Expert by expert: out[off_e : off_e + m_e] = alpha_of(e) · A_e·B_eᵀ (one fp32
 // multiply by alpha_of(e) before the rounding when the format has one).
@@ -93,11 +87,12 @@ void fp4_group_gemm(const Fp4GroupView& g, ScaleDecode scale_of, Alpha alpha_of)
   const int64_t kb = g.K / 2, Kp = lowbit::round_up<int64_t>(g.K / g.block, 4);
   const int64_t Np = lowbit::round_up<int64_t>(g.N, 128);
   std::vector<float> a, b;
+  // NaN rows of broken experts first, so that rows a valid expert also
+  // covers end with its values (docs/SPEC-MOE.md §5.0.3).
+  fp4_group_nan_broken(g.problem_sizes, g.expert_offsets, g.sf_offsets, 0, g.E, g.M, g.N, g.K, g.R, g.out,
+                       g.bf16 ? kNanBf16 : kNanHalf, 0, 1);
   for (int64_t e = 0; e < g.E; ++e) {
-    if (!expert_ok(g, e)) {
-      fill_expert_nan(g, e);
-      continue;
-    }
+    if (!expert_ok(g, e)) continue;
     const int64_t m = g.problem_sizes[3 * e], row0 = g.expert_offsets[e];
     if (m == 0) continue;
     dequant_fp4_rows(g.a + row0 * kb, g.sa + int64_t{g.sf_offsets[e]} * Kp, m, g.K, g.block, scale_of, a);

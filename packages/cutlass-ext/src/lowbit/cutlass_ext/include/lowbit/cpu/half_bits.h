@@ -44,7 +44,4 @@ inline float to_float(uint16_t h, bool bf16) { return bf16 ? bf16_to_float(h) : 
 inline uint16_t from_float(float f, bool bf16) { return bf16 ? float_to_bf16(f) : float_to_half(f); }
 inline float round_to(float f, bool bf16) { return to_float(from_float(f, bf16), bf16); }
 
-// The quiet NaN of each 16-bit format.
-inline uint16_t nan_bits(bool bf16) { return bf16 ? 0x7FC0 : 0x7E00; }
-
 }  // namespace lowbit::cpu
