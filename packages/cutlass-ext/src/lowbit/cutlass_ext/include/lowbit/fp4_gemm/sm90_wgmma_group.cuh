@@ -1,27 +1,29 @@
-// SM90 grouped FP4 GEMM for prefill-sized experts (cutlass_fp4_group_mm
-// docs/SPEC-MOE.md §5.2, cutlass_mxfp4_group_mm §5.3): warpgroup MMAs
-// (wgmma) with the weights dequantized in registers.
+// SM90 FP4 GEMM with warpgroup MMAs (wgmma) and the weights dequantized in
+// registers: cutlass_fp4_group_mm (docs/SPEC-MOE.md §5.2) and
+// cutlass_mxfp4_group_mm (§5.3) above 16 rows per expert, and the dense
+// cutlass_scaled_fp4_mm (docs/SPEC.md §2.2) for 64 < M <= 512.
 //
 // Why: the mma.sync kernels (sm90_multistage.cuh) stop near 200 TFLOP/s on
 // the H200, where bf16 torch._grouped_mm reaches 500-700; and the dense op's
-// answer above M = 256 (dequantize both operands to fp16 in memory, then a
+// answer above M = 512 (dequantize both operands to fp16 in memory, then a
 // CUTLASS GEMM) would write 15 GB for DeepSeek-R1's gate/up experts. So the
-// weights stay 4-bit until registers (perf/nvfp4-mm/NOTES.md, "grouped
-// prefill kernel"):
+// weights stay 4-bit until registers (perf/nvfp4-mm/NOTES.md v6):
 //  - roles swapped, out^T = W X^T: the weights are wgmma's A operand, the one
 //    that may come from registers; the routed activations are the B operand,
 //    from shared memory;
-//  - one producer thread streams, per 128-wide K tile, the CTA's 128 weight
-//    rows (TMA: one 2-D map over all experts' [E N, K/2] bytes, so no
-//    per-expert descriptor), their scale bytes (one bulk copy: 128 rows x 128
-//    K of the 128x4 swizzled layout are whole 512-byte tiles) and the
-//    activation tile (one bulk copy of a block that the pre-pass below wrote
-//    already in wgmma's 128B-swizzled K-major layout), into a 4-stage ring;
-//  - two consumer warpgroups, 64 weight rows each: a thread turns its nibble
-//    pairs into the wgmma A fragment of the next k16 step (the format's exact
-//    bit placement and scale product, sm90_formats.cuh) while the current
-//    step's wgmma runs; fp32 accumulation; the epilogue goes through shared
-//    memory (the accumulator holds out^T) for 16-byte stores of out rows.
+//  - one producer thread streams, per 128-wide K tile, the tile's 128 or 256
+//    weight rows (TMA: one 2-D map over all experts' [E N, K/2] bytes, so no
+//    per-expert descriptor), their scale bytes (one bulk copy per 128 rows:
+//    128 rows x 128 K of the 128x4 swizzled layout are whole 512-byte tiles)
+//    and the activation tile (one bulk copy of a block that the pre-pass
+//    below wrote already in wgmma's 128B-swizzled K-major layout), into a
+//    ring of 3 or 4 stages;
+//  - two consumer warpgroups, 64 or 128 weight rows each: a thread turns its
+//    nibble pairs into the wgmma A fragment of the next k16 step (the
+//    format's exact bit placement and scale product, sm90_formats.cuh) while
+//    the current step's wgmma runs; fp32 accumulation; the epilogue goes
+//    through shared memory (the accumulator holds out^T) for 16-byte stores
+//    of out rows, alpha and the optional bias applied in fp32.
 // Tiles: BN rows of one expert x 128 or 256 weight rows (the tile table of
 // sm90_group.cuh with bm = BN; dense: one expert); no split-K, so an
 // expert's rows do not depend on the other experts (batch invariance).
@@ -30,11 +32,11 @@
 // runs ahead into the next tile (its expert lookup included) while the
 // consumers finish the current one, and the epilogue has its own buffer.
 // K order inside every 128-wide K tile, the small-M kernel's (chunk 128):
-// thread (g, t) of a warp owns K [128 c + 32 t, + 32) of its two weight rows
+// thread (g, t) of a warp owns K [128 c + 32 t, + 32) of its weight rows
 // (one 16-byte shared-memory load each); at k16 step s its A registers hold
 // the nibble pairs (i, i + 4), i = 2 (s % 2) + {0, 1}, of its 32-bit word
 // s / 2. The pre-pass puts every activation at the wgmma B position that
-// meets the same K (x_position below), so every dot product is unchanged.
+// meets the same K (x_k below), so every dot product is unchanged.
 #pragma once
 
 #include <cuda.h>
@@ -91,24 +93,21 @@ struct TileInfo {
   int rows, e;
 };
 
-// The wgmma of each format (sm90_formats.cuh: NVFP4 runs fp16, MXFP4 bf16).
+// The wgmma of each format (sm90_formats.cuh: NVFP4 runs fp16, MXFP4 bf16),
+// A from registers, both operands K-major.
+namespace gmma = cute::SM90::GMMA;
+constexpr gmma::Major kK = gmma::Major::K;
 template <class Fmt, int BN>
 struct Mma;
 template <int BN>
 struct Mma<Nvfp4, BN> {
-  using Op = std::conditional_t<BN == 128,
-                                cute::SM90::GMMA::MMA_64x128x16_F32F16F16_RS<cute::SM90::GMMA::Major::K,
-                                                                            cute::SM90::GMMA::Major::K>,
-                                cute::SM90::GMMA::MMA_64x64x16_F32F16F16_RS<cute::SM90::GMMA::Major::K,
-                                                                           cute::SM90::GMMA::Major::K>>;
+  using Op = std::conditional_t<BN == 128, gmma::MMA_64x128x16_F32F16F16_RS<kK, kK>,
+                                gmma::MMA_64x64x16_F32F16F16_RS<kK, kK>>;
 };
 template <int BN>
 struct Mma<Mxfp4, BN> {
-  using Op = std::conditional_t<BN == 128,
-                                cute::SM90::GMMA::MMA_64x128x16_F32BF16BF16_RS<cute::SM90::GMMA::Major::K,
-                                                                              cute::SM90::GMMA::Major::K>,
-                                cute::SM90::GMMA::MMA_64x64x16_F32BF16BF16_RS<cute::SM90::GMMA::Major::K,
-                                                                             cute::SM90::GMMA::Major::K>>;
+  using Op = std::conditional_t<BN == 128, gmma::MMA_64x128x16_F32BF16BF16_RS<kK, kK>,
+                                gmma::MMA_64x64x16_F32BF16BF16_RS<kK, kK>>;
 };
 
 template <class Op, size_t... I>
