@@ -31,7 +31,7 @@ struct GroupKernel {
 };
 // small_m: weights streamed into registers (a few rows per expert, decode);
 // multistage: shared-memory pipelined mma.sync tiles; wgmma: weights
-// dequantized in registers feeding wgmma (hundreds of rows per expert).
+// dequantized in registers feeding wgmma (more than 16 rows per expert).
 const GroupKernel kGroupKernels[] = {
     {"small_m_16x128", &run_small_m_group, 0},
     {"small_m_64x128", &run_small_m_group, 1},
@@ -42,8 +42,10 @@ const GroupKernel kGroupKernels[] = {
     {"wgmma_128x256", &run_wgmma_group, 2},
 };
 
-// By the experts' mean rows (sm90_group.cuh), with the dense heuristic's
-// boundaries (select_kernel.cu).
+// By the experts' mean rows (sm90_group.cuh); boundaries from the H200
+// sweeps of every tile by name (perf/nvfp4-mm/results/h200_group_*):
+// small_m_16x128 wins at 8-16 rows per expert, the 64-row wgmma tile at 32
+// (1.4-1.5x the mma.sync tiles), the 128x256 one from 128.
 const GroupKernel& pick_group_kernel(const GroupProblem& p) {
   const int64_t rows = lowbit::fp4_gemm::sm90::mean_expert_rows(p.E, p.M);
   if (rows <= 16) return kGroupKernels[0];
