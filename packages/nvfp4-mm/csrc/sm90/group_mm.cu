@@ -45,7 +45,7 @@ const GroupKernel kGroupKernels[] = {
 // By the experts' mean rows (sm90_group.cuh); boundaries from the H200
 // sweeps of every tile by name (perf/nvfp4-mm/results/h200_group_*):
 // small_m_16x128 wins at 8-16 rows per expert, the 64-row wgmma tile at 32
-// (1.4-1.5x the mma.sync tiles), the 128x256 one from 128.
+// (1.4-1.6x the mma.sync tiles), the 128x256 one from 128.
 const GroupKernel& pick_group_kernel(const GroupProblem& p) {
   const int64_t rows = lowbit::fp4_gemm::sm90::mean_expert_rows(p.E, p.M);
   if (rows <= 16) return kGroupKernels[0];
