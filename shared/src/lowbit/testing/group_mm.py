@@ -220,6 +220,21 @@ class GroupMmTests:
         out = self.run(x, torch.bfloat16)
         assert torch.isnan(out[4:].float()).all() and torch.isfinite(out[:4].float()).all()
 
+    def test_bad_metadata_overlapping_a_valid_expert(self, device):
+        """A broken expert whose rows overlap a valid expert's: the shared rows
+        keep the valid expert's values, the broken expert's other rows are
+        NaN, rows of no expert keep the poison (docs/SPEC-MOE.md §5.0.3)."""
+        x = self.random_problem([4, 4], 64, 64, device, torch.Generator().manual_seed(5))
+        x["expert_offsets"][1] = 2  # rows 2..5, over expert 0's rows 2..3
+        x["sf_offsets"][1] = 64     # not a multiple of 128: broken
+        y = dict(x, problem_sizes=x["problem_sizes"].clone())
+        y["problem_sizes"][1, 0] = 0
+        want = self.reference(y)
+        out = self.run(x, torch.bfloat16).cpu()
+        assert relative_error(out[:4].double(), want[:4]) <= self.LIMIT
+        assert torch.isnan(out[4:6].float()).all()
+        assert (out[6:].view(torch.uint8) == POISON).all()
+
     def test_opcheck(self, device):
         x = self.random_problem([3, 0, 5], 64, 96, device, torch.Generator().manual_seed(2))
         args = [v.view(torch.uint8) if v.dtype == torch.float8_e4m3fn else v for v in self.args(x)]
