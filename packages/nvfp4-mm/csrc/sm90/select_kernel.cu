@@ -27,8 +27,9 @@ const Family kFamilies[] = {
     {kWgmmaNames, kWgmmaTiles, &run_wgmma},
 };
 
-// Up to this M (not batch-invariant) the small-M kernel runs.
-constexpr int64_t kSmallMMax = 64;
+// Up to this M (not batch-invariant) the small-M kernel runs; above it, up to
+// kWgmmaMMax, the wgmma kernel; above that the dequantize + CUTLASS path.
+constexpr int64_t kSmallMMax = 64, kWgmmaMMax = 512;
 
 const Family& pick_family(int64_t M, bool batch_invariant) {
   // H100, all 8 docs/SPEC.md §4 shapes (perf/nvfp4-mm/NOTES.md, v4): the dequantize
@@ -38,10 +39,10 @@ const Family& pick_family(int64_t M, bool batch_invariant) {
   // reduction order cannot depend on M; HMMA and HGMMA need not sum inside a
   // k16 step in the same order).
   // H200, Llama-3-70B (perf/nvfp4-mm/NOTES.md, wgmma): the wgmma kernel is
-  // 1.1-2.7x the mma.sync and dequantize paths for 64 < M <= 512, and
+  // 1.0-2.7x the mma.sync and dequantize paths for 64 < M <= 512, and
   // 0.93-0.99x the dequantize path from M = 1024.
-  if (M > 64 && M <= 512 && !batch_invariant) return kFamilies[3];
-  if (M > 256 && !batch_invariant) return kFamilies[2];
+  if (M > kSmallMMax && M <= kWgmmaMMax && !batch_invariant) return kFamilies[3];
+  if (M > kWgmmaMMax && !batch_invariant) return kFamilies[2];
   // H200, 8 shapes (v5): the small-M kernel is 1.18-1.42x faster at M = 1,
   // 1.14-1.34x at M = 16 and 9% faster summed over the shapes at M = 64
   // (0.95x on one). Not in batch-invariant mode: its K order differs from

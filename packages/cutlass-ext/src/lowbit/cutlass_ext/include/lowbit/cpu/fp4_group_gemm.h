@@ -79,7 +79,6 @@ inline bool expert_ok(const Fp4GroupView& g, int64_t e) {
   return fp4_group_expert_ok(g.problem_sizes, g.expert_offsets, g.sf_offsets, e, g.M, g.N, g.K, g.R);
 }
 
-
 // Expert by expert: out[off_e : off_e + m_e] = alpha_of(e) · A_e·B_eᵀ (one fp32
 // multiply by alpha_of(e) before the rounding when the format has one).
 template <class ScaleDecode, class Alpha>

@@ -161,11 +161,11 @@ __device__ __forceinline__ void bulk_load(uint32_t dst, const void* src, uint32_
 // The activation tile that wgmma's B operand reads: two 64-K halves of
 // BN x 128 bytes; row n at 128 n; its 16-byte chunk j (logical k positions
 // 8 j .. 8 j + 7 of the half) at physical chunk j XOR n % 8 (the 128B swizzle
-// the descriptor names).
-// The K (relative to the tile) that logical position kk meets: step s =
-// kk / 16, position p = kk % 16 of the m64nNk16 B operand holds k 2t + (p %
-// 2) + 8 (p / 8) of the A fragment of thread t = (p % 8) / 2, i.e. the
-// nibble pair i = 2 (s % 2) + p / 8 of that thread's word s / 2, element p % 2.
+// the descriptor names). x_k: the K (relative to the tile) that logical
+// position kk meets: step s = kk / 16, position p = kk % 16 of the m64nNk16 B
+// operand holds k 2t + (p % 2) + 8 (p / 8) of the A fragment of thread
+// t = (p % 8) / 2, i.e. the nibble pair i = 2 (s % 2) + p / 8 of that
+// thread's word s / 2, element p % 2.
 __host__ __device__ constexpr int x_k(int kk) {
   const int s = kk / 16, p = kk % 16;
   return 32 * ((p % 8) / 2) + 8 * (s / 2) + 2 * (s % 2) + p / 8 + 4 * (p % 2);
