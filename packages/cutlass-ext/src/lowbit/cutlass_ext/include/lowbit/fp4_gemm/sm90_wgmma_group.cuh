@@ -123,6 +123,14 @@ __device__ __forceinline__ uint64_t smem_desc(uint32_t addr) {
   return uint64_t((addr & 0x3FFFF) >> 4) | (uint64_t(1) << 16) | (uint64_t(1024 >> 4) << 32) | (uint64_t(1) << 62);
 }
 
+template <class T>
+__device__ __forceinline__ uint32_t bit_cast_u32(const T& v) {
+  static_assert(sizeof(T) == 4, "a 32-bit pair");
+  uint32_t u;
+  memcpy(&u, &v, 4);
+  return u;
+}
+
 __device__ __forceinline__ void mbar_init(uint32_t bar, int count) {
   asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count));
 }
@@ -175,23 +183,29 @@ __host__ __device__ constexpr int x_k(int kk) {
 // tile and K tile, one block of BN x 128 16-bit values in the layout above
 // (rows past the tile's slice and K past K are zero). One thread per 16-byte
 // chunk.
+constexpr int kPrepassThreads = 256;
 template <class Fmt, int BN>
-__global__ void prepass_x_kernel(const uint8_t* __restrict__ a, const uint8_t* __restrict__ sa,
+__global__ void __launch_bounds__(kPrepassThreads) prepass_x_kernel(const uint8_t* __restrict__ a, const uint8_t* __restrict__ sa,
                                  uint4* __restrict__ x, int M, int K, int KT, int C4, int64_t chunks,
                                  const Groups groups) {
   using L = Tile<BN, 64>;  // the activation tile does not depend on WGR
+  constexpr int kChunksPerBlock = L::X_BYTES / 16;
+  static_assert(kChunksPerBlock % kPrepassThreads == 0, "a CUDA block lies in one activation block");
   lowbit::pdl_wait();  // A may come from the previous kernel
   lowbit::pdl_launch_dependents();
-  const int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-  if (idx >= chunks) return;
-  constexpr int kChunksPerBlock = L::X_BYTES / 16;
+  const int64_t idx = blockIdx.x * int64_t(kPrepassThreads) + threadIdx.x;  // chunks: a multiple of the block
   const int64_t blk = idx / kChunksPerBlock;  // tile * KT + kt
   const int kt = static_cast<int>(blk % KT), tile = static_cast<int>(blk / KT);
+  // The tile's expert lookup (a binary search over the tile table) once per block.
+  __shared__ Slice block_slice;
+  if (threadIdx.x == 0) block_slice = slice_of(groups, tile, M);
+  __syncthreads();
+  if (idx >= chunks) return;
+  const Slice sl = block_slice;
   const int c = static_cast<int>(idx % kChunksPerBlock);
   // The chunk's place: half h, row n, physical chunk pc -> logical chunk pc ^ (n % 8).
   const int h = c / (L::X_HALF / 16), n = (c % (L::X_HALF / 16)) / 8, pc = c % 8;
   const int kk0 = 64 * h + 8 * (pc ^ (n % 8));
-  const Slice sl = slice_of(groups, tile, M);
   uint32_t words[4] = {0, 0, 0, 0};
   if (n < sl.rows) {
     const uint8_t* row = a + (sl.row0 + n) * int64_t(K / 2);
@@ -378,25 +392,47 @@ __global__ void __launch_bounds__(kThreads, 1) wgmma_group_kernel(const __grid_c
       for (int i = 0; i < BN / 2; ++i) cute::warpgroup_fence_operand(acc[mt][i]);
     if (lane == 0) mbar_arrive(empty((it - 1) % S));  // the tile's last stage
 
-    // Epilogue: acc holds out^T (row = weight row, column = activation row);
-    // through the warpgroup's buffer into 16-byte stores of out rows.
+    // Epilogue: acc holds out^T (row = weight row, column = activation row).
+    // Scaled (and biased) in fp32, rounded once to the output type, then
+    // transposed into the warpgroup's buffer by stmatrix .trans: a thread's
+    // packed pair (acc[4j + 2h], acc[4j + 2h + 1]) is its fragment of the
+    // 8x8 block (weight rows 16 warp + 8 h + 0..7 of m64 block mt, activation
+    // rows 8 j + 0..7), stored as 8 activation rows of 8 consecutive out
+    // columns (16 bytes each); then 16-byte stores of out rows.
     float scale = Fmt::kUnscale;
     if constexpr (Fmt::kAlpha) scale *= p.alpha[ti.e];
+    const bool has_bias = p.bias != nullptr;
 #pragma unroll
-    for (int mt = 0; mt < MT; ++mt)
+    for (int mt = 0; mt < MT; ++mt) {
+      float bias[2] = {0.f, 0.f};  // this thread's two weight rows (g, g + 8)
 #pragma unroll
-      for (int i = 0; i < BN / 2; ++i) {
-        const int nl = 64 * mt + 16 * warp + g + 8 * ((i / 2) % 2), m = 8 * (i / 4) + 2 * t + (i % 2);
-        const int col = n0 + WGR * cw + nl;
-        float y = acc[mt][i] * scale;
-        if (p.bias != nullptr && col < p.N) {  // one rounding of scale * acc + bias (docs/SPEC.md §1.4)
-          const float b = p.out_bf16 ? __bfloat162float(static_cast<const __nv_bfloat16*>(p.bias)[col])
-                                     : __half2float(static_cast<const __half*>(p.bias)[col]);
-          y = fmaf(acc[mt][i], scale, b);
-        }
-        epi[m * L::EPI_STRIDE + nl] = p.out_bf16 ? __bfloat16_as_ushort(__float2bfloat16_rn(y))
-                                                 : __half_as_ushort(__float2half_rn(y));
+      for (int h = 0; h < 2; ++h) {
+        const int col = n0 + WGR * cw + 64 * mt + 16 * warp + g + 8 * h;
+        if (has_bias && col < p.N)
+          bias[h] = p.out_bf16 ? __bfloat162float(static_cast<const __nv_bfloat16*>(p.bias)[col])
+                               : __half2float(static_cast<const __half*>(p.bias)[col]);
       }
+      // Lane L names row L % 8 of block L / 8 of each x4 group (blocks
+      // (h, j) = (b % 2, 2 jj + b / 2)).
+      const int lb = lane / 8, lr = lane % 8;
+      const uint32_t row_addr = smem_addr(epi + (8 * (lb / 2) + lr) * L::EPI_STRIDE + 64 * mt + 16 * warp + 8 * (lb % 2));
+#pragma unroll
+      for (int jj = 0; jj < BN / 16; ++jj) {
+        uint32_t r[4];
+#pragma unroll
+        for (int b = 0; b < 4; ++b) {
+          const int i = 4 * (2 * jj + b / 2) + 2 * (b % 2);
+          // one rounding of scale * acc + bias (docs/SPEC.md §1.4); no bias: scale * acc (keeps -0)
+          const float y0 = has_bias ? fmaf(acc[mt][i], scale, bias[b % 2]) : acc[mt][i] * scale;
+          const float y1 = has_bias ? fmaf(acc[mt][i + 1], scale, bias[b % 2]) : acc[mt][i + 1] * scale;
+          r[b] = p.out_bf16 ? bit_cast_u32(__floats2bfloat162_rn(y0, y1)) : bit_cast_u32(__floats2half2_rn(y0, y1));
+        }
+        asm volatile("stmatrix.sync.aligned.m8n8.x4.trans.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(
+                         row_addr + 16 * jj * L::EPI_STRIDE * 2),
+                     "r"(r[0]), "r"(r[1]), "r"(r[2]), "r"(r[3])
+                     : "memory");
+      }
+    }
     asm volatile("bar.sync %0, 128;\n" ::"r"(1 + cw) : "memory");
     const int col0 = n0 + WGR * cw;
     constexpr int kChunks = WGR / 8;  // 16-byte pieces of a warpgroup's row
@@ -451,7 +487,8 @@ void launch(const Operands& o, const Groups& groups, int64_t row_tiles, std::ato
   const int C4 = static_cast<int>((o.K + 4 * Fmt::kBlock - 1) / (4 * Fmt::kBlock));
   const int64_t chunks = row_tiles * KT * (L::X_BYTES / 16);
   Tensor x = lowbit::empty_on(*o.a, {chunks * 4}, lowbit::ScalarType::Int);
-  lowbit::launch_kernel(prepass_x_kernel<Fmt, BN>, dim3(static_cast<unsigned>((chunks + 255) / 256)), dim3(256), 0,
+  lowbit::launch_kernel(prepass_x_kernel<Fmt, BN>, dim3(static_cast<unsigned>(chunks / kPrepassThreads)),
+                        dim3(kPrepassThreads), 0,
                         stream, /*pdl=*/true, o.a->template const_data_ptr<uint8_t>(),
                         static_cast<const uint8_t*>(o.sa), static_cast<uint4*>(x.data_ptr()), static_cast<int>(o.M),
                         static_cast<int>(o.K), KT, C4, chunks, groups);
