@@ -36,7 +36,8 @@
 // (one 16-byte shared-memory load each); at k16 step s its A registers hold
 // the nibble pairs (i, i + 4), i = 2 (s % 2) + {0, 1}, of its 32-bit word
 // s / 2. The pre-pass puts every activation at the wgmma B position that
-// meets the same K (x_k below), so every dot product is unchanged.
+// meets the same K (the activation tile layout below), so every dot
+// product is unchanged.
 #pragma once
 
 #include <cuda.h>
@@ -169,63 +170,72 @@ __device__ __forceinline__ void bulk_load(uint32_t dst, const void* src, uint32_
 // The activation tile that wgmma's B operand reads: two 64-K halves of
 // BN x 128 bytes; row n at 128 n; its 16-byte chunk j (logical k positions
 // 8 j .. 8 j + 7 of the half) at physical chunk j XOR n % 8 (the 128B swizzle
-// the descriptor names). x_k: the K (relative to the tile) that logical
-// position kk meets: step s = kk / 16, position p = kk % 16 of the m64nNk16 B
-// operand holds k 2t + (p % 2) + 8 (p / 8) of the A fragment of thread
-// t = (p % 8) / 2, i.e. the nibble pair i = 2 (s % 2) + p / 8 of that
-// thread's word s / 2, element p % 2.
-__host__ __device__ constexpr int x_k(int kk) {
-  const int s = kk / 16, p = kk % 16;
-  return 32 * ((p % 8) / 2) + 8 * (s / 2) + 2 * (s % 2) + p / 8 + 4 * (p % 2);
-}
+// the descriptor names). Logical position kk = 16 s + p (k16 step s) meets
+// the K that the weights' A fragment holds there: p = 2 j' + e holds the
+// nibble pair i = 2 (s % 2) + j' / 4 of word s / 2 of the 32-K run
+// q = j' % 4, element e (nibble i + 4 e), i.e. K 32 q + 8 (s / 2) + i + 4 e.
+// So the pair of 16-bit values at (s, j') is exactly what the weights' decode
+// (Fmt::b_raw<i>, Fmt::b_scaled) makes of that word: the activations are
+// decoded by the same formula, and for NVFP4 carry its 2^-14 too.
 
 // The activation pre-pass: a [M, K/2] + 128x4-swizzled scales -> per CTA row
 // tile and K tile, one block of BN x 128 16-bit values in the layout above
-// (rows past the tile's slice and K past K are zero). One thread per 16-byte
-// chunk.
+// (rows past the tile's slice and K past K are zero). One thread per row and
+// K tile: 4 16-byte loads (its 128 K) and the scale bytes, 16 16-byte stores
+// (the row's chunks); a CUDA block holds 256 / BN K tiles of one row tile,
+// whose expert it looks up once.
 constexpr int kPrepassThreads = 256;
 template <class Fmt, int BN>
-__global__ void __launch_bounds__(kPrepassThreads) prepass_x_kernel(const uint8_t* __restrict__ a, const uint8_t* __restrict__ sa,
-                                 uint4* __restrict__ x, int M, int K, int KT, int C4, int64_t chunks,
-                                 const Groups groups) {
+__global__ void __launch_bounds__(kPrepassThreads) prepass_x_kernel(const uint8_t* __restrict__ a,
+                                                                    const uint8_t* __restrict__ sa,
+                                                                    uint4* __restrict__ x, int M, int K, int KT,
+                                                                    int C4, const Groups groups) {
   using L = Tile<BN, 64>;  // the activation tile does not depend on WGR
-  constexpr int kChunksPerBlock = L::X_BYTES / 16;
-  static_assert(kChunksPerBlock % kPrepassThreads == 0, "a CUDA block lies in one activation block");
+  constexpr int BPL = 32 / Fmt::kBlock;  // scale blocks of a 32-K run
+  constexpr int kWordsPerBlock = Fmt::kBlock / 8;
+  constexpr int kKtPerBlock = kPrepassThreads / BN;
   lowbit::pdl_wait();  // A may come from the previous kernel
   lowbit::pdl_launch_dependents();
-  const int64_t idx = blockIdx.x * int64_t(kPrepassThreads) + threadIdx.x;  // chunks: a multiple of the block
-  const int64_t blk = idx / kChunksPerBlock;  // tile * KT + kt
-  const int kt = static_cast<int>(blk % KT), tile = static_cast<int>(blk / KT);
-  // The tile's expert lookup (a binary search over the tile table) once per block.
+  const int tile = blockIdx.x, n = threadIdx.x % BN;
+  const int kt = blockIdx.y * kKtPerBlock + threadIdx.x / BN;
   __shared__ Slice block_slice;
   if (threadIdx.x == 0) block_slice = slice_of(groups, tile, M);
   __syncthreads();
-  if (idx >= chunks) return;
+  if (kt >= KT) return;
   const Slice sl = block_slice;
-  const int c = static_cast<int>(idx % kChunksPerBlock);
-  // The chunk's place: half h, row n, physical chunk pc -> logical chunk pc ^ (n % 8).
-  const int h = c / (L::X_HALF / 16), n = (c % (L::X_HALF / 16)) / 8, pc = c % 8;
-  const int kk0 = 64 * h + 8 * (pc ^ (n % 8));
-  uint32_t words[4] = {0, 0, 0, 0};
+  uint4 w[4] = {};
+  uint32_t sc[4][BPL] = {};
   if (n < sl.rows) {
-    const uint8_t* row = a + (sl.row0 + n) * int64_t(K / 2);
+    const uint8_t* row = a + (sl.row0 + n) * int64_t(K / 2) + kBK / 2 * kt;
     const uint8_t* sas = sa + sl.sa_off;
 #pragma unroll
-    for (int j = 0; j < 8; j += 2) {
-      float v[2];
-#pragma unroll
-      for (int u = 0; u < 2; ++u) {
-        const int k = kBK * kt + x_k(kk0 + j + u);
-        v[u] = 0.f;
-        if (k < K) {  // K % 32 == 0: a scale block is wholly in or out
-          const float sc = Fmt::a_scale(sas[lowbit::nvfp4::swizzled_offset<int64_t>(sl.local0 + n, k >> Fmt::kBlockLog2, C4)]);
-          v[u] = lowbit::nvfp4::e2m1_decode(row[k >> 1] >> (4 * (k & 1))) * sc;
-        }
+    for (int q = 0; q < 4; ++q) {
+      const int k0 = kBK * kt + 32 * q;
+      if (k0 < K) {  // K % 32 == 0: a run is wholly in or out
+        w[q] = *reinterpret_cast<const uint4*>(row + 16 * q);
+        const int64_t so = lowbit::nvfp4::swizzled_offset<int64_t>(sl.local0 + n, k0 >> Fmt::kBlockLog2, C4);
+        Fmt::template lane_scales<BPL>(BPL == 2 ? *reinterpret_cast<const uint16_t*>(sas + so) : sas[so], sc[q]);
       }
-      words[j / 2] = Fmt::pack2(v[0], v[1]);
     }
   }
-  x[blk * kChunksPerBlock + c] = make_uint4(words[0], words[1], words[2], words[3]);
+  uint4* const xrow = x + (int64_t(tile) * KT + kt) * (L::X_BYTES / 16) + 8 * n;
+#pragma unroll
+  for (int s = 0; s < 8; ++s) {
+    const int wd = s / 2;
+#pragma unroll
+    for (int ii = 0; ii < 2; ++ii) {
+      uint32_t v[4];
+#pragma unroll
+      for (int q = 0; q < 4; ++q) {
+        const uint32_t word = wd == 0 ? w[q].x : wd == 1 ? w[q].y : wd == 2 ? w[q].z : w[q].w;
+        const uint32_t raw = (s & 1) ? (ii ? Fmt::template b_raw<3>(word) : Fmt::template b_raw<2>(word))
+                                     : (ii ? Fmt::template b_raw<1>(word) : Fmt::template b_raw<0>(word));
+        v[q] = Fmt::b_scaled(raw, sc[q][wd / kWordsPerBlock]);
+      }
+      const int chunk = 2 * (s % 4) + ii;
+      xrow[(s / 4) * (L::X_HALF / 16) + (chunk ^ (n % 8))] = make_uint4(v[0], v[1], v[2], v[3]);
+    }
+  }
 }
 
 struct Params {
@@ -399,7 +409,7 @@ __global__ void __launch_bounds__(kThreads, 1) wgmma_group_kernel(const __grid_c
     // 8x8 block (weight rows 16 warp + 8 h + 0..7 of m64 block mt, activation
     // rows 8 j + 0..7), stored as 8 activation rows of 8 consecutive out
     // columns (16 bytes each); then 16-byte stores of out rows.
-    float scale = Fmt::kUnscale;
+    float scale = Fmt::kUnscale * Fmt::kUnscale;  // both operands carry the format's factor
     if constexpr (Fmt::kAlpha) scale *= p.alpha[ti.e];
     const bool has_bias = p.bias != nullptr;
 #pragma unroll
@@ -485,13 +495,13 @@ void launch(const Operands& o, const Groups& groups, int64_t row_tiles, std::ato
   LOWBIT_CHECK(o.E * o.N < (1ll << 31), op, ": E x N = ", o.E * o.N, " weight rows too many for the SM90 kernels");
   const int KT = static_cast<int>((o.K + kBK - 1) / kBK);
   const int C4 = static_cast<int>((o.K + 4 * Fmt::kBlock - 1) / (4 * Fmt::kBlock));
-  const int64_t chunks = row_tiles * KT * (L::X_BYTES / 16);
-  Tensor x = lowbit::empty_on(*o.a, {chunks * 4}, lowbit::ScalarType::Int);
-  lowbit::launch_kernel(prepass_x_kernel<Fmt, BN>, dim3(static_cast<unsigned>(chunks / kPrepassThreads)),
-                        dim3(kPrepassThreads), 0,
-                        stream, /*pdl=*/true, o.a->template const_data_ptr<uint8_t>(),
+  Tensor x = lowbit::empty_on(*o.a, {row_tiles * KT * (L::X_BYTES / 4)}, lowbit::ScalarType::Int);
+  constexpr int kKtPerBlock = kPrepassThreads / BN;
+  lowbit::launch_kernel(prepass_x_kernel<Fmt, BN>,
+                        dim3(static_cast<unsigned>(row_tiles), static_cast<unsigned>((KT + kKtPerBlock - 1) / kKtPerBlock)),
+                        dim3(kPrepassThreads), 0, stream, /*pdl=*/true, o.a->template const_data_ptr<uint8_t>(),
                         static_cast<const uint8_t*>(o.sa), static_cast<uint4*>(x.data_ptr()), static_cast<int>(o.M),
-                        static_cast<int>(o.K), KT, C4, chunks, groups);
+                        static_cast<int>(o.K), KT, C4, groups);
   Params kp{};
   kp.x = static_cast<const uint4*>(x.data_ptr());
   kp.sb = static_cast<const uint8_t*>(o.sb);
