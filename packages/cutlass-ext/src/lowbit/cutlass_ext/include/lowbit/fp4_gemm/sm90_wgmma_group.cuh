@@ -180,10 +180,11 @@ __device__ __forceinline__ void bulk_load(uint32_t dst, const void* src, uint32_
 
 // The activation pre-pass: a [M, K/2] + 128x4-swizzled scales -> per CTA row
 // tile and K tile, one block of BN x 128 16-bit values in the layout above
-// (rows past the tile's slice and K past K are zero). One thread per row and
-// K tile: 4 16-byte loads (its 128 K) and the scale bytes, 16 16-byte stores
-// (the row's chunks); a CUDA block holds 256 / BN K tiles of one row tile,
-// whose expert it looks up once.
+// (rows past the tile's slice and K past K are zero). One thread per 16-byte
+// chunk (a warp writes 512 contiguous bytes): physical chunk pc of row n in
+// half h is logical chunk c = pc ^ (n % 8), i.e. step s = 4 h + c / 2, the
+// pair i = c % 4 of word 2 h + c / 4 of each of the row's four 32-K runs.
+// A CUDA block lies in one block of the output, whose expert it looks up once.
 constexpr int kPrepassThreads = 256;
 template <class Fmt, int BN>
 __global__ void __launch_bounds__(kPrepassThreads) prepass_x_kernel(const uint8_t* __restrict__ a,
@@ -191,51 +192,37 @@ __global__ void __launch_bounds__(kPrepassThreads) prepass_x_kernel(const uint8_
                                                                     uint4* __restrict__ x, int M, int K, int KT,
                                                                     int C4, const Groups groups) {
   using L = Tile<BN, 64>;  // the activation tile does not depend on WGR
-  constexpr int BPL = 32 / Fmt::kBlock;  // scale blocks of a 32-K run
-  constexpr int kWordsPerBlock = Fmt::kBlock / 8;
-  constexpr int kKtPerBlock = kPrepassThreads / BN;
+  constexpr int kChunksPerBlock = L::X_BYTES / 16;
+  static_assert(kChunksPerBlock % kPrepassThreads == 0, "a CUDA block lies in one output block");
   lowbit::pdl_wait();  // A may come from the previous kernel
   lowbit::pdl_launch_dependents();
-  const int tile = blockIdx.x, n = threadIdx.x % BN;
-  const int kt = blockIdx.y * kKtPerBlock + threadIdx.x / BN;
+  const int64_t idx = blockIdx.x * int64_t(kPrepassThreads) + threadIdx.x;  // grid: exactly the chunks
+  const int64_t blk = idx / kChunksPerBlock;  // tile * KT + kt
+  const int kt = static_cast<int>(blk % KT), tile = static_cast<int>(blk / KT);
   __shared__ Slice block_slice;
   if (threadIdx.x == 0) block_slice = slice_of(groups, tile, M);
   __syncthreads();
-  if (kt >= KT) return;
   const Slice sl = block_slice;
-  uint4 w[4] = {};
-  uint32_t sc[4][BPL] = {};
+  const int cb = static_cast<int>(idx % kChunksPerBlock);
+  const int h = cb / (BN * 8), n = (cb / 8) % BN, c = (cb % 8) ^ (n % 8);
+  const int wd = 2 * h + c / 4, i = c % 4;
+  uint32_t v[4] = {0, 0, 0, 0};
   if (n < sl.rows) {
     const uint8_t* row = a + (sl.row0 + n) * int64_t(K / 2) + kBK / 2 * kt;
     const uint8_t* sas = sa + sl.sa_off;
 #pragma unroll
     for (int q = 0; q < 4; ++q) {
-      const int k0 = kBK * kt + 32 * q;
-      if (k0 < K) {  // K % 32 == 0: a run is wholly in or out
-        w[q] = *reinterpret_cast<const uint4*>(row + 16 * q);
-        const int64_t so = lowbit::nvfp4::swizzled_offset<int64_t>(sl.local0 + n, k0 >> Fmt::kBlockLog2, C4);
-        Fmt::template lane_scales<BPL>(BPL == 2 ? *reinterpret_cast<const uint16_t*>(sas + so) : sas[so], sc[q]);
+      const int k = kBK * kt + 32 * q + 8 * wd;  // the word's first K
+      if (k < K) {  // K % 32 == 0: a run is wholly in or out
+        const uint32_t word = *reinterpret_cast<const uint32_t*>(row + 16 * q + 4 * wd);
+        const uint32_t raw = i == 0 ? Fmt::template b_raw<0>(word) : i == 1 ? Fmt::template b_raw<1>(word)
+                           : i == 2 ? Fmt::template b_raw<2>(word) : Fmt::template b_raw<3>(word);
+        const uint8_t sb = sas[lowbit::nvfp4::swizzled_offset<int64_t>(sl.local0 + n, k >> Fmt::kBlockLog2, C4)];
+        v[q] = Fmt::b_scaled(raw, Fmt::scale_bcast(sb));
       }
     }
   }
-  uint4* const xrow = x + (int64_t(tile) * KT + kt) * (L::X_BYTES / 16) + 8 * n;
-#pragma unroll
-  for (int s = 0; s < 8; ++s) {
-    const int wd = s / 2;
-#pragma unroll
-    for (int ii = 0; ii < 2; ++ii) {
-      uint32_t v[4];
-#pragma unroll
-      for (int q = 0; q < 4; ++q) {
-        const uint32_t word = wd == 0 ? w[q].x : wd == 1 ? w[q].y : wd == 2 ? w[q].z : w[q].w;
-        const uint32_t raw = (s & 1) ? (ii ? Fmt::template b_raw<3>(word) : Fmt::template b_raw<2>(word))
-                                     : (ii ? Fmt::template b_raw<1>(word) : Fmt::template b_raw<0>(word));
-        v[q] = Fmt::b_scaled(raw, sc[q][wd / kWordsPerBlock]);
-      }
-      const int chunk = 2 * (s % 4) + ii;
-      xrow[(s / 4) * (L::X_HALF / 16) + (chunk ^ (n % 8))] = make_uint4(v[0], v[1], v[2], v[3]);
-    }
-  }
+  x[idx] = make_uint4(v[0], v[1], v[2], v[3]);
 }
 
 struct Params {
@@ -495,10 +482,9 @@ void launch(const Operands& o, const Groups& groups, int64_t row_tiles, std::ato
   LOWBIT_CHECK(o.E * o.N < (1ll << 31), op, ": E x N = ", o.E * o.N, " weight rows too many for the SM90 kernels");
   const int KT = static_cast<int>((o.K + kBK - 1) / kBK);
   const int C4 = static_cast<int>((o.K + 4 * Fmt::kBlock - 1) / (4 * Fmt::kBlock));
-  Tensor x = lowbit::empty_on(*o.a, {row_tiles * KT * (L::X_BYTES / 4)}, lowbit::ScalarType::Int);
-  constexpr int kKtPerBlock = kPrepassThreads / BN;
-  lowbit::launch_kernel(prepass_x_kernel<Fmt, BN>,
-                        dim3(static_cast<unsigned>(row_tiles), static_cast<unsigned>((KT + kKtPerBlock - 1) / kKtPerBlock)),
+  const int64_t chunks = row_tiles * KT * (L::X_BYTES / 16);
+  Tensor x = lowbit::empty_on(*o.a, {chunks * 4}, lowbit::ScalarType::Int);
+  lowbit::launch_kernel(prepass_x_kernel<Fmt, BN>, dim3(static_cast<unsigned>(chunks / kPrepassThreads)),
                         dim3(kPrepassThreads), 0, stream, /*pdl=*/true, o.a->template const_data_ptr<uint8_t>(),
                         static_cast<const uint8_t*>(o.sa), static_cast<uint4*>(x.data_ptr()), static_cast<int>(o.M),
                         static_cast<int>(o.K), KT, C4, groups);
