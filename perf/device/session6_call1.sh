@@ -1,5 +1,6 @@
 # Prepared at the end of session 5 for the next session's first device call: the producer-side activation
-# decode of branch s5-fold (0b071e0: tiles of 128 activation rows take no pre-pass) against main (1fb20c5).
+# decode of branch s5-fold (0c17069: no pre-pass at all; 128-row tiles one row per producer thread, 64-row
+# tiles one stage per producer warp) against main (1fb20c5).
 # Build first (90a): `git -C /tmp/wt_dev checkout --detach s5-fold && bash build nvfp4-mm mxfp4` into .carry/
 # (nvfp4-mm, mxfp4 = the fold), with the main builds unpacked under .carry/ab/{nvfp4_mm,mxfp4}_base/lowbit/.
 # The fold changes only C++ (the Python sources of both builds are main's).
@@ -16,8 +17,10 @@ for b in base fold; do [ $b = base ] && export PYTHONPATH=$BASEPP || export PYTH
   done
 done
 for b in base fold base fold; do [ $b = base ] && export PYTHONPATH=$BASEPP || export PYTHONPATH=$NEWPP
-  timeout 120 python3 perf/nvfp4-mm/group_kernel_sweep.py $OUT/sweep_${b}_$SECONDS.md --models Qwen3-30B-A3B,DeepSeek-R1,Llama-4-Scout --tokens 1024,8192 --family nvfp4,mxfp4 --kernels wgmma_128x256 > /dev/null 2>&1
+  timeout 120 python3 perf/nvfp4-mm/group_kernel_sweep.py $OUT/sweep_${b}_$SECONDS.md --models Qwen3-30B-A3B,DeepSeek-R1,Llama-4-Scout --tokens 256,1024,8192 --family nvfp4,mxfp4 --kernels wgmma_64x128,wgmma_128x256 > /dev/null 2>&1
   echo "sweep $b rc=$?"
+  timeout 60 python3 perf/nvfp4-mm/group_kernel_sweep.py $OUT/dense_${b}_$SECONDS.md --dense --models Llama-3-70B,Llama-3-8B --tokens 128,256,512 --kernels none > /dev/null 2>&1
 done
 for f in $OUT/sweep_*.md; do echo $f; grep wgmma $f | cut -d'|' -f2-8 | sed 's/ N=[0-9]* K=[0-9]*//'; done
+for f in $OUT/dense_*.md; do echo $f; grep heuristic $f | cut -d'|' -f2-8; done
 cd $OUT && tar czf all.tgz *.txt *.md *.log && ls | wc -l
