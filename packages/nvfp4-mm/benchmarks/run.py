@@ -50,6 +50,9 @@ def summarize(rows: list[dict], bw: float) -> list[dict]:
             line["x bf16"] = line["bf16 us"] / lb["us"]
         if "emul us" in line:
             line["x emul"] = line["emul us"] / lb["us"]
+        if "lowbit after a kernel" in d and "torch.mm bf16 after a kernel" in d:
+            # each after an unrelated kernel instead of back to back (lowbit.testing.bench)
+            line["x bf16 after a kernel"] = d["torch.mm bf16 after a kernel"]["us"] / d["lowbit after a kernel"]["us"]
         out.append(line)
     return out
 
@@ -94,7 +97,8 @@ def write_outputs(rows, bw, meta, name, stem):
           f"times are medians of CUDA-graph replays over rotating inputs, all implementations of one "
           f"(shape, M) timed interleaved in rotating order (lowbit.testing.bench.time_cuda_interleaved).", "",
           "`x bf16` / `x emul`: speed-up of lowbit over cuBLAS bf16 (bf16 weights) and over the "
-          "dequantize-then-mm emulation; `weight TB/s`: NVFP4 weight+scale bytes / time; "
+          "dequantize-then-mm emulation, calls back to back; `x bf16 after a kernel`: the same ratio with "
+          "each call following an unrelated kernel that flushes L2 (lowbit.testing.bench.time_cuda_after_kernel); `weight TB/s`: NVFP4 weight+scale bytes / time; "
           "`% copy bw`: that over the measured copy bandwidth.", "",
           f"Command: `{meta.get('command', '')}`", "",
           write_table(summary)]

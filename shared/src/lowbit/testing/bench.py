@@ -148,24 +148,31 @@ def time_cuda_interleaved(
     return {n: statistics.median(samples[n]) for n in names}
 
 
-def with_env(env: dict[str, str], fn: Callable[[], object]) -> Callable[[], object]:
-    """fn with environment variables set around each call (the op reads its
-    tuning knobs per call, so a CUDA graph captures the setting in force)."""
-    import os
+def time_cuda_after_kernel(
+    candidates: dict[str, Sequence[Callable[[], object]]], device=None, **kwargs
+) -> dict[str, float]:
+    """Median microseconds of one call that follows an unrelated kernel, as a
+    layer's GEMM follows the previous op: each call is preceded in its graph
+    by a write of twice the L2 size (so the call finds neither its operands
+    in L2 nor its launch overlapped with a GEMM of its own kind), and that
+    write alone, timed in the same interleaved rounds, is subtracted.
+    Back-to-back replays (`time_cuda_interleaved`) let a call's launch and
+    fill overlap the previous call's tail; the two differ by up to ~30% on
+    large shapes (issue #17), so the tables state both."""
+    scratch = torch.empty(2 * max(l2_bytes(device), 1 << 20), dtype=torch.uint8, device=device or "cuda")
 
-    def call():
-        old = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
-            return fn()
-        finally:
-            for k, v in old.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+    def after(f):
+        def call():
+            scratch.fill_(1)
+            return f()
 
-    return call
+        return call
+
+    cands = {name: [after(f) for f in fns] for name, fns in candidates.items()}
+    cands["(the write alone)"] = [lambda: scratch.fill_(1)]
+    times = time_cuda_interleaved(cands, **kwargs)
+    write_us = times.pop("(the write alone)")
+    return {name: us - write_us for name, us in times.items()}
 
 
 def time_cpu(fn: Callable[[], object], *, warmup: int = 1, iters: int = 5) -> float:

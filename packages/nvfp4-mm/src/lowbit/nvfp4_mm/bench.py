@@ -156,7 +156,7 @@ def _run_cpu(row, g) -> None:
 
 def run(device, *, models=None, quick: bool = False, progress: Callable[[str], None] | None = None,
         impls=None, tokens=None, alternatives: dict | None = None) -> list[dict]:
-    from lowbit.testing.bench import copy_bandwidth, time_cuda_interleaved
+    from lowbit.testing.bench import copy_bandwidth, time_cuda_after_kernel, time_cuda_interleaved
     from lowbit.testing.shapes import TOKENS, dense_layers
 
     device = torch.device(device)
@@ -211,6 +211,12 @@ def run(device, *, models=None, quick: bool = False, progress: Callable[[str], N
                 tbps = {"weight_tbps": wb / us / 1e6} if wb else {}
                 row("cutlass_scaled_fp4_mm", shape, m, name, us, 2.0 * m * n * k / us / 1e6, "TFLOP/s", **tbps,
                     model=model)
+            # The same call after an unrelated kernel (no overlap with a
+            # previous call of its own, operands not in L2), lowbit and bf16.
+            after = {nm: cands[nm][0] for nm in ("lowbit", "torch.mm bf16") if nm in cands}
+            for name, us in time_cuda_after_kernel(after, device=device).items():
+                row("cutlass_scaled_fp4_mm", shape, m, f"{name} after a kernel", us, 2.0 * m * n * k / us / 1e6,
+                    "TFLOP/s", model=model)
             say(f"{model} {shape} M={m} " + " ".join(f"{nm}={us:.1f}" for nm, us in times.items()))
             del cands, keep, times
             torch.cuda.empty_cache()
