@@ -3,7 +3,8 @@
 # tiles one stage per producer warp) against main (1fb20c5).
 # Build first (90a): `git -C /tmp/wt_dev checkout --detach s5-fold && bash build nvfp4-mm mxfp4` into .carry/
 # (nvfp4-mm, mxfp4 = the fold), with the main builds unpacked under .carry/ab/{nvfp4_mm,mxfp4}_base/lowbit/.
-# The fold changes only C++ (the Python sources of both builds are main's).
+# The fold changes only C++ (the Python sources of both builds are main's). Carry [".carry"] (49 MB; the
+# limit is 64 MiB).
 source <(sed -n '/^export PYTHONUNBUFFERED/,/^export PYTHONPATH/p' perf/device/gpu_check.sh)
 NEWPP=$PYTHONPATH; BASEPP=$PWD/.carry/ab/nvfp4_mm_base:$PWD/.carry/ab/mxfp4_base:$PYTHONPATH
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,temperature.gpu,power.draw --format=csv > $OUT/gpu.txt
