@@ -1,4 +1,4 @@
-# Prepared at the end of session 5: the W4A8 accumulator promotion of branch s5-w4a8-promote (3882284).
+# Prepared at the end of session 5: the W4A8 accumulator promotion of branch s5-w4a8-promote (ab725a9: dense and grouped).
 # Run with that branch checked out (its tests hold test_gpu_long_k_error_matches_promoted_fp8); the
 # promoted build is unpacked in .carry/ab/w4a8_mm_promote/lowbit/; main's is .carry/w4a8-mm (gpu_check's default).
 # Carry [".carry"] (under 64 MiB: 49 MB at the end of session 5).
@@ -6,7 +6,7 @@ source <(sed -n '/^export PYTHONUNBUFFERED/,/^export PYTHONPATH/p' perf/device/g
 BASEPP=$PYTHONPATH; NEWPP=$PWD/.carry/ab/w4a8_mm_promote:$PYTHONPATH
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,temperature.gpu,power.draw --format=csv > $OUT/gpu.txt
 export PYTHONPATH=$NEWPP
-t0=$SECONDS; timeout 240 python3 -m pytest -q -p no:cacheprovider -n 8 packages/w4a8-mm/tests/test_w4a8_mm.py > $OUT/pytest_promote.log 2>&1; echo "w4a8 tests rc=$? $((SECONDS-t0))s: $(tail -1 $OUT/pytest_promote.log)"; grep -E "^FAILED|^ERROR" $OUT/pytest_promote.log | head -12
+t0=$SECONDS; timeout 300 python3 -m pytest -q -p no:cacheprovider -n 8 packages/w4a8-mm/tests/test_w4a8_mm.py packages/w4a8-mm/tests/test_w4a8_moe.py > $OUT/pytest_promote.log 2>&1; echo "w4a8 tests rc=$? $((SECONDS-t0))s: $(tail -1 $OUT/pytest_promote.log)"; grep -E "^FAILED|^ERROR" $OUT/pytest_promote.log | head -12
 for b in base promote; do [ $b = base ] && export PYTHONPATH=$BASEPP || export PYTHONPATH=$NEWPP
   timeout 90 python3 perf/w4a8-mm/accuracy_long_k.py $OUT/accuracy_$b.md > /dev/null 2>&1; echo "accuracy $b rc=$?"
 done
