@@ -217,6 +217,28 @@ def test_pivot_speedup_is_against_the_fastest_real_baseline():
     assert table == [["s", 1, 0.1, 0.05, 1 / 15, 0.2, 10.0, "1.50x"]]
 
 
+def test_pivot_speedup_ignores_rows_timed_after_a_kernel():
+    from lowbit.kernels._report import pivot
+
+    rows = [{"package": "p", "op": "o", "shape": "s", "M": 1, "impl": i, "us": us,
+             "metric": 1.0 / us, "metric_name": "TB/s"}
+            for i, us in (("A", 20.0), ("A after a kernel", 8.0), ("lowbit", 10.0),
+                          ("lowbit after a kernel", 16.0))]
+    headers, table = pivot(rows)
+    assert headers[-2:] == ["lowbit µs", "vs best baseline"]
+    assert table[0][-2:] == [10.0, "2.00x"]  # lowbit back to back vs A back to back
+
+
+def test_plot_speedups_compare_within_a_timing_mode():
+    from lowbit.kernels._plot import speedup_series
+
+    rows = [{"package": "p", "op": "o", "shape": "s", "M": 1, "impl": i, "us": us,
+             "metric": 1.0, "metric_name": "TB/s"}
+            for i, us in (("A", 20.0), ("A after a kernel", 30.0), ("lowbit", 10.0),
+                          ("lowbit after a kernel", 15.0))]
+    assert speedup_series(rows) == {"s": {"lowbit": [(1, 2.0)], "lowbit after a kernel": [(1, 2.0)]}}
+
+
 def test_other_units_are_converted_through_time():
     from lowbit.kernels._report import pivot
 

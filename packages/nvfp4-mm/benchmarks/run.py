@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 import lowbit.nvfp4_mm as mm
-from lowbit.testing.bench import copy_bandwidth, write_table
+from lowbit.testing.bench import AFTER_KERNEL, copy_bandwidth, write_table
 
 
 def _slug(name: str) -> str:
@@ -50,9 +50,9 @@ def summarize(rows: list[dict], bw: float) -> list[dict]:
             line["x bf16"] = line["bf16 us"] / lb["us"]
         if "emul us" in line:
             line["x emul"] = line["emul us"] / lb["us"]
-        if "lowbit after a kernel" in d and "torch.mm bf16 after a kernel" in d:
-            # each after an unrelated kernel instead of back to back (lowbit.testing.bench)
-            line["x bf16 after a kernel"] = d["torch.mm bf16 after a kernel"]["us"] / d["lowbit after a kernel"]["us"]
+        lb_after, bf16_after = "lowbit" + AFTER_KERNEL, "torch.mm bf16" + AFTER_KERNEL
+        if lb_after in d and bf16_after in d:  # each after an unrelated kernel instead of back to back
+            line["x bf16" + AFTER_KERNEL] = d[bf16_after]["us"] / d[lb_after]["us"]
         out.append(line)
     return out
 

@@ -22,6 +22,7 @@ HERE = Path(__file__).resolve().parent
 
 def table(rows: list[dict]) -> str:
     """One line per (shape, M): lowbit vs the baselines and the weight floor."""
+    from lowbit.testing.bench import AFTER_KERNEL
     by = defaultdict(dict)
     for r in rows:
         by[(r.get("model", ""), r["shape"], r["M"])][r["impl"]] = r
@@ -36,8 +37,9 @@ def table(rows: list[dict]) -> str:
         lo, fp8, bf = d["lowbit"]["us"], d["torch._scaled_mm fp8"]["us"], d["torch.mm bf16"]["us"]
         floor = d["copy floor"]["us"]
         after = ""
-        if "lowbit after a kernel" in d and "torch._scaled_mm fp8 after a kernel" in d:
-            after = f"{d['torch._scaled_mm fp8 after a kernel']['us'] / d['lowbit after a kernel']['us']:.2f}×"
+        lb_after, fp8_after = "lowbit" + AFTER_KERNEL, "torch._scaled_mm fp8" + AFTER_KERNEL
+        if lb_after in d and fp8_after in d:
+            after = f"{d[fp8_after]['us'] / d[lb_after]['us']:.2f}×"
         lines.append(f"| {model} | {shape} | {M} | {lo:.1f} | {fp8:.1f} | {bf:.1f} | {floor:.1f} | "
                      f"{fp8 / lo:.2f}× | {100 * floor / lo:.0f}% | {after} |")
     return "\n".join(lines) + "\n"

@@ -148,11 +148,18 @@ def time_cuda_interleaved(
     return {n: statistics.median(samples[n]) for n in names}
 
 
+# The impl name of a candidate timed by time_cuda_after_kernel ("lowbit after
+# a kernel"): its own timing mode, compared only with rows of the same mode
+# (lowbit.kernels._report keys on this suffix).
+AFTER_KERNEL = " after a kernel"
+
+
 def time_cuda_after_kernel(
     candidates: dict[str, Sequence[Callable[[], object]]], device=None, **kwargs
 ) -> dict[str, float]:
     """Median microseconds of one call that follows an unrelated kernel, as a
-    layer's GEMM follows the previous op: each call is preceded in its graph
+    layer's GEMM follows the previous op, keyed by the candidate's name +
+    AFTER_KERNEL: each call is preceded in its graph
     by a write of twice the L2 size (so the call finds neither its operands
     in L2 nor its launch overlapped with a GEMM of its own kind), and that
     write alone, timed in the same interleaved rounds, is subtracted.
@@ -172,7 +179,7 @@ def time_cuda_after_kernel(
     cands["(the write alone)"] = [lambda: scratch.fill_(1)]
     times = time_cuda_interleaved(cands, **kwargs)
     write_us = times.pop("(the write alone)")
-    return {name: us - write_us for name, us in times.items()}
+    return {name + AFTER_KERNEL: us - write_us for name, us in times.items()}
 
 
 def time_cpu(fn: Callable[[], object], *, warmup: int = 1, iters: int = 5) -> float:

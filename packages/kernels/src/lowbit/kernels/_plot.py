@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ._report import is_floor, is_lowbit, label
+from ._report import is_after_kernel, is_floor, is_lowbit, label
 
 
 def slug(s: str) -> str:
@@ -22,18 +22,19 @@ def plot_file(package: str, op: str) -> str:
 
 def speedup_series(rows: list[dict]) -> dict[str, dict[str, list[tuple[int, float]]]]:
     """{shape: {impl: [(M, best baseline µs / impl µs)]}} for lowbit and the
-    floors; empty when there is no lowbit row or no baseline."""
+    floors, each against the baselines of its own timing mode (back to back,
+    or after a kernel); empty when there is no lowbit row or no baseline."""
     baselines = {r["impl"] for r in rows if not is_lowbit(r["impl"]) and not is_floor(r["impl"])}
     if not baselines or not any(is_lowbit(r["impl"]) for r in rows):
         return {}
     best: dict[tuple, float] = {}
     for r in rows:
         if r["impl"] in baselines and r["us"] > 0:
-            key = (label(r), r["M"])
+            key = (label(r), r["M"], is_after_kernel(r["impl"]))
             best[key] = min(best.get(key, r["us"]), r["us"])
     out: dict[str, dict[str, list]] = {}
     for r in rows:
-        key = (label(r), r["M"])
+        key = (label(r), r["M"], is_after_kernel(r["impl"]))
         if r["impl"] not in baselines and key in best and r["us"] > 0:
             out.setdefault(key[0], {}).setdefault(r["impl"], []).append((r["M"], best[key] / r["us"]))
     return out

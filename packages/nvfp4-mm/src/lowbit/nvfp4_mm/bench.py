@@ -215,7 +215,7 @@ def run(device, *, models=None, quick: bool = False, progress: Callable[[str], N
             # previous call of its own, operands not in L2), lowbit and bf16.
             after = {nm: cands[nm][0] for nm in ("lowbit", "torch.mm bf16") if nm in cands}
             for name, us in time_cuda_after_kernel(after, device=device).items():
-                row("cutlass_scaled_fp4_mm", shape, m, f"{name} after a kernel", us, 2.0 * m * n * k / us / 1e6,
+                row("cutlass_scaled_fp4_mm", shape, m, name, us, 2.0 * m * n * k / us / 1e6,
                     "TFLOP/s", model=model)
             say(f"{model} {shape} M={m} " + " ".join(f"{nm}={us:.1f}" for nm, us in times.items()))
             del cands, keep, times

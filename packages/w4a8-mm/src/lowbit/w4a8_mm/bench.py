@@ -130,7 +130,7 @@ def _time_layer(model, K, N, M, weights, bw, progress) -> list[dict]:
     # call of their own, operands not in L2): lowbit and fp8.
     after = {impl: cands[impl] for impl in ("lowbit", "torch._scaled_mm fp8")}
     for impl, us in tb.time_cuda_after_kernel(after, device=device).items():
-        rows.append(_row(model, shape, M, f"{impl} after a kernel", us, 2.0 * M * N * K / us * 1e-6, "TFLOP/s"))
+        rows.append(_row(model, shape, M, impl, us, 2.0 * M * N * K / us * 1e-6, "TFLOP/s"))
     rows.append(_row(model, shape, M, "copy floor", w4_bytes / bw * 1e6, bw * 1e-12, "TB/s"))
     return rows
 
