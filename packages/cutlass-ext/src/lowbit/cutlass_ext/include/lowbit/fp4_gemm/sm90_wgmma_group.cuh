@@ -45,6 +45,7 @@
 #include <cutlass/cuda_host_adapter.hpp>
 
 #include <lowbit/cuda_utils.h>
+#include <lowbit/fp4_gemm/sm90_epilogue.cuh>
 #include <lowbit/fp4_gemm/sm90_formats.cuh>
 #include <lowbit/fp4_gemm/sm90_group.cuh>
 #include <lowbit/fp4_gemm/sm90_params.h>
@@ -419,9 +420,8 @@ __global__ void __launch_bounds__(kThreads, 1) wgmma_group_kernel(const __grid_c
 #pragma unroll
         for (int b = 0; b < 4; ++b) {
           const int i = 4 * (2 * jj + b / 2) + 2 * (b % 2);
-          // one rounding of scale * acc + bias (docs/SPEC.md §1.4); no bias: scale * acc (keeps -0)
-          const float y0 = has_bias ? fmaf(acc[mt][i], scale, bias[b % 2]) : acc[mt][i] * scale;
-          const float y1 = has_bias ? fmaf(acc[mt][i + 1], scale, bias[b % 2]) : acc[mt][i + 1] * scale;
+          const float y0 = out_value(acc[mt][i], scale, has_bias, bias[b % 2]);
+          const float y1 = out_value(acc[mt][i + 1], scale, has_bias, bias[b % 2]);
           r[b] = p.out_bf16 ? bit_cast_u32(__floats2bfloat162_rn(y0, y1)) : bit_cast_u32(__floats2half2_rn(y0, y1));
         }
         asm volatile("stmatrix.sync.aligned.m8n8.x4.trans.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(
