@@ -14,4 +14,8 @@ for b in base promote base promote; do [ $b = base ] && export PYTHONPATH=$BASEP
   timeout 100 python3 perf/w4a8-mm/schedule_sweep.py $OUT/sweep_${b}_$SECONDS.md --models Llama-3-70B Llama-3-8B --m 1,16,64,256 > /dev/null 2>&1; echo "sweep $b rc=$?"
   timeout 60 python3 perf/w4a8-mm/moe_schedule_sweep.py --tokens 1 16 64 > $OUT/moe_${b}_$SECONDS.md 2>&1; echo "moe sweep $b rc=$?"
 done
-cd $OUT && tar czf all.tgz *.md *.log *.txt && ls | wc -l
+# the benchmark scripts' after-a-kernel rows have not run on a GPU yet: a quick pass of each (main's builds)
+export PYTHONPATH=$BASEPP
+timeout 60 python3 packages/nvfp4-mm/benchmarks/run.py --quick --models Llama-3-8B --tokens 1,256 --out $OUT/q_nvfp4 > $OUT/q_nvfp4.log 2>&1; echo "nvfp4-mm quick bench rc=$?"; tail -n 12 $OUT/q_nvfp4.log
+timeout 60 python3 packages/w4a8-mm/benchmarks/run.py --quick --models Llama-3-8B --out $OUT/q_w4a8 > $OUT/q_w4a8.log 2>&1; echo "w4a8-mm quick bench rc=$?"; tail -n 12 $OUT/q_w4a8.log
+cd $OUT && tar czf all.tgz *.md *.log *.txt q_* && ls | wc -l
