@@ -4,9 +4,12 @@ all schedules are timed in one interleaved measurement (lowbit.testing.bench).
 Not part of the committed results.
 
     python perf/w4a8-mm/schedule_sweep.py OUT.md [--models Llama-3-8B ...] [--m 1,16,2048]
+
+Also writes every candidate's time to OUT.json (for re-tuning).
 """
 
 import argparse
+import json
 
 import torch
 
@@ -27,7 +30,7 @@ def candidates(M, N):
     return out
 
 
-def sweep_layer(K, N, tokens, lines):
+def sweep_layer(K, N, tokens, lines, times):
     sets, ch, _, _ = _layer_weights(N, K, "cuda")
     for M in tokens:
         A = torch.randn(M, K, device="cuda").to(torch.float8_e4m3fn)
@@ -36,6 +39,7 @@ def sweep_layer(K, N, tokens, lines):
                           for b, g in sets] for s in candidates(M, N)}
         us = tb.time_cuda_interleaved(cands)
         best = min(us, key=us.get)
+        times.append({"N": N, "K": K, "M": M, "us": us})
         lines.append(f"| N={N} K={K} | {M} | {us['None']:.1f} | {best} | {us[best]:.1f} |")
         print(lines[-1], flush=True)
 
@@ -48,11 +52,14 @@ def main():
     a = ap.parse_args()
     tokens = [int(m) for m in a.m.split(",")]
     lines = ["| shape | M | heuristic µs | best schedule | best µs |", "|---|---|---|---|---|"]
+    times = []
     for _, K, N in dense_layers(a.models):
-        sweep_layer(K, N, tokens, lines)
+        sweep_layer(K, N, tokens, lines, times)
         torch.cuda.empty_cache()
     with open(a.out, "w") as f:
         f.write("\n".join(lines) + "\n")
+    with open(a.out.rsplit(".", 1)[0] + ".json", "w") as f:
+        json.dump({"device": torch.cuda.get_device_name(), "times": times}, f, indent=1)
 
 
 if __name__ == "__main__":
