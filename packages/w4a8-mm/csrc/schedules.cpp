@@ -68,7 +68,9 @@ int by_name(const char* name) { return schedule_index("heuristic", name); }
 }  // namespace
 
 // Tuned on an H100 SXM from the sweeps in perf/w4a8-mm/NOTES.md (every
-// schedule on every SPEC §4 Llama-3 8B/70B shape, M in {1..8192}).
+// schedule on every SPEC §4 Llama-3 8B/70B shape, M in {1..8192}); re-tuned
+// on the H200 for M <= 256 (session 6: the 256-row decode tiles and the
+// M <= 256 branch).
 // Small M is weight-streaming bound with a fixed cost per call; the narrowest
 // token tile that covers M wastes the least MMA work. Three ways to spread
 // the weight rows over the SMs, in order of fixed cost (v4 sweep):
@@ -98,6 +100,9 @@ int heuristic_schedule(int64_t M, int64_t N, int64_t K, int sm_count) {
   if (M <= 64) {
     const int64_t t = M <= 16 ? 16 : M <= 32 ? 32 : 64;
     const std::string tile = "x" + std::to_string(t) + "_1x1x1";
+    // H200: 256-row data-parallel tiles (vLLM's) once they alone fill 3/4 of
+    // a wave: 5-20% over the 128-row ones at 28672 and 57344 rows.
+    if (N % 256 == 0 && 4 * (N / 256) >= 3 * sm_count) return by_name(("256" + tile).c_str());
     if (N / 64 <= sm_count && K <= 8192) return by_name(("64" + tile).c_str());
     const int64_t tiles = N / 128;
     if (2 * tiles > sm_count && tiles <= 2 * sm_count) return by_name(("128" + tile + "_dp").c_str());
@@ -111,6 +116,15 @@ int heuristic_schedule(int64_t M, int64_t N, int64_t K, int sm_count) {
       if (2 * (N / 128) <= sm_count) return by_name("128x64_1x1x1_dp");
     }
     return (N >= 16384 && N % 256 == 0) ? by_name("256x128_2x1x1") : by_name("128x128_1x1x1");
+  }
+  if (M <= 256) {
+    // H200 (M = 256 measured): few output tiles over a long K -> stream-K
+    // 128x128 (4096 x 14336: 25% over 64x256); 64-row ping-pong tiles when
+    // they fit one wave; else 128x256 (10240 rows: 29% over 64x256, whose
+    // 160 tiles take two waves).
+    if (K > 8192 && 2 * (N / 128) * ((M + 127) / 128) < sm_count) return by_name("128x128_1x1x1");
+    if ((N / 64) <= sm_count) return by_name("64x256_2x1x1");
+    return by_name("128x256_1x1x1");
   }
   if (M <= 512) {
     const int64_t tiles = (N / 128) * ((M + 255) / 256);
