@@ -2,6 +2,13 @@
 # tiles with compile-time flags, a drain per 8 tiles) + the H200 heuristic (881e6dd), built into
 # .carry/ab/w4a8_mm_promote, against the session's starting build (.carry/w4a8-mm: CUTLASS's loop, H100 heuristic).
 # The branch's test file is copied into the working tree for this call. Then the package table with the new build.
+# Not run in session 6 (the device was lost at this call). Before it, here:
+#   git worktree add /tmp/wt_w4b s5-w4a8-promote && cd /tmp/wt_w4b && LOWBIT_CUDA_ARCHS=90a LOWBIT_BUILD_JOBS=2 \
+#     uv build --wheel --package lowbit-w4a8-mm -o /tmp/w4p   (about 15 min on 2 cores)
+#   D=.carry/ab/w4a8_mm_promote; mkdir -p $D && cp -r /tmp/wt_w4b/packages/w4a8-mm/src/lowbit $D/ &&
+#     unzip -o -j /tmp/w4p/*.whl '*/_C.so' '*/_C_build_info.json' -d $D/lowbit/w4a8_mm
+#   git show s5-w4a8-promote:packages/w4a8-mm/tests/test_w4a8_mm.py > packages/w4a8-mm/tests/test_w4a8_mm.py
+# .carry/w4a8-mm must be main's build from before 881e6dd (the base: CUTLASS's loop, H100 heuristic); carry [".carry"].
 source <(sed -n '/^export PYTHONUNBUFFERED/,/^export PYTHONPATH/p' perf/device/gpu_check.sh)
 BASEPP=$PYTHONPATH; NEWPP=$PWD/.carry/ab/w4a8_mm_promote:$PYTHONPATH
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,temperature.gpu,power.draw --format=csv > $OUT/gpu.txt
