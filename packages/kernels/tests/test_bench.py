@@ -229,6 +229,16 @@ def test_pivot_speedup_ignores_rows_timed_after_a_kernel():
     assert table[0][-2:] == [10.0, "2.00x"]  # lowbit back to back vs A back to back
 
 
+def test_after_kernel_suffix_is_the_timers():
+    """_report stays torch-free, so it spells the suffix itself: it must be the
+    one lowbit.testing.bench.time_cuda_after_kernel appends."""
+    from lowbit.kernels._report import is_after_kernel
+    from lowbit.testing.bench import AFTER_KERNEL
+
+    assert is_after_kernel("lowbit" + AFTER_KERNEL)
+    assert not is_after_kernel("lowbit")
+
+
 def test_plot_speedups_compare_within_a_timing_mode():
     from lowbit.kernels._plot import speedup_series
 

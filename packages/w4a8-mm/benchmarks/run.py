@@ -29,7 +29,7 @@ def table(rows: list[dict]) -> str:
     # vs fp8 after a kernel: each call following an unrelated kernel that
     # flushes L2 instead of back to back (lowbit.testing.bench.time_cuda_after_kernel).
     lines = ["| model | shape | M | lowbit µs | fp8 µs | bf16 µs | floor µs | vs fp8 | "
-             "weight BW / copy BW | vs fp8 after a kernel |",
+             f"weight BW / copy BW | vs fp8{AFTER_KERNEL} |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for (model, shape, M), d in by.items():
         if "lowbit" not in d:

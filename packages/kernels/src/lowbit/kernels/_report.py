@@ -72,8 +72,9 @@ def is_lowbit(impl: str) -> bool:
 
 
 def is_after_kernel(impl: str) -> bool:
-    """A row timed after an unrelated kernel (lowbit.testing.bench.AFTER_KERNEL),
-    not back to back: compared only with rows of its own mode."""
+    """A row timed after an unrelated kernel (lowbit.testing.bench.AFTER_KERNEL,
+    spelled here because this module stays torch-free; test_bench ties the
+    two), not back to back: compared only with rows of its own mode."""
     return impl.endswith(" after a kernel")
 
 
