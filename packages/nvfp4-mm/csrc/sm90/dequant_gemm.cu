@@ -7,7 +7,7 @@
 // Exactness: e2m1 x e4m3 is exact in fp16 (see multistage_gemm.cu), so the
 // fp16 copies hold the docs/SPEC.md §1.4 operand values exactly; alpha and
 // the bias are applied in the GEMM's epilogue. Inside each 16-element block the fp16 copy stores the values in
-// the order (0,4),(1,5),(2,6),(3,7),(8,12),... (what e2m1x2_raw yields); A and
+// the order (0,4),(1,5),(2,6),(3,7),(8,12),... (what e2m1x2_fp16 yields); A and
 // B use the same order, so every dot product is unchanged.
 //
 // Workspace (caching allocator, graph-safe) is bounded: A in row chunks of at
@@ -27,7 +27,7 @@
 namespace nvfp4_mm::sm90 {
 namespace {
 
-using lowbit::fp4_gemm::sm90::e2m1x2_raw;
+using lowbit::fp4_gemm::e2m1x2_fp16;
 using lowbit::fp4_gemm::sm90::e4m3x2_to_half2;
 using lowbit::fp4_gemm::sm90::hmul2;
 
@@ -83,7 +83,7 @@ __global__ void __launch_bounds__(kDqThreads) dequant_kernel(DequantJob j0, Dequ
       sb[i] = __ldg(s + lowbit::nvfp4::swizzled_offset<int>(0, u >> 1, cols4));  // unit u is in block u/2
     }
   }
-  const uint32_t two14 = 0x74007400u;  // half2(16384, 16384): undo e2m1x2_raw's 2^-14
+  const uint32_t two14 = 0x74007400u;  // half2(16384, 16384): undo e2m1x2_fp16's 2^-14
 #pragma unroll
   for (int i = 0; i < kUnits; ++i) {
     const int u = u0 + i * kDqThreads;
@@ -91,8 +91,8 @@ __global__ void __launch_bounds__(kDqThreads) dequant_kernel(DequantJob j0, Dequ
       const uint32_t sc = e4m3x2_to_half2(static_cast<uint16_t>(sb[i] | (sb[i] << 8)));
       // raw * scale is exact (a multiple of 2^-24 with <= 6 significant bits); * 2^14 is exact.
       auto v = [&](uint32_t raw) { return hmul2(hmul2(raw, sc), two14); };
-      o[u] = make_uint4(v(e2m1x2_raw<0>(w[i])), v(e2m1x2_raw<1>(w[i])), v(e2m1x2_raw<2>(w[i])),
-                        v(e2m1x2_raw<3>(w[i])));
+      o[u] = make_uint4(v(e2m1x2_fp16<0>(w[i])), v(e2m1x2_fp16<1>(w[i])), v(e2m1x2_fp16<2>(w[i])),
+                        v(e2m1x2_fp16<3>(w[i])));
     }
   }
 }

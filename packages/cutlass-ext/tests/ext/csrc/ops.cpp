@@ -2,6 +2,7 @@
 // messages can be asserted from Python.
 #include <lowbit/arch.h>
 #include <lowbit/cutlass_utils.h>
+#include <lowbit/fp4_gemm/e2m1_bits.h>
 #include <lowbit/torch_utils.h>
 
 #include <vector>
@@ -14,6 +15,7 @@ using cute::Stride;
 
 #if LOWBIT_WITH_CUDA
 void fill_iota_cuda(Tensor x);  // csrc/cuda/fill.cu
+void e2m1_pairs_cuda(Tensor words, Tensor out, int64_t variant);  // csrc/cuda/e2m1.cu
 int64_t guarded_current_device(Tensor x);
 #endif
 
@@ -100,6 +102,41 @@ void fill_iota(Tensor x) {
   fill_iota_cuda(x);
 #endif
 }
+
+// The four pairs lowbit::fp4_gemm places from each int32 word of `words`
+// (e2m1_bits.h), as int32 [n, 4], computed on words' device. variant 0:
+// e2m1x2_fp16 (byte permutes), 1: e2m1x2_placed for fp16, 2: for bf16.
+Tensor e2m1_pairs_impl(Tensor words, int64_t variant) {
+  lowbit::check_dtype(kOp, "words", words, {ScalarType::Int});
+  lowbit::check_dim(kOp, "words", words, 1);
+  lowbit::check_contiguous(kOp, "words", words);
+  LOWBIT_CHECK_ARG(variant >= 0 && variant <= 2, kOp, "variant", "0, 1 or 2", variant);
+  Tensor out = lowbit::empty_on(words, {words.size(0), 4}, ScalarType::Int);
+  if (words.is_cpu()) {
+    namespace f = lowbit::fp4_gemm;
+    const auto* w = reinterpret_cast<const uint32_t*>(words.const_data_ptr<int32_t>());
+    auto* o = reinterpret_cast<uint32_t*>(out.mutable_data_ptr<int32_t>());
+    for (int64_t i = 0; i < words.size(0); ++i) {
+      const uint32_t x = w[i];
+      uint32_t* r = o + 4 * i;
+      if (variant == 0) {
+        r[0] = f::e2m1x2_fp16<0>(x), r[1] = f::e2m1x2_fp16<1>(x), r[2] = f::e2m1x2_fp16<2>(x), r[3] = f::e2m1x2_fp16<3>(x);
+      } else if (variant == 1) {
+        r[0] = f::e2m1x2_placed<0, 9>(x), r[1] = f::e2m1x2_placed<1, 9>(x);
+        r[2] = f::e2m1x2_placed<2, 9>(x), r[3] = f::e2m1x2_placed<3, 9>(x);
+      } else {
+        r[0] = f::e2m1x2_placed<0, 6>(x), r[1] = f::e2m1x2_placed<1, 6>(x);
+        r[2] = f::e2m1x2_placed<2, 6>(x), r[3] = f::e2m1x2_placed<3, 6>(x);
+      }
+    }
+    return out;
+  }
+  lowbit::target_for(kOp, "words", words);  // raises when no kernel for this device
+#if LOWBIT_WITH_CUDA
+  e2m1_pairs_cuda(words, out, variant);
+#endif
+  return out;
+}
 }  // namespace
 
 STABLE_TORCH_LIBRARY(lowbit_cutlass_ext_test, m) {
@@ -111,6 +148,7 @@ STABLE_TORCH_LIBRARY(lowbit_cutlass_ext_test, m) {
   m.def("target(Tensor x) -> str");
   m.def("built_archs() -> str");
   m.def("fill_iota(Tensor(a!) x) -> ()");
+  m.def("e2m1_pairs(Tensor words, int variant) -> Tensor");
 #if LOWBIT_WITH_CUDA
   m.def("stream_handle(Tensor x) -> int");
   m.def("sm_of(Tensor x) -> int");
@@ -125,6 +163,7 @@ STABLE_TORCH_LIBRARY_IMPL(lowbit_cutlass_ext_test, CompositeExplicitAutograd, m)
   m.impl("check_storage", TORCH_BOX(&check_storage));
   m.impl("target", TORCH_BOX(&target));
   m.impl("fill_iota", TORCH_BOX(&fill_iota));
+  m.impl("e2m1_pairs", TORCH_BOX(&e2m1_pairs_impl));
 #if LOWBIT_WITH_CUDA
   m.impl("stream_handle", TORCH_BOX(&stream_handle));
   m.impl("sm_of", TORCH_BOX(&sm_of));

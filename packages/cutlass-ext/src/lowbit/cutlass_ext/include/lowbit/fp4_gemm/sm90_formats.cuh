@@ -37,7 +37,7 @@ struct Nvfp4 {
   }
 
   template <int I>
-  __device__ static uint32_t b_raw(uint32_t w) { return e2m1x2_raw<I>(w); }
+  __device__ static uint32_t b_raw(uint32_t w) { return e2m1x2_fp16<I>(w); }  // e2m1 * 2^-14
   // raw * scale is exact (a multiple of 2^-24 with <= 6 significant bits).
   __device__ static uint32_t b_scaled(uint32_t raw, uint32_t sc) { return hmul2(raw, sc); }
   __device__ static uint32_t scale_bcast(uint16_t b) { return e4m3x2_to_half2(static_cast<uint16_t>(b | (b << 8))); }

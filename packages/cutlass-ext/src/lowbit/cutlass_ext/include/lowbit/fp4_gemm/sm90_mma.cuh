@@ -1,10 +1,12 @@
 // SM90 mma.sync building blocks of the FP4 GEMMs (nvfp4-mm, mxfp4): async
-// copies, the m16n8k16 MMAs and the e2m1 -> 16-bit float bit tricks.
+// copies, the m16n8k16 MMAs, the 16-bit float products; the e2m1 bit
+// placement is in e2m1_bits.h.
 #pragma once
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
+#include <lowbit/fp4_gemm/e2m1_bits.h>
 
 #include <cstdint>
 
@@ -53,28 +55,6 @@ __device__ __forceinline__ uint32_t e4m3x2_to_half2(uint16_t v) {
   uint32_t r;
   asm("cvt.rn.f16x2.e4m3x2 %0, %1;\n" : "=r"(r) : "h"(v));
   return r;
-}
-
-// Nibbles i (low half) and i+4 (high half) of the 8 nibbles in w, their 3
-// magnitude bits placed at bit MANT_MSB (the mantissa msb of the 16-bit
-// float) and the two bits above it (the exponent lsbs), the sign on bit 15.
-// Exponent field 0 is the subnormal range, which is exactly e2m1's 0 / 0.5:
-// the result is e2m1 * 2^-14 for fp16 (MANT_MSB = 9) and e2m1 * 2^-126 for
-// bf16 (MANT_MSB = 6). 4 integer ops per pair, no conversion instruction
-// (Hopper has no e2m1 cvt).
-template <int I, int MANT_MSB>
-__device__ __forceinline__ uint32_t e2m1x2_placed(uint32_t w) {
-  constexpr int kShift = MANT_MSB - 4 * I;
-  uint32_t mag;
-  if constexpr (kShift >= 0) mag = w << kShift;
-  else mag = w >> -kShift;
-  const uint32_t sgn = w << (12 - 4 * I);
-  constexpr uint32_t kMag = 0x70007u << MANT_MSB;
-  return (mag & kMag) | (sgn & 0x80008000u);
-}
-template <int I>
-__device__ __forceinline__ uint32_t e2m1x2_raw(uint32_t w) {  // fp16, e2m1 * 2^-14
-  return e2m1x2_placed<I, 9>(w);
 }
 
 __device__ __forceinline__ uint32_t hmul2(uint32_t a, uint32_t b) {

@@ -6,7 +6,7 @@
 //  2. this kernel: B (weights) stays 4-bit in memory. cp.async multistage
 //     pipeline of {A fragments, packed B rows, B scale bytes}; each warp owns
 //     its N-slice (no redundant dequant), converts its B fragment in registers
-//     (the format's bit placement, 4 integer ops per pair, and its scale
+//     (the format's bit placement, e2m1_bits.h, and its scale
 //     product, sm90_formats.cuh) and issues m16n8k16 mma.sync. Split-K over
 //     gridDim.z (the caller reduces the partials deterministically).
 //
