@@ -48,9 +48,9 @@ LOWBIT_HD uint32_t e2m1x2_placed(uint32_t w) {
   return (mag & kMag) | (sgn & 0x80008000u);
 }
 
-// The same pairs for fp16 (e2m1 * 2^-14), 10 integer ops for all four pairs
-// of a word instead of 15 (the decode is most of the small-M kernel's
-// instructions: perf/nvfp4-mm/NOTES.md). In fp16 every bit of such a value
+// The same pairs for fp16 (e2m1 * 2^-14) in 11 integer instructions for all
+// four pairs of a word instead of 15 (nvcc 13, sm_90a SASS; the decode is
+// most of the small-M kernel's instructions: perf/nvfp4-mm/NOTES.md). In fp16 every bit of such a value
 // lies in the upper byte: s at 7, the magnitude at 1..3. One select per
 // word builds those bytes for the 4 even nibbles (low nibble of each byte)
 // and one for the 4 odd ones; each pair is then one byte permute that puts
@@ -60,8 +60,9 @@ template <int I>
 LOWBIT_HD uint32_t e2m1x2_fp16(uint32_t w) {
   constexpr uint32_t kMagBits = 0x0E0E0E0Eu;  // bits 1..3 of every byte
   const uint32_t sgn = w & 0x88888888u;
-  // (a & kMagBits) | (b & ~kMagBits): one LOP3. Outside kMagBits, b is the
-  // sign on bit 7 and zero elsewhere.
+  // (a & kMagBits) | (b & ~kMagBits), b being the sign on bit 7 and zero
+  // elsewhere outside kMagBits. (ptxas turns the even select into two LOP3s
+  // on shifted copies of w; forcing one LOP3 by inline PTX changes nothing.)
   const uint32_t bytes = (I % 2 == 0) ? (((w << 1) & kMagBits) | ((sgn << 4) & ~kMagBits))
                                       : (((w >> 3) & kMagBits) | (sgn & ~kMagBits));
   // Bytes 0 and 2 (I < 2) or 1 and 3 into the upper bytes of the halves.

@@ -21,8 +21,8 @@
 // of its 32-bit word s/2 with i = 2 (s%2) + rb, i.e. K offsets 8 (s/2) + i
 // and + 4. The pre-pass writes A in the same order (sm90_prepass_a.cuh,
 // ksteps = 8 LPC), so every dot product is unchanged. Dequantization is the
-// format's bit placement (e2m1_bits.h: 2.5 integer ops per pair in fp16, 4
-// in bf16) and its scale product; the epilogue multiplies by the format's
+// format's bit placement (e2m1_bits.h: about 2.75 integer ops per pair in
+// fp16, 4 in bf16) and its scale product; the epilogue multiplies by the format's
 // factor (and alpha).
 #pragma once
 
