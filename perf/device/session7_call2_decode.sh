@@ -5,8 +5,9 @@
 #   new:  .carry/ab/nvfp4_mm_new (bash /tmp/build_ab.sh nvfp4-mm nvfp4_mm_new from main: uv build --wheel
 #         --package lowbit-nvfp4-mm with LOWBIT_CUDA_ARCHS=90a, the package's src/lowbit plus _C.so)
 # The MoE and MXFP4 kernels use the same headers (MXFP4's SASS is byte-identical, so it is not timed).
-# Two calls (a call may run 10 minutes): `bash perf/device/session7_call2_decode.sh dense` (the nvfp4-mm tests on
-# the new build, then the dense A/B) and `... group` (the grouped A/B). Carry [".carry"].
+# This call: the nvfp4-mm tests on the new build, then the dense A/B (`bash perf/device/session7_call2_decode.sh
+# dense`, about 6 minutes); the grouped A/B is in session7_call3_group.sh (with branch s7-group-split).
+# Carry [".carry"].
 source <(sed -n '/^export PYTHONUNBUFFERED/,/^export PYTHONPATH/p' perf/device/gpu_check.sh)
 BASEPP=$PYTHONPATH; NEWPP=$PWD/.carry/ab/nvfp4_mm_new:$PYTHONPATH
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,temperature.gpu,power.draw --format=csv > $OUT/gpu.txt
