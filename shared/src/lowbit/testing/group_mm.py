@@ -309,6 +309,14 @@ class GroupMmTests:
             self.check(self.run(x, torch.bfloat16, name), x)
 
     @needs_cuda
+    def test_cuda_batch_invariant_across_kernel_choice(self):
+        """The heuristic picks the kernel by the call's mean rows per expert:
+        with [100, 8] rows that is a wgmma tile, for the 8-row expert alone the
+        decode tile. Its rows must still be bitwise the same (§5.10)."""
+        x = self.random_problem([100, 8], 256, 512, "cuda", torch.Generator().manual_seed(6))
+        self.assert_batch_invariant(x, 1)
+
+    @needs_cuda
     def test_cuda_batch_invariant_per_expert(self):
         x = self.random_problem([3, 40, 0, 17], 128, 256, "cuda", torch.Generator().manual_seed(3))
         for name in self.cuda_kernels():
