@@ -2,10 +2,11 @@
 // messages can be asserted from Python.
 #include <lowbit/arch.h>
 #include <lowbit/cutlass_utils.h>
-#include <lowbit/fp4_gemm/e2m1_bits.h>
 #include <lowbit/torch_utils.h>
 
 #include <vector>
+
+#include "e2m1_pairs.h"
 
 using lowbit::ScalarType;
 using lowbit::Tensor;
@@ -104,8 +105,7 @@ void fill_iota(Tensor x) {
 }
 
 // The four pairs lowbit::fp4_gemm places from each int32 word of `words`
-// (e2m1_bits.h), as int32 [n, 4], computed on words' device. variant 0:
-// e2m1x2_fp16 (byte permutes), 1: e2m1x2_placed for fp16, 2: for bf16.
+// (e2m1_bits.h), as int32 [n, 4], computed on words' device (e2m1_pairs.h).
 Tensor e2m1_pairs_impl(Tensor words, int64_t variant) {
   lowbit::check_dtype(kOp, "words", words, {ScalarType::Int});
   lowbit::check_dim(kOp, "words", words, 1);
@@ -113,22 +113,9 @@ Tensor e2m1_pairs_impl(Tensor words, int64_t variant) {
   LOWBIT_CHECK_ARG(variant >= 0 && variant <= 2, kOp, "variant", "0, 1 or 2", variant);
   Tensor out = lowbit::empty_on(words, {words.size(0), 4}, ScalarType::Int);
   if (words.is_cpu()) {
-    namespace f = lowbit::fp4_gemm;
     const auto* w = reinterpret_cast<const uint32_t*>(words.const_data_ptr<int32_t>());
     auto* o = reinterpret_cast<uint32_t*>(out.mutable_data_ptr<int32_t>());
-    for (int64_t i = 0; i < words.size(0); ++i) {
-      const uint32_t x = w[i];
-      uint32_t* r = o + 4 * i;
-      if (variant == 0) {
-        r[0] = f::e2m1x2_fp16<0>(x), r[1] = f::e2m1x2_fp16<1>(x), r[2] = f::e2m1x2_fp16<2>(x), r[3] = f::e2m1x2_fp16<3>(x);
-      } else if (variant == 1) {
-        r[0] = f::e2m1x2_placed<0, 9>(x), r[1] = f::e2m1x2_placed<1, 9>(x);
-        r[2] = f::e2m1x2_placed<2, 9>(x), r[3] = f::e2m1x2_placed<3, 9>(x);
-      } else {
-        r[0] = f::e2m1x2_placed<0, 6>(x), r[1] = f::e2m1x2_placed<1, 6>(x);
-        r[2] = f::e2m1x2_placed<2, 6>(x), r[3] = f::e2m1x2_placed<3, 6>(x);
-      }
-    }
+    for (int64_t i = 0; i < words.size(0); ++i) e2m1_pairs_of(w[i], static_cast<int>(variant), o + 4 * i);
     return out;
   }
   lowbit::target_for(kOp, "words", words);  // raises when no kernel for this device

@@ -1,24 +1,13 @@
 // The device side of the e2m1_pairs test op: the same e2m1_bits.h functions
 // the SM90 FP4 GEMMs run, here on the GPU (byte_perm is __byte_perm there).
 #include <lowbit/cuda_utils.h>
-#include <lowbit/fp4_gemm/e2m1_bits.h>
+
+#include "e2m1_pairs.h"
 
 namespace {
 __global__ void e2m1_pairs_kernel(const uint32_t* w, uint32_t* o, int64_t n, int variant) {
-  namespace f = lowbit::fp4_gemm;
   const int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-  if (i >= n) return;
-  const uint32_t x = w[i];
-  uint32_t* r = o + 4 * i;
-  if (variant == 0) {
-    r[0] = f::e2m1x2_fp16<0>(x), r[1] = f::e2m1x2_fp16<1>(x), r[2] = f::e2m1x2_fp16<2>(x), r[3] = f::e2m1x2_fp16<3>(x);
-  } else if (variant == 1) {
-    r[0] = f::e2m1x2_placed<0, 9>(x), r[1] = f::e2m1x2_placed<1, 9>(x);
-    r[2] = f::e2m1x2_placed<2, 9>(x), r[3] = f::e2m1x2_placed<3, 9>(x);
-  } else {
-    r[0] = f::e2m1x2_placed<0, 6>(x), r[1] = f::e2m1x2_placed<1, 6>(x);
-    r[2] = f::e2m1x2_placed<2, 6>(x), r[3] = f::e2m1x2_placed<3, 6>(x);
-  }
+  if (i < n) e2m1_pairs_of(w[i], variant, o + 4 * i);
 }
 }  // namespace
 
