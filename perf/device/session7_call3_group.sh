@@ -1,9 +1,9 @@
 # Prepared in session 7 (no device was lent that session): the grouped FP4 GEMMs, two builds alternating by
 # process (new, exp, new, exp), each against bf16 / fp8 grouped GEMMs in the same process:
 #   new: .carry/ab/nvfp4_mm_new (main at 4f05b25: the byte-permute e2m1 decode) + .carry/mxfp4 (unchanged)
-#   exp: .carry/ab/nvfp4_mm_exp + .carry/ab/mxfp4_exp (branch s7-exp = s7-group-split + s7-prepass: split-K of
-#        the small-M grouped tile by N, K and the SM count (decode points), and the wgmma kernel's activation
-#        pre-pass through shared memory (prefill points))
+#   exp: .carry/ab/nvfp4_mm_exp + .carry/ab/mxfp4_exp (branch s7-exp = s7-kgroups + s7-prepass: K groups of
+#        warps inside the small-M grouped tile's CTAs (decode points), and the wgmma kernel's activation
+#        pre-pass through shared memory (prefill points); perf/nvfp4-mm/NOTES.md v10, v11)
 # Built here by `/tmp/build_ab.sh PKG DEST` (uv build --wheel with LOWBIT_CUDA_ARCHS=90a in a worktree at the
 # commit; the package's src/lowbit plus _C.so). First the grouped suites of both packages and the nvfp4-mm
 # dense suite (the pre-pass serves 64 < M <= 512) on exp with the branch's tests, then the A/B.
