@@ -17,4 +17,4 @@ for b in new exp new exp; do [ $b = new ] && export PYTHONPATH=$NEWPP || export 
   done
 done
 for d in $OUT/group_*; do echo $d; grep -E "^\|" $d/*.md | cut -d'|' -f2-7,13-15; done
-cd $OUT && tar czf all.tgz *.txt *.log group_* && ls | wc -l
+cd $OUT && tar czf all.tgz *.txt group_* && ls | wc -l
