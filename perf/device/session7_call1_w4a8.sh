@@ -1,4 +1,4 @@
-# Session 7, call 1 (prepared; session 6's call 5, which lost its machine before any output): W4A8
+# Session 7, call 1 (prepared; it replaces session 6's call 5, which lost its machine before any output): W4A8
 # accumulator promotion v8 (branch s5-w4a8-promote, d55be18: steady tiles with compile-time flags, a drain per
 # 8 tiles) + the H200 heuristic (881e6dd), built into .carry/ab/w4a8_mm_promote (its python + _C.so), against
 # .carry/w4a8-mm (main's build from before 881e6dd: CUTLASS's loop, the H100 heuristic). The branch's test file
