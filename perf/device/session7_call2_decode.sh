@@ -7,7 +7,7 @@
 #         tile (v10) + the wgmma pre-pass through shared memory (v11) + the dense small-M split-K reduced in
 #         the main kernel (v12) + dense 16 < M <= 64 on the wgmma kernel where the small-M CTAs spill into a
 #         partial wave (v13); MXFP4's one-multiply decode path (perf/mxfp4/NOTES.md v0.4))
-# Built here by `/tmp/build_ab.sh PKG DEST` (uv build --wheel with LOWBIT_CUDA_ARCHS=90a in a worktree at the
+# Built here by `bash perf/device/build_ab.sh REV PKG DEST` (uv build --wheel with LOWBIT_CUDA_ARCHS=90a in a worktree at the
 # commit; the package's src/lowbit plus _C.so); s7-exp's shared tests are carried in .carry/ab/testing_split.
 # Dense points: M = 1 / 16 run the small-M kernel (decode: new vs base; fused reduce: exp vs new), M = 64 the
 # small-M kernel or (exp, v13) the wgmma kernel, M = 128 / 256 the wgmma kernel (pre-pass: exp vs new).

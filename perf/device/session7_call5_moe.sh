@@ -1,7 +1,7 @@
 # Prepared in session 7 (no device was lent that session): lowbit-moe's decode helpers, branch s7-moe
 # (989385b): moe_combine by (token, column slice) blocks with the routes staged in shared memory, and
 # get_cutlass_moe_mm_data in one launch for <= 512 routes (perf/moe/NOTES.md, session 7).
-#   base: .carry/moe (main)      exp: .carry/ab/moe_exp (/tmp/build_ab.sh moe moe_exp at 989385b)
+#   base: .carry/moe (main)      exp: .carry/ab/moe_exp (bash perf/device/build_ab.sh 989385b moe moe_exp)
 # First the moe suite on exp (its routing and combine tests compare with the CPU kernels bit for bit), then
 # route / combine alone, base and exp alternating, each with its outputs' CRC (must match between builds).
 # Carry [".carry"]. About 6 minutes.
