@@ -6,11 +6,13 @@
 #   exp:  .carry/ab/nvfp4_mm_exp + .carry/ab/mxfp4_exp (branch s7-exp: new + K groups in the grouped decode
 #         tile (v10) + the wgmma pre-pass through shared memory (v11) + the dense small-M split-K reduced in
 #         the main kernel (v12) + dense 16 < M <= 64 on the wgmma kernel where the small-M CTAs spill into a
-#         partial wave (v13); MXFP4's one-multiply decode path (perf/mxfp4/NOTES.md v0.4))
+#         partial wave (v13) + split-K for the dense wgmma kernel where its tiles leave SMs idle (v14); MXFP4's
+#         one-multiply decode path (perf/mxfp4/NOTES.md v0.4))
 # Built here by `bash perf/device/build_ab.sh REV PKG DEST` (uv build --wheel with LOWBIT_CUDA_ARCHS=90a in a worktree at the
 # commit; the package's src/lowbit plus _C.so); s7-exp's shared tests are carried in .carry/ab/testing_split.
 # Dense points: M = 1 / 16 run the small-M kernel (decode: new vs base; fused reduce: exp vs new), M = 64 the
-# small-M kernel or (exp, v13) the wgmma kernel, M = 128 / 256 the wgmma kernel (pre-pass: exp vs new).
+# small-M kernel or (exp, v13) the wgmma kernel, M = 128 / 256 the wgmma kernel (pre-pass and, at M = 128 on the
+# narrow layers, split-K: exp vs new).
 # Carry [".carry"]. About 8 minutes.
 source <(sed -n '/^export PYTHONUNBUFFERED/,/^export PYTHONPATH/p' perf/device/gpu_check.sh)
 BASEPP=$PYTHONPATH; NEWPP=$PWD/.carry/ab/nvfp4_mm_new:$PYTHONPATH
