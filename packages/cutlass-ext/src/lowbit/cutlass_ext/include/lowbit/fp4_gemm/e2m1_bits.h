@@ -50,12 +50,13 @@ LOWBIT_HD uint32_t e2m1x2_placed(uint32_t w) {
 
 // The same pairs for fp16 (e2m1 * 2^-14) in 11 integer instructions for all
 // four pairs of a word instead of 15 (nvcc 13, sm_90a SASS; the decode is
-// most of the small-M kernel's instructions: perf/nvfp4-mm/NOTES.md). In fp16 every bit of such a value
-// lies in the upper byte: s at 7, the magnitude at 1..3. One select per
-// word builds those bytes for the 4 even nibbles (low nibble of each byte)
-// and one for the 4 odd ones; each pair is then one byte permute that puts
-// two of them over zero low bytes. Called for all four I of one word, the
-// shared terms are computed once.
+// most of the small-M kernel's instructions: perf/nvfp4-mm/NOTES.md). In
+// fp16 every bit of such a value lies in the upper byte: s at 7, the
+// magnitude at 1..3. One select per word builds those bytes for the 4 even
+// nibbles (low nibble of each byte) and one for the 4 odd ones; each pair is
+// then one byte permute that puts two of them over zero low bytes. Called
+// for all four I of one word, the shared terms are computed once; for a
+// single pair the per-pair form above is cheaper.
 template <int I>
 LOWBIT_HD uint32_t e2m1x2_fp16(uint32_t w) {
   constexpr uint32_t kMagBits = 0x0E0E0E0Eu;  // bits 1..3 of every byte

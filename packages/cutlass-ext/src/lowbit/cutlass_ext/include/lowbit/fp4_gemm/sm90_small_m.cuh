@@ -22,8 +22,8 @@
 // and + 4. The pre-pass writes A in the same order (sm90_prepass_a.cuh,
 // ksteps = 8 LPC), so every dot product is unchanged. Dequantization is the
 // format's bit placement (e2m1_bits.h: about 2.75 integer ops per pair in
-// fp16, 4 in bf16) and its scale product; the epilogue multiplies by the format's
-// factor (and alpha).
+// fp16, 4 in bf16) and its scale product; the epilogue multiplies by the
+// format's factor (and alpha).
 #pragma once
 
 #include <lowbit/cuda_utils.h>
