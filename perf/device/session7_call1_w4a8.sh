@@ -1,5 +1,5 @@
 # Session 7, call 1 (prepared; it replaces session 6's call 5, which lost its machine before any output): W4A8
-# accumulator promotion v8 (branch s5-w4a8-promote, d55be18: steady tiles with compile-time flags, a drain per
+# accumulator promotion v8 (branch s5-w4a8-promote, 1f393e3: steady tiles with compile-time flags, a drain at every multiple of
 # 8 tiles) + the H200 heuristic (881e6dd), built into .carry/ab/w4a8_mm_promote (its python + _C.so), against
 # .carry/w4a8-mm (main's build from before 881e6dd: CUTLASS's loop, the H100 heuristic). The branch's test file
 # is carried in .carry/ab/w4a8_tests and copied over the working tree's for this call. Then the package table

@@ -18,6 +18,11 @@ source <(sed -n '/^export PYTHONUNBUFFERED/,/^export PYTHONPATH/p' perf/device/g
 BASEPP=$PYTHONPATH; NEWPP=$PWD/.carry/ab/nvfp4_mm_new:$PYTHONPATH
 EXPPP=$PWD/.carry/ab/nvfp4_mm_exp:$PWD/.carry/ab/mxfp4_exp:$PYTHONPATH
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,temperature.gpu,power.draw --format=csv > $OUT/gpu.txt
+# Main's kernels first: do mma.sync (decode tile) and wgmma give the same bits? (perf/nvfp4-mm/NOTES.md
+# v10 amendment: this decides whether K groups can merge.)
+PYTHONPATH=$NEWPP timeout 60 python3 -m pytest -q -p no:cacheprovider -k across_kernel_choice \
+  packages/nvfp4-mm/tests/test_group_mm.py packages/mxfp4/tests/test_group_mm.py > $OUT/pytest_new_xkernel.log 2>&1
+echo "cross-kernel invariance on main (new): rc=$? $(tail -1 $OUT/pytest_new_xkernel.log)"
 export PYTHONPATH=$EXPPP
 cp .carry/ab/testing_split/group_mm.py shared/src/lowbit/testing/group_mm.py  # s7-exp's shared tests
 t0=$SECONDS; timeout 230 python3 -m pytest -q -p no:cacheprovider -n 16 packages/nvfp4-mm/tests packages/mxfp4/tests/test_group_mm.py > $OUT/pytest_exp.log 2>&1

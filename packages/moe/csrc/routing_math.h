@@ -1,7 +1,9 @@
 // The per-expert formulas shared by the CPU and CUDA kernels
-// (docs/SPEC-MOE.md §5.9.4): problem-size rows, the bin of a route, and the
-// scale-row padding. Host and device.
+// (docs/SPEC-MOE.md §5.9.4): problem-size rows and the bin of a route (the
+// scale-row padding is the codec's swizzled_rows). Host and device.
 #pragma once
+
+#include <lowbit/nvfp4_codec.h>
 
 #include <cstdint>
 
@@ -20,9 +22,6 @@ LOWBIT_MOE_HD int32_t route_bin(Id id, int64_t num_experts) {
   return (id >= 0 && static_cast<int64_t>(id) < num_experts) ? static_cast<int32_t>(id)
                                                               : static_cast<int32_t>(num_experts);
 }
-
-// Scale rows of an expert with `rows` rows (whole 128-row swizzle tiles).
-LOWBIT_MOE_HD int32_t padded_scale_rows(int32_t rows) { return (rows + 127) / 128 * 128; }
 
 // Problem-size rows of expert e with m_e rows: GEMM1 (m_e, n1, k), GEMM2
 // (m_e, k, n), or with `swap` the operands exchanged: (n1, m_e, k), (k, m_e, n).

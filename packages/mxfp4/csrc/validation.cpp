@@ -8,6 +8,7 @@
 #include "mxfp4.h"
 
 #include <lowbit/arg_checks.h>
+#include <lowbit/mxfp4_codec.h>
 
 #include <cstdint>
 
@@ -15,7 +16,6 @@ namespace mxfp4 {
 namespace {
 
 using lowbit::ScalarType;
-using lowbit::round_up;
 using lowbit::shape_str;
 using lowbit::str;
 
@@ -66,7 +66,7 @@ QuantProblem validate_experts_quant(const char* op, bool silu, const Tensor& out
   QuantProblem p;
   p.m = input.size(0);
   p.k = silu ? input.size(1) / 2 : input.size(1);
-  p.kp = round_up<int64_t>(p.k / 32, 4);
+  p.kp = lowbit::mxfp4::swizzled_cols(p.k / lowbit::mxfp4::kBlock);
   LOWBIT_CHECK_ARG(n_experts >= 1 || (n_experts == 0 && p.m == 0), op, "n_experts",
                    "at least 1 (0 only for an input without rows)", n_experts);
   LOWBIT_CHECK_ARG(n_experts < (int64_t(1) << 30), op, "n_experts", "fewer than 2^30 experts", n_experts);

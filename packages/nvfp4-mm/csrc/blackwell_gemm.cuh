@@ -3,9 +3,9 @@
 // ue4m3 scale per 16 elements), fp32 accumulation, D = alpha * acc + bias[n]
 // (CUTLASS's per-column-bias linear combination: one fp32 fma, one rounding;
 // a null bias pointer broadcasts 0) with alpha read from device memory. The
-// scale-factor layout CUTLASS expects (Sm1xxBlkScaledConfig) is the 128x4
-// swizzled layout of docs/SPEC.md §1.3, so the op's tensors are passed
-// through unchanged.
+// scale-factor layout CUTLASS reads (lowbit/fp4_gemm/blackwell_sf_layout.h) is
+// the 128x4 swizzled layout of docs/SPEC.md §1.3 (checked on the CPU by
+// cutlass-ext's tests), so the op's tensors are passed through unchanged.
 //
 // Included by the per-(arch, output dtype) translation units in sm100/ and
 // sm120/ (one instantiation set per TU keeps each nvcc run near 1 minute).
@@ -15,6 +15,8 @@
 
 #include <lowbit/cuda_utils.h>
 #include <lowbit/cutlass_utils.h>
+#include <lowbit/fp4_gemm/blackwell_sf_layout.h>
+#include <lowbit/nvfp4_codec.h>
 
 #include <cute/tensor.hpp>
 #include <optional>
@@ -64,14 +66,16 @@ struct Fp4Gemm {
     using StrideA = typename Gemm::GemmKernel::StrideA;
     using StrideB = typename Gemm::GemmKernel::StrideB;
     using StrideD = typename Gemm::GemmKernel::StrideD;
-    using SfConfig = typename Gemm::GemmKernel::CollectiveMainloop::Sm1xxBlkScaledConfig;
+    static_assert(lowbit::fp4_gemm::blackwell::uses_sf_config<typename Gemm::GemmKernel::CollectiveMainloop,
+                                                                  lowbit::nvfp4::kBlock>,
+                  "scales: the layout of blackwell_sf_layout.h");
     const int M = static_cast<int>(p.M), N = static_cast<int>(p.N), K = static_cast<int>(p.K);
 
     auto stride_a = cutlass::make_cute_packed_stride(StrideA{}, {M, K, 1});
     auto stride_b = cutlass::make_cute_packed_stride(StrideB{}, {N, K, 1});
     auto stride_d = cutlass::make_cute_packed_stride(StrideD{}, {M, N, 1});
-    auto layout_sfa = SfConfig::tile_atom_to_shape_SFA(make_shape(M, N, K, 1));
-    auto layout_sfb = SfConfig::tile_atom_to_shape_SFB(make_shape(M, N, K, 1));
+    auto layout_sfa = lowbit::fp4_gemm::blackwell::sf_layout<lowbit::nvfp4::kBlock>(M, K);
+    auto layout_sfb = lowbit::fp4_gemm::blackwell::sf_layout<lowbit::nvfp4::kBlock>(N, K);
 
     using DataA = typename ElementA::DataType;
     using SfA = typename ElementA::ScaleFactorType;

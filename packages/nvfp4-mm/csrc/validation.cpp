@@ -7,6 +7,7 @@
 #include "nvfp4_mm.h"
 
 #include <lowbit/arg_checks.h>
+#include <lowbit/nvfp4_codec.h>
 
 #include <cstdint>
 
@@ -14,7 +15,6 @@ namespace nvfp4_mm {
 namespace {
 
 using lowbit::ScalarType;
-using lowbit::round_up;
 using lowbit::shape_str;
 using lowbit::str;
 
@@ -26,8 +26,8 @@ void check_scale(const char* arg, const char* short_name, const Tensor& s, int64
   // ue4m3 scale bytes: float8_e4m3fn is the documented dtype; raw uint8
   // bytes of the same layout are accepted too.
   lowbit::check_dtype(kOp, arg, s, {ScalarType::Float8_e4m3fn, ScalarType::Byte});
-  const int64_t rm = round_up<int64_t>(rows, 128);
-  const int64_t rk = round_up<int64_t>(K / 16, 4);
+  const int64_t rm = lowbit::nvfp4::swizzled_rows(rows);
+  const int64_t rk = lowbit::nvfp4::swizzled_cols(K / lowbit::nvfp4::kBlock);
   LOWBIT_CHECK(s.dim() == 2 && s.size(0) == rm && s.size(1) == rk, kOp, ": argument '", arg, "': ", short_name,
                " must be padded and swizzled to a shape (", rm, "x", rk, "), but got a shape ", shape_str(s));
   lowbit::check_contiguous(kOp, arg, s);

@@ -4,6 +4,8 @@
 
 #include "nvfp4_quant.h"
 
+#include <lowbit/nvfp4_codec.h>
+
 namespace {
 
 using lowbit::ScalarType;
@@ -48,8 +50,8 @@ std::tuple<Tensor, Tensor> scaled_fp4_quant(Tensor input, Tensor input_scale,
   const int64_t n = input.size(input.dim() - 1), m = input.numel() / n;
   Tensor out = lowbit::empty_on(input, {m, n / 2}, ScalarType::Byte);
   Tensor sf = is_sf_swizzled_layout
-                  ? lowbit::empty_on(input, {lowbit::round_up<int64_t>(m, 128),
-                                             lowbit::round_up<int64_t>(n / 16, 4) / 4},
+                  ? lowbit::empty_on(input, {lowbit::nvfp4::swizzled_rows(m),
+                                             lowbit::nvfp4::swizzled_cols(n / lowbit::nvfp4::kBlock) / 4},
                                      ScalarType::Int)
                   : lowbit::empty_on(input, {m, n / 16}, ScalarType::Byte);
   scaled_fp4_quant_out(input, input_scale, is_sf_swizzled_layout, out, sf);

@@ -6,6 +6,7 @@
 #include <string>
 
 #include <lowbit/arg_checks.h>
+#include <lowbit/nvfp4_codec.h>
 
 #include "nvfp4_quant.h"
 
@@ -98,8 +99,8 @@ QuantProblem validate_dense(const char* op, const Tensor& input, const Tensor& g
   check_global_scale(op, gs_arg, gs, input);
   p.pn = check_packed(op, out_arg, output, input, p.m, p.n, true);
   const int64_t nb = p.pn / 16;
-  p.kp = swizzled ? round_up<int64_t>(nb, 4) : nb;
-  p.sf_rows = swizzled ? round_up<int64_t>(p.m, 128) : p.m;
+  p.kp = swizzled ? swizzled_cols(nb) : nb;
+  p.sf_rows = swizzled ? swizzled_rows(p.m) : p.m;
   check_scale_buffer(op, sf_arg, output_scale, input, p.sf_rows, p.kp);
   p.in = input.data_ptr();
   p.out = bytes(output);
@@ -146,7 +147,7 @@ QuantProblem validate_experts_quant(const char* op, bool silu, const Tensor& out
   check_int32_metadata(op, "input_offset_by_experts", off, {E + 1}, "input", input, why);
   check_int32_metadata(op, "output_scale_offset_by_experts", sf_off, {E + 1}, "input", input, why);
   check_packed(op, "output", output, input, p.m, p.n, false);
-  p.kp = round_up<int64_t>(p.n / 16, 4);
+  p.kp = swizzled_cols(p.n / kBlock);
   check_scale_buffer(op, "output_scale", output_scale, input, -1, p.kp);
   // Any row count is accepted (as vLLM does); only whole tiles are written.
   p.sf_rows = whole_tile_scale_rows(output_scale, p.kp);

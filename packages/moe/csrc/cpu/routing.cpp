@@ -31,7 +31,7 @@ std::vector<int32_t> write_expert_tables(const MoeDataProblem& p,
     if (e == E) break;
     write_problem_sizes(p.problem_sizes1, p.problem_sizes2, e, counts[e], p.n1, p.n, p.k, p.swap);
     off += counts[e];
-    sf_off += padded_scale_rows(counts[e]);
+    sf_off += lowbit::nvfp4::swizzled_rows(counts[e]);
   }
   return start;
 }

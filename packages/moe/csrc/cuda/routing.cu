@@ -90,7 +90,7 @@ __global__ void __launch_bounds__(kScanThreads)
   for (int64_t t0 = 0; t0 <= E; t0 += kScanThreads) {
     const int64_t e = t0 + threadIdx.x;
     const int32_t c = e <= E ? column_total(ws, chunks, E, e) : 0;
-    const int32_t padded = e < E ? padded_scale_rows(c) : 0;
+    const int32_t padded = e < E ? lowbit::nvfp4::swizzled_rows(c) : 0;
     int32_t start, sf_start, total, sf_total;
     Scan(tmp).ExclusiveSum(c, start, total);
     __syncthreads();

@@ -78,7 +78,7 @@ void zero_padding_rows(const QuantProblem& p) {
   for (int64_t e = 0; e < p.num_experts; ++e) {
     const int64_t m_e = p.off[e + 1] - p.off[e];
     uint8_t* region = p.sf + int64_t(p.sf_off[e]) * p.kp;
-    for (int64_t r = m_e; r < lowbit::round_up<int64_t>(m_e, 128); ++r)
+    for (int64_t r = m_e; r < mx::swizzled_rows(m_e); ++r)
       for (int64_t c = 0; c < p.kp; ++c) region[mx::swizzled_offset(r, c, tiles)] = 0;
   }
 }

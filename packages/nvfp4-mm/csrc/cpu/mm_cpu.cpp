@@ -30,21 +30,20 @@ std::vector<std::string> cpu_kernel_names() { return {"reference"}; }
 void scaled_fp4_mm_cpu(const Problem& p) {
   if (!p.kernel.empty()) check_kernel_name(p.kernel, cpu_kernel_names(), "CPU");
   const int64_t M = p.M, N = p.N, K = p.K;
-  std::vector<float> a, b;
-  lowbit::cpu::dequant_fp4_rows(p.a.const_data_ptr<uint8_t>(), static_cast<const uint8_t*>(p.sa.data_ptr()), M, K,
-                                kBlock, decode_scale, a);
-  lowbit::cpu::dequant_fp4_rows(p.b.const_data_ptr<uint8_t>(), static_cast<const uint8_t*>(p.sb.data_ptr()), N, K,
-                                kBlock, decode_scale, b);
+  const auto a = lowbit::cpu::fp4_rows(p.a.const_data_ptr<uint8_t>(), static_cast<const uint8_t*>(p.sa.data_ptr()),
+                                       K, kBlock, decode_scale);
+  const auto b = lowbit::cpu::fp4_rows(p.b.const_data_ptr<uint8_t>(), static_cast<const uint8_t*>(p.sb.data_ptr()),
+                                       K, kBlock, decode_scale);
   const float alpha = *p.alpha.const_data_ptr<float>();
   const bool bf16 = p.out.scalar_type() != lowbit::ScalarType::Half;
   auto* out = static_cast<uint16_t*>(p.out.data_ptr());
   const auto* bias = p.bias ? static_cast<const uint16_t*>(p.bias->data_ptr()) : nullptr;
   if (bias) {  // bias[n] holds the output dtype's bits
-    lowbit::cpu::gemm_rows(a, b, M, N, K, bf16,
-                           [&](float acc, int64_t n) { return alpha * acc + lowbit::cpu::to_float(bias[n], bf16); },
-                           out);
+    lowbit::cpu::fp4_gemm(a, b, M, N, bf16,
+                          [&](float acc, int64_t n) { return alpha * acc + lowbit::cpu::to_float(bias[n], bf16); },
+                          out);
   } else {
-    lowbit::cpu::gemm_rows(a, b, M, N, K, bf16, [&](float acc, int64_t) { return alpha * acc; }, out);
+    lowbit::cpu::fp4_gemm(a, b, M, N, bf16, [&](float acc, int64_t) { return alpha * acc; }, out);
   }
 }
 

@@ -66,7 +66,7 @@ __global__ void __launch_bounds__(kDqThreads) dequant_kernel(DequantJob j0, Dequ
   const int64_t lr = second ? bx - j0.rows : bx;  // row inside the job
   const int64_t r = j.row0 + lr;
   const int units = K / 8;
-  const int cols4 = (K / 16 + 3) / 4;  // scale columns / 4 (K/16 padded to 4)
+  const int cols4 = lowbit::nvfp4::swizzled_cols(K / lowbit::nvfp4::kBlock) / 4;  // 4-byte scale column tiles
   const uint32_t* q = reinterpret_cast<const uint32_t*>(j.q + r * (K / 2));
   // The swizzled offset is a sum of a row part and a column part: this
   // row's scales sit at a fixed offset inside each 512-byte tile.

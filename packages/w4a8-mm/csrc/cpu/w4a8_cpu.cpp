@@ -1,9 +1,12 @@
 // CPU reference kernels for every op: byte-identical prepack outputs to the
 // device kernels, and the GEMMs computed from the same prepacked bytes the
 // SM90 kernels read (so weights can be prepacked offline and results checked
-// without a GPU). The grouped forms run the dense kernels expert by expert.
+// without a GPU), with lowbit's CPU dot products (lowbit/cpu/gemm_nt.h: one
+// fp32 sum per output in ascending k). The grouped forms run the dense
+// kernels expert by expert.
 #include "w4a8_mm.h"
 
+#include <lowbit/cpu/gemm_nt.h>
 #include <lowbit/nvfp4_codec.h>
 
 #include <torch/csrc/stable/ops.h>
@@ -31,6 +34,24 @@ uint8_t float_to_e4m3(float x) {
 }
 
 uint32_t encode_nibble(uint32_t v) { return (v >= 1 && v <= 7) ? 8 - v : v; }
+
+// Inside one 16 x 32 atom of the reordered layout: the (row, k) of each of
+// its 512 nibbles, from reorder_offset itself.
+struct AtomIndex {
+  uint8_t n[512], k[512];
+  AtomIndex() {
+    for (int r = 0; r < 16; ++r)
+      for (int c = 0; c < 32; ++c) {
+        const int64_t o = reorder_offset(r, c, 16);
+        n[o] = static_cast<uint8_t>(r);
+        k[o] = static_cast<uint8_t>(c);
+      }
+  }
+};
+const AtomIndex& atom_index() {
+  static const AtomIndex index;
+  return index;
+}
 
 }  // namespace
 
@@ -61,33 +82,46 @@ void w4a8_mm_cpu(const MmProblem& p) {
   const auto* tab = static_cast<const uint8_t*>(p.group_scales);
   std::vector<float> af(static_cast<size_t>(M * K));
   for (int64_t i = 0; i < M * K; ++i) af[i] = e4m3_to_float(a[i]);
-  torch::stable::parallel_for(0, N, 16, [&](int64_t n0, int64_t n1) {
-    std::vector<float> w(static_cast<size_t>(K));
-    for (int64_t n = n0; n < n1; ++n) {
-      // Decode row n exactly as the SM90 mainloop does: the low 3 bits pick
-      // entry L = e4m3(-(8-L)s) of the group's table, a clear sign bit negates
-      // it, and L = 0 with a clear sign bit is zero.
-      for (int64_t k = 0; k < K; ++k) {
-        const int64_t off = reorder_offset(n, k, N);
-        const uint32_t v = (b[off / 8] >> (4 * (off % 8))) & 0xF;
-        const uint32_t L = v & 7;
-        const float e = e4m3_to_float(tab[((k / G) * N + n) * 8 + L]);
-        w[k] = (v & 8) ? e : (L == 0 ? 0.f : -e);
-      }
-      const float ch = p.channel_scales[p.channel_vector ? n : 0];
-      for (int64_t m = 0; m < M; ++m) {
-        const float* ar = af.data() + m * K;
-        float acc = 0.f;
-        for (int64_t k = 0; k < K; ++k) acc += ar[k] * w[k];
-        const float d = ch * (p.token_scales[p.token_vector ? m : 0] * acc);
-        if (p.out_bf16) {
-          static_cast<c10::BFloat16*>(p.out)[m * N + n] = c10::BFloat16(d);
-        } else {
-          static_cast<c10::Half*>(p.out)[m * N + n] = c10::Half(d);
+  // Decode rows of B exactly as the SM90 mainloop does: the low 3 bits pick
+  // entry L = e4m3(-(8-L)s) of the group's table, a clear sign bit negates
+  // it, and L = 0 with a clear sign bit is zero. The reordered buffer is
+  // read atom by atom (16 rows x 32 k, 512 consecutive nibbles: SPEC §1.5),
+  // with each row's 16 values built once per group (N % 128 == 0 and
+  // group_size % 128 == 0: a tile's rows are whole atoms, groups whole atoms).
+  const AtomIndex& at = atom_index();
+  auto decode_b = [&](int64_t n0, int64_t rows, float* bt) {
+    float value[16][16];  // [row in the atom][nibble]
+    for (int64_t a = 0; a < rows / 16; ++a) {
+      const int64_t nb = n0 / 16 + a;
+      for (int64_t kb = 0; kb < K / 32; ++kb) {
+        if ((kb * 32) % G == 0) {
+          for (int r = 0; r < 16; ++r) {
+            const uint8_t* t = tab + ((kb * 32 / G) * N + nb * 16 + r) * 8;
+            for (uint32_t v = 0; v < 16; ++v) {
+              const uint32_t L = v & 7;
+              const float e = e4m3_to_float(t[L]);
+              value[r][v] = (v & 8) ? e : (L == 0 ? 0.f : -e);
+            }
+          }
+        }
+        const uint32_t* words = b + (nb + (N / 16) * kb) * 64;  // the atom's 512 nibbles
+        float* dst = bt + kb * 32 * cpu::kTileN + a * 16;
+        for (int o = 0; o < 512; ++o) {
+          const uint32_t v = (words[o / 8] >> (4 * (o % 8))) & 0xF;
+          dst[at.k[o] * cpu::kTileN + at.n[o]] = value[at.n[o]][v];
         }
       }
     }
-  });
+  };
+  auto store = [&](int64_t m, int64_t n, float acc) {
+    const float d = p.channel_scales[p.channel_vector ? n : 0] * (p.token_scales[p.token_vector ? m : 0] * acc);
+    if (p.out_bf16) {
+      static_cast<c10::BFloat16*>(p.out)[m * N + n] = c10::BFloat16(d);
+    } else {
+      static_cast<c10::Half*>(p.out)[m * N + n] = c10::Half(d);
+    }
+  };
+  cpu::gemm_nt(af.data(), M, N, K, decode_b, store);
 }
 
 void encode_and_reorder_int4b_grouped_cpu(const int32_t* in, int32_t* out, int32_t* descriptor,

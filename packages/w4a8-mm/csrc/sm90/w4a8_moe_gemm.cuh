@@ -120,27 +120,13 @@ struct MoeGemm {
   // Bytes of the arrays for E experts of N rows (each 128-byte aligned);
   // with `base`, also points `arr` into it.
   static int64_t carve(int64_t E, int64_t N, uint8_t* base, Arrays* arr) {
-    int64_t at = 0;
     Arrays dummy{};
     Arrays& x = base ? *arr : dummy;
-    auto take = [&](auto*& field, int64_t count = -1) {
-      using T = std::remove_reference_t<decltype(*field)>;
-      if (base) field = reinterpret_cast<T*>(base + at);
-      at += ((count < 0 ? E : count) * static_cast<int64_t>(sizeof(T)) + 127) / 128 * 128;
-    };
-    take(x.shape);
-    take(x.w);
-    take(x.layout_w);
-    take(x.act);
-    take(x.stride_act);
-    take(x.scales);
-    take(x.stride_s);
-    take(x.d);
-    take(x.stride_d);
-    take(x.ch);
-    take(x.tok);
-    take(x.nans, N);
-    return at;
+    lowbit::ArrayCarver c(base);
+    c.take_each(E, x.shape, x.w, x.layout_w, x.act, x.stride_act, x.scales, x.stride_s, x.d, x.stride_d, x.ch,
+                x.tok);
+    c.take(x.nans, N);
+    return c.bytes();
   }
 
   struct Setup {

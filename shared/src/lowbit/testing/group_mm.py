@@ -312,9 +312,13 @@ class GroupMmTests:
     def test_cuda_batch_invariant_across_kernel_choice(self):
         """The heuristic picks the kernel by the call's mean rows per expert:
         with [100, 8] rows that is a wgmma tile, for the 8-row expert alone the
-        decode tile. Its rows must still be bitwise the same (§5.10)."""
-        x = self.random_problem([100, 8], 256, 512, "cuda", torch.Generator().manual_seed(6))
-        self.assert_batch_invariant(x, 1)
+        decode tile. Its rows must still be bitwise the same (§5.10), so both
+        kernels must sum every output in the same order: at K = 512 (4 chunks
+        of 128) and at K = 4096 (32 chunks, where a decode tile that splits K
+        inside the CTA would add partial sums in another order)."""
+        for k in (512, 4096):
+            x = self.random_problem([100, 8], 256, k, "cuda", torch.Generator().manual_seed(6))
+            self.assert_batch_invariant(x, 1)
 
     @needs_cuda
     def test_cuda_batch_invariant_per_expert(self):

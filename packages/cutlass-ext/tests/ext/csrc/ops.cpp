@@ -2,6 +2,7 @@
 // messages can be asserted from Python.
 #include <lowbit/arch.h>
 #include <lowbit/cutlass_utils.h>
+#include <lowbit/fp4_gemm/blackwell_sf_layout.h>
 #include <lowbit/torch_utils.h>
 
 #include <vector>
@@ -124,6 +125,26 @@ Tensor e2m1_pairs_impl(Tensor words, int64_t variant) {
 #endif
   return out;
 }
+
+// The Blackwell GEMMs' scale layout (lowbit/fp4_gemm/blackwell_sf_layout.h)
+// of a `rows` x `k` operand with `block` elements per scale byte: int64
+// [rows, k] byte offsets of each element's scale, and the layout's cosize
+// (one past its largest offset).
+std::tuple<Tensor, int64_t> blackwell_sf_layout(int64_t rows, int64_t k, int64_t block) {
+  LOWBIT_CHECK_ARG(rows > 0, kOp, "rows", "> 0", rows);
+  LOWBIT_CHECK_ARG(k > 0 && k % block == 0, kOp, "k", "a positive multiple of block", k);
+  Tensor out = torch::stable::empty({rows, k}, ScalarType::Long);  // CPU
+  int64_t* o = out.mutable_data_ptr<int64_t>();
+  auto fill = [&](auto layout) {
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < k; ++c) o[r * k + c] = layout(int(r), int(c), 0);
+    return static_cast<int64_t>(cute::cosize(layout));
+  };
+  namespace bw = lowbit::fp4_gemm::blackwell;
+  if (block == 16) return {out, fill(bw::sf_layout<16>(int(rows), int(k)))};
+  LOWBIT_CHECK_ARG(block == 32, kOp, "block", "16 or 32", block);
+  return {out, fill(bw::sf_layout<32>(int(rows), int(k)))};
+}
 }  // namespace
 
 STABLE_TORCH_LIBRARY(lowbit_cutlass_ext_test, m) {
@@ -136,6 +157,7 @@ STABLE_TORCH_LIBRARY(lowbit_cutlass_ext_test, m) {
   m.def("built_archs() -> str");
   m.def("fill_iota(Tensor(a!) x) -> ()");
   m.def("e2m1_pairs(Tensor words, int variant) -> Tensor");
+  m.def("blackwell_sf_layout(int rows, int k, int block) -> (Tensor, int)");
 #if LOWBIT_WITH_CUDA
   m.def("stream_handle(Tensor x) -> int");
   m.def("sm_of(Tensor x) -> int");
@@ -161,4 +183,5 @@ STABLE_TORCH_LIBRARY_IMPL(lowbit_cutlass_ext_test, CompositeExplicitAutograd, m)
 STABLE_TORCH_LIBRARY_IMPL(lowbit_cutlass_ext_test, CompositeImplicitAutograd, m) {
   m.impl("cutlass_bits", TORCH_BOX(&cutlass_bits));
   m.impl("built_archs", TORCH_BOX(&built_archs));
+  m.impl("blackwell_sf_layout", TORCH_BOX(&blackwell_sf_layout));
 }

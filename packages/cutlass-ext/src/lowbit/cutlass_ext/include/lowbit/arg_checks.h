@@ -9,6 +9,7 @@
 // "<op>: argument '<arg>': expected <x>, got <y>".
 #pragma once
 
+#include <lowbit/nvfp4_codec.h>
 #include <lowbit/torch_utils.h>
 
 #include <cstdint>
@@ -132,7 +133,7 @@ inline Fp4GroupShape check_fp4_group_operands(const char* op, const Tensor& a, c
 // b_blockscales [E, Np, Kp]: Kp = round_up(K / block, 4), Np = round_up(N, 128).
 inline int64_t check_fp4_group_scales(const char* op, const Fp4GroupArgs& x, const Fp4GroupShape& s,
                                       const Fp4ScaleFormat& f) {
-  const int64_t Kp = round_up<int64_t>(s.K / f.block, 4), Np = round_up<int64_t>(s.N, 128);
+  const int64_t Kp = nvfp4::swizzled_cols(s.K / f.block), Np = nvfp4::swizzled_rows(s.N);
   check_contiguous_on(op, "a_blockscale", x.a_blockscale, "a", x.a, f.dtypes);
   check_contiguous_on(op, "b_blockscales", x.b_blockscales, "a", x.a, f.dtypes);
   LOWBIT_CHECK_ARG(x.a_blockscale.dim() == 2 && x.a_blockscale.size(1) == Kp, op, "a_blockscale",

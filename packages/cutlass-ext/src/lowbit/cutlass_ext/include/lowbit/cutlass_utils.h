@@ -127,4 +127,28 @@ inline auto make_cute_layout(const char* op, const char* arg, const Tensor& t,
   return cute::make_layout(shape, stride);
 }
 
+// ------------------------------------------------------------ grouped arguments
+// The per-group argument arrays of CUTLASS's ptr-array grouped GEMMs, carved
+// one after another (each 128-byte aligned) from one workspace. Call take()
+// for every array twice: with base == nullptr to count bytes(), then with the
+// allocation to point each field into it.
+class ArrayCarver {
+ public:
+  explicit ArrayCarver(uint8_t* base) : base_(base) {}
+  template <class T>
+  void take(T*& field, int64_t count) {
+    if (base_) field = reinterpret_cast<T*>(base_ + at_);
+    at_ += (count * static_cast<int64_t>(sizeof(T)) + 127) / 128 * 128;
+  }
+  template <class... T>
+  void take_each(int64_t count, T*&... fields) {
+    (take(fields, count), ...);
+  }
+  int64_t bytes() const { return at_; }
+
+ private:
+  uint8_t* base_;
+  int64_t at_ = 0;
+};
+
 }  // namespace lowbit

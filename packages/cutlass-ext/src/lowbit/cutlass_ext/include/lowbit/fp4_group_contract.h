@@ -19,7 +19,7 @@ LOWBIT_HD bool fp4_group_expert_ok(const int32_t* sizes, const int32_t* offsets,
                                    int64_t e, int64_t M, int64_t N, int64_t K, int64_t R) {
   const int64_t m = sizes[3 * e], off = offsets[e], sf = sf_offsets[e];
   return m >= 0 && off >= 0 && off + m <= M && sizes[3 * e + 1] == N && sizes[3 * e + 2] == K && sf >= 0 &&
-         sf % 128 == 0 && sf + (m + 127) / 128 * 128 <= R;
+         sf % 128 == 0 && sf + nvfp4::swizzled_rows(m) <= R;
 }
 
 // Quiet NaN bits of a 2-byte output dtype.

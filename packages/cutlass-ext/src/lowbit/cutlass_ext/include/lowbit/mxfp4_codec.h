@@ -19,7 +19,9 @@ using lowbit::nvfp4::e2m1_decode;
 using lowbit::nvfp4::e2m1_encode;
 using lowbit::nvfp4::f32_bits;
 using lowbit::nvfp4::f32_from_bits;
+using lowbit::nvfp4::swizzled_cols;
 using lowbit::nvfp4::swizzled_offset;
+using lowbit::nvfp4::swizzled_rows;
 
 constexpr int kBlock = 32;             // elements per scale byte
 constexpr uint32_t kNanScale = 0xFF;   // E8M0 NaN: the scale of a block containing NaN (lowbit rule)

@@ -163,6 +163,18 @@ LOWBIT_HD float block_out_scale(float sf_f, float gs) {
 }
 
 // ------------------------------------------------------------------ layout (§1.3)
+// The 128x4-swizzled scale buffer of `rows` rows with `blocks` scale bytes
+// each (NVFP4: K/16, MXFP4: K/32) is swizzled_rows(rows) x
+// swizzled_cols(blocks) bytes: whole 128-row bands of whole 4-byte columns.
+template <typename I>
+LOWBIT_HD constexpr I swizzled_rows(I rows) {
+  return (rows + 127) / 128 * 128;
+}
+template <typename I>
+LOWBIT_HD constexpr I swizzled_cols(I blocks) {
+  return (blocks + 3) / 4 * 4;
+}
+
 // Byte offset of (row r, scale column c) in a 128x4-swizzled scale buffer
 // with k_tiles = Kp / 4 four-column tiles per 128-row band: each 128x4 tile is
 // 512 contiguous bytes, indexed (r % 32, (r / 32) % 4, c % 4).

@@ -9,8 +9,9 @@
 // group_setup_kernel from problem_sizes / expert_offsets / sf_offsets, so
 // nothing comes to the host (CUDA-graph capturable). Scale pointers use the
 // padded strides: expert e's activation scales at byte sf_off[e]·Kp, its
-// weight scales at byte e·Np·Kp (§5.1.3-5.1.4, §5.13 item 1); CUTLASS's
-// 128x4 scale atom is that layout. An expert whose metadata breaks the
+// weight scales at byte e·Np·Kp (§5.1.3-5.1.4, §5.13 item 1); inside them
+// CUTLASS reads through blackwell_sf_layout.h's layout, checked on the CPU to
+// be the 128x4 swizzle. An expert whose metadata breaks the
 // contract (§5.0.3, lowbit/fp4_group_contract.h) gets 0 rows: CUTLASS
 // computes nothing for it, and the setup kernel writes NaN into its rows
 // inside out first (the GEMM waits for the setup grid: PDL).
@@ -20,6 +21,7 @@
 
 #include <lowbit/cuda_utils.h>
 #include <lowbit/cutlass_utils.h>
+#include <lowbit/fp4_gemm/blackwell_sf_layout.h>
 #include <lowbit/fp4_group_contract.h>
 
 #include <cute/tensor.hpp>
@@ -102,7 +104,7 @@ struct Fp4GroupGemm {
   using StrideD = typename Kernel::InternalStrideD;
   using LayoutSFA = typename Mainloop::InternalLayoutSFA;
   using LayoutSFB = typename Mainloop::InternalLayoutSFB;
-  using SfConfig = typename Mainloop::Sm1xxBlkScaledConfig;
+  static_assert(uses_sf_config<Mainloop, Fmt::kBlock>, "scales: the layout of blackwell_sf_layout.h");
 
   // The per-expert argument arrays, carved from one workspace tensor.
   struct Arrays {
@@ -123,27 +125,13 @@ struct Fp4GroupGemm {
   // Bytes of the arrays for E experts (each array 128-byte aligned); with
   // `base`, also points `arr` into it.
   static int64_t carve(int64_t E, uint8_t* base, Arrays* arr) {
-    int64_t at = 0;
-    auto take = [&](auto*& field, int64_t elem) {
-      using T = std::remove_reference_t<decltype(*field)>;
-      if (base) field = reinterpret_cast<T*>(base + at);
-      at += (E * elem + 127) / 128 * 128;
-    };
     Arrays dummy{};
     Arrays& x = base ? *arr : dummy;
-    take(x.shape, sizeof(Shape3));
-    take(x.a, sizeof(void*));
-    take(x.b, sizeof(void*));
-    take(x.sfa, sizeof(void*));
-    take(x.sfb, sizeof(void*));
-    take(x.d, sizeof(void*));
-    if constexpr (Fmt::kAlpha) take(x.alpha, sizeof(void*));
-    take(x.stride_a, sizeof(StrideA));
-    take(x.stride_b, sizeof(StrideB));
-    take(x.stride_d, sizeof(StrideD));
-    take(x.layout_sfa, sizeof(LayoutSFA));
-    take(x.layout_sfb, sizeof(LayoutSFB));
-    return at;
+    lowbit::ArrayCarver c(base);
+    c.take_each(E, x.shape, x.a, x.b, x.sfa, x.sfb, x.d);
+    if constexpr (Fmt::kAlpha) c.take(x.alpha, E);
+    c.take_each(E, x.stride_a, x.stride_b, x.stride_d, x.layout_sfa, x.layout_sfb);
+    return c.bytes();
   }
 
   struct Setup {
@@ -181,8 +169,8 @@ struct Fp4GroupGemm {
     s.arr.stride_a[e] = cutlass::make_cute_packed_stride(StrideA{}, make_shape(rows, s.K, 1));
     s.arr.stride_b[e] = cutlass::make_cute_packed_stride(StrideB{}, make_shape(s.N, s.K, 1));
     s.arr.stride_d[e] = cutlass::make_cute_packed_stride(StrideD{}, make_shape(rows, s.N, 1));
-    s.arr.layout_sfa[e] = SfConfig::tile_atom_to_shape_SFA(make_shape(rows, s.N, s.K, 1));
-    s.arr.layout_sfb[e] = SfConfig::tile_atom_to_shape_SFB(make_shape(rows, s.N, s.K, 1));
+    s.arr.layout_sfa[e] = sf_layout<Fmt::kBlock>(rows, s.K);
+    s.arr.layout_sfb[e] = sf_layout<Fmt::kBlock>(s.N, s.K);
     return ok;
   }
 
@@ -212,8 +200,8 @@ struct Fp4GroupGemm {
                  static_cast<int>(p.N),
                  static_cast<int>(p.K),
                  p.R,
-                 lowbit::round_up<int64_t>(p.K / Fmt::kBlock, 4),
-                 lowbit::round_up<int64_t>(p.N, 128)};
+                 lowbit::nvfp4::swizzled_cols(p.K / Fmt::kBlock),
+                 lowbit::nvfp4::swizzled_rows(p.N)};
   }
 
   template <class GP>

@@ -103,7 +103,7 @@ Groups make_groups(const GP& p, int bm, const Tensor& tile_start) {
   g.sf_offsets = p.sf_offsets.template const_data_ptr<int>();
   g.bm = bm;
   g.E = static_cast<int>(p.E);
-  const int64_t Kp = lowbit::round_up<int64_t>(p.K / Fmt::kBlock, 4), Np = lowbit::round_up<int64_t>(p.N, 128);
+  const int64_t Kp = lowbit::nvfp4::swizzled_cols(p.K / Fmt::kBlock), Np = lowbit::nvfp4::swizzled_rows(p.N);
   g.b_bytes = p.N * p.K / 2;
   g.sb_bytes = Np * Kp;
   g.sa_row = Kp;

@@ -535,7 +535,7 @@ template <class Fmt, int BN, int WGR>
 void run_dense(const Operands& o, std::atomic<uint64_t>& smem_done, const char* op) {
   Groups g;
   g.bm = BN;
-  g.sa_row = lowbit::round_up<int64_t>(o.K / Fmt::kBlock, 4);
+  g.sa_row = lowbit::nvfp4::swizzled_cols(o.K / Fmt::kBlock);
   launch<Fmt, BN, WGR>(o, g, (o.M + BN - 1) / BN, smem_done, lowbit::current_stream(*o.a), op);
 }
 
