@@ -12,27 +12,8 @@
 namespace nvfp4_mm::sm90 {
 namespace {
 
+using lowbit::fp4_gemm::sm90::launch_split_k_reduce;
 using lowbit::fp4_gemm::sm90::opt_into_smem;
-using lowbit::fp4_gemm::sm90::store_out_pair;
-
-// Sum the split-K partials in split order (deterministic), scale, add the
-// bias, convert. Four consecutive elements per thread: one row (N % 32 == 0).
-__global__ void reduce_kernel(const float* __restrict__ part, const float* __restrict__ alpha, float unscale,
-                              const void* bias, void* out, int64_t MN, int N, int splits, int out_bf16) {
-  lowbit::pdl_wait();
-  lowbit::pdl_launch_dependents();
-  const int64_t i4 = (blockIdx.x * int64_t(blockDim.x) + threadIdx.x) * 4;
-  if (i4 >= MN) return;
-  float4 s = *reinterpret_cast<const float4*>(part + i4);
-  for (int z = 1; z < splits; ++z) {
-    const float4 v = *reinterpret_cast<const float4*>(part + z * MN + i4);
-    s.x += v.x; s.y += v.y; s.z += v.z; s.w += v.w;
-  }
-  const float sc = *alpha * unscale;
-  const int64_t col = i4 % N;
-  store_out_pair(out, bias, out_bf16, i4, col, s.x, s.y, sc);
-  store_out_pair(out, bias, out_bf16, i4 + 2, col + 2, s.z, s.w, sc);
-}
 
 MmaParams make_params(const Problem& pr, const Tensor& afrag, int chunk_k, int splits) {
   const int C = static_cast<int>((pr.K + chunk_k - 1) / chunk_k);
@@ -80,12 +61,8 @@ void launch_mma_split_k(const Problem& pr, const MmaKernel& k, const Tensor& afr
   const bool pdl_main = int64_t(grid.x) * grid.y * grid.z >= 3 * sms;
   lowbit::launch_kernel(k.kernel, grid, dim3(k.threads), k.smem, stream, pdl_main, p);
   if (p.splits == 1) return;
-  const int64_t MN = pr.M * pr.N;  // % 4 == 0 (N % 32 == 0)
-  const int rthreads = 256;
-  const unsigned blocks = static_cast<unsigned>((MN / 4 + rthreads - 1) / rthreads);
-  lowbit::launch_kernel(reduce_kernel, dim3(blocks), dim3(rthreads), 0, stream, /*pdl=*/true,
-                        static_cast<const float*>(p.partial), p.alpha, k.unscale, p.bias, p.out, MN, p.N, p.splits,
-                        p.out_bf16);
+  launch_split_k_reduce(p.partial, p.alpha, k.unscale, p.bias, p.out, pr.M * pr.N, p.N, p.splits, p.out_bf16,
+                        stream);  // M N % 4 == 0 (N % 32 == 0)
 }
 
 }  // namespace nvfp4_mm::sm90

@@ -21,19 +21,35 @@ namespace wg = fg::wgmma_group;
 // opted into.
 std::atomic<uint64_t> smem_done[2][kWgmmaTiles];
 
-// Dense: the tile with the fewest estimated cycles, (waves of CTAs over the
-// SMs) x (tile area / the tile's measured throughput relative to 128x256:
-// 1, 0.95, 0.64 at M = 2048 on Llama-3-70B, H200, perf/nvfp4-mm/NOTES.md).
-int pick_dense_tile(int64_t M, int64_t N, int64_t sms) {
+// Dense: the (tile, K splits) with the fewest estimated microseconds. A
+// CTA's works run back to back, so the main kernel takes (waves of works over
+// the SMs) x (one work's FLOPs at the tile's per-SM rate); S > 1 adds the
+// partials (written by the kernel, read by the reduce: 8 S M N bytes, at
+// 3.5 TB/s) and the reduce's launch (~2 us). Rates, H200 (perf/nvfp4-mm/NOTES.md
+// v14): 128x128 5.67 TFLOP/s per SM with ~12.7 us per call besides (from 60.0
+// and 178.3 us at M = 128 on 8192x8192 and 8192x28672, 64 CTAs), 64x128 and
+// 128x256 at 0.64 / 0.95 and 1 / 0.95 of it (their throughputs at M = 2048 on
+// Llama-3-70B), so without splits the choice is the previous wave rule's. A
+// split keeps >= 8 K tiles (1024 of K).
+struct DenseChoice {
+  int tile, splits;
+};
+DenseChoice pick_dense(int64_t M, int64_t N, int64_t K, int64_t sms) {
   const int64_t bn[kWgmmaTiles] = {64, 128, 128}, bm[kWgmmaTiles] = {128, 128, 256};
-  const double rate[kWgmmaTiles] = {0.64, 0.95, 1.0};
-  int best = 2;
-  double best_cost = 0;
-  for (int t = kWgmmaTiles - 1; t >= 0; --t) {
-    const int64_t ctas = (M + bn[t] - 1) / bn[t] * ((N + bm[t] - 1) / bm[t]);
-    const double cost = double((ctas + sms - 1) / sms) * double(bn[t] * bm[t]) / rate[t];
-    if (t == kWgmmaTiles - 1 || cost < best_cost) best = t, best_cost = cost;
-  }
+  const double flops_per_us[kWgmmaTiles] = {0.64 / 0.95 * 5.67e6, 5.67e6, 1.0 / 0.95 * 5.67e6};
+  constexpr double kPartialBytesPerUs = 3.5e6, kReduceLaunchUs = 2.0;
+  const int64_t KT = (K + 127) / 128;
+  DenseChoice best{2, 1};
+  double best_us = 0;
+  for (int t = kWgmmaTiles - 1; t >= 0; --t)
+    for (int S = 1; S <= 4; S *= 2) {
+      if (S > 1 && KT < 8 * S) break;
+      const int64_t kps = (KT + S - 1) / S, splits = (KT + kps - 1) / kps;
+      const int64_t works = (M + bn[t] - 1) / bn[t] * ((N + bm[t] - 1) / bm[t]) * splits;
+      double us = double((works + sms - 1) / sms) * double(2 * bn[t] * bm[t] * 128 * kps) / flops_per_us[t];
+      if (splits > 1) us += 8.0 * double(splits * M * N) / kPartialBytesPerUs + kReduceLaunchUs;
+      if (best_us == 0 || us < best_us) best = {t, static_cast<int>(splits)}, best_us = us;
+    }
   return best;
 }
 
@@ -49,14 +65,18 @@ void run_wgmma_group(const GroupProblem& p, int tile) {
 }
 
 void run_wgmma(const Problem& p, int tile) {
-  if (tile < 0) tile = pick_dense_tile(p.M, p.N, lowbit::device_sm_count(p.a.get_device_index()));
+  DenseChoice c{tile, p.splits > 0 ? static_cast<int>(p.splits) : 1};
+  if (tile < 0) {
+    c = pick_dense(p.M, p.N, p.K, lowbit::device_sm_count(p.a.get_device_index()));
+    if (p.splits > 0) c.splits = static_cast<int>(p.splits);
+  }
   const wg::Operands o{&p.a, p.sa.data_ptr(), p.b.data_ptr(), p.sb.data_ptr(), p.alpha.const_data_ptr<float>(),
                        p.bias ? p.bias->data_ptr() : nullptr, p.out.data_ptr(),
                        p.out.scalar_type() == lowbit::ScalarType::BFloat16, 1, p.M, p.N, p.K};
   std::atomic<uint64_t>* done = smem_done[1];
-  if (tile == 0) return wg::run_dense<fg::Nvfp4, 64, 64>(o, done[0], kOp);
-  if (tile == 1) return wg::run_dense<fg::Nvfp4, 128, 64>(o, done[1], kOp);
-  wg::run_dense<fg::Nvfp4, 128, 128>(o, done[2], kOp);
+  if (c.tile == 0) return wg::run_dense<fg::Nvfp4, 64, 64>(o, c.splits, done[0], kOp);
+  if (c.tile == 1) return wg::run_dense<fg::Nvfp4, 128, 64>(o, c.splits, done[1], kOp);
+  wg::run_dense<fg::Nvfp4, 128, 128>(o, c.splits, done[2], kOp);
 }
 
 }  // namespace nvfp4_mm::sm90

@@ -25,12 +25,18 @@
 //    through shared memory (the accumulator holds out^T) for 16-byte stores
 //    of out rows, alpha and the optional bias applied in fp32.
 // Tiles: BN rows of one expert x 128 or 256 weight rows (the tile table of
-// sm90_group.cuh with bm = BN; dense: one expert); no split-K, so an
-// expert's rows do not depend on the other experts (batch invariance).
-// Persistent: one CTA per SM walks the tiles (the weight blocks of a row
-// tile side by side, so they share its activations in L2); the producer
-// runs ahead into the next tile (its expert lookup included) while the
-// consumers finish the current one, and the epilogue has its own buffer.
+// sm90_group.cuh with bm = BN; dense: one expert). Grouped calls never split
+// K, so an expert's rows do not depend on the other experts (batch
+// invariance). Dense calls may: where the tiles leave SMs idle (M = 128 on a
+// 8192-row layer is 64 tiles of 128x128 on 132 SMs), S splits of the K tiles
+// each store unscaled fp32 partials [S][M][N] straight from the fragment, and
+// split_k_reduce_kernel (sm90_epilogue.cuh) adds them in split order
+// (deterministic) and applies the output formula.
+// Persistent: one CTA per SM walks the works (split-major, then the weight
+// blocks of a row tile side by side, so they share its activations in L2);
+// the producer runs ahead into the next work (its expert lookup included)
+// while the consumers finish the current one, and the epilogue has its own
+// buffer.
 // K order inside every 128-wide K tile, the small-M kernel's (chunk 128):
 // thread (g, t) of a warp owns K [128 c + 32 t, + 32) of its weight rows
 // (one 16-byte shared-memory load each); at k16 step s its A registers hold
@@ -52,6 +58,7 @@
 #include <lowbit/nvfp4_codec.h>
 
 #include <atomic>
+#include <optional>
 #include <type_traits>
 #include <utility>
 
@@ -236,8 +243,22 @@ struct Params {
   int nblocks;            // weight blocks of BM rows: ceil(N / BM)
   int dense_tiles;        // row tiles when groups.tile_start is nullptr (dense)
   int out_bf16;
+  int splits;             // K splits (dense only; 1: no split, the epilogue stores out)
+  int kt_per_split;       // K tiles of a split (KT when splits == 1)
+  float* partial;         // splits > 1: [splits][M][N] unscaled fp32 sums
   Groups groups;
 };
+
+// The K tiles [kt0, kt1) of work w of `tiles` tiles (split-major).
+struct Work {
+  int64_t tile;
+  int z, kt0, kt1;
+};
+__device__ __forceinline__ Work work_of(const Params& p, int64_t w, int64_t tiles) {
+  const int z = static_cast<int>(w / tiles);
+  const int kt0 = z * p.kt_per_split;
+  return Work{w % tiles, z, kt0, min(p.KT, kt0 + p.kt_per_split)};
+}
 
 template <class Fmt, int BN, int WGR>
 __global__ void __launch_bounds__(kThreads, 1) wgmma_group_kernel(const __grid_constant__ CUtensorMap wmap,
@@ -267,14 +288,16 @@ __global__ void __launch_bounds__(kThreads, 1) wgmma_group_kernel(const __grid_c
   // Row tiles of the whole call (grouped: written by the tile table kernel).
   const int64_t tiles = int64_t(p.groups.tile_start ? __ldg(p.groups.tile_start + p.groups.E) : p.dense_tiles) *
                         p.nblocks;
+  const int64_t works = tiles * p.splits;
 
   if (wg == 0) {  // producer
     asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
     if (threadIdx.x != 0) return;
     asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<uint64_t>(&wmap)) : "memory");
     int it = 0;  // K tiles issued by this CTA
-    for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
-      const int rt = static_cast<int>(tile / p.nblocks), n0 = static_cast<int>(tile % p.nblocks) * L::BM;
+    for (int64_t w = blockIdx.x; w < works; w += gridDim.x) {
+      const Work wk = work_of(p, w, tiles);
+      const int rt = static_cast<int>(wk.tile / p.nblocks), n0 = static_cast<int>(wk.tile % p.nblocks) * L::BM;
       const Slice sl = slice_of(p.groups, rt, p.M);
       const uint8_t* sb_tile = p.sb + sl.e * p.groups.sb_bytes + int64_t(n0 / 128) * p.C4 * 512;
       const uint4* x_tile = p.x + int64_t(rt) * p.KT * (L::X_BYTES / 16);
@@ -282,10 +305,10 @@ __global__ void __launch_bounds__(kThreads, 1) wgmma_group_kernel(const __grid_c
       // 128-row blocks of the tile inside the expert's padded scale rows (a
       // block past N has no scale region: its rows are never stored).
       const int sblocks = min(L::BM / 128, (p.N - n0 + 127) / 128);
-      for (int kt = 0; kt < p.KT; ++kt, ++it) {
+      for (int kt = wk.kt0; kt < wk.kt1; ++kt, ++it) {
         const int st = it % S;
         if (it >= S) mbar_wait(empty(st), ((it / S) - 1) & 1);
-        if (kt == 0) info[st] = TileInfo{sl.row0, sl.rows, sl.e};  // published by the arrive below
+        if (kt == wk.kt0) info[st] = TileInfo{sl.row0, sl.rows, sl.e};  // published by the arrive below
         const int groups = min(GPT, p.C4 - GPT * kt);  // K % 128 != 0: the last tile may have fewer
         const uint32_t sbytes = 512u * groups;
         const uint32_t stage = base + st * L::STAGE;
@@ -319,8 +342,9 @@ __global__ void __launch_bounds__(kThreads, 1) wgmma_group_kernel(const __grid_c
   uint16_t* const epi = reinterpret_cast<uint16_t*>(smem + S * L::STAGE) + cw * BN * L::EPI_STRIDE;
 
   int it = 0;  // K tiles consumed by this CTA
-  for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
-    const int n0 = static_cast<int>(tile % p.nblocks) * L::BM;
+  for (int64_t w = blockIdx.x; w < works; w += gridDim.x) {
+    const Work wk = work_of(p, w, tiles);
+    const int n0 = static_cast<int>(wk.tile % p.nblocks) * L::BM;
     float acc[MT][BN / 2];
 #pragma unroll
     for (int mt = 0; mt < MT; ++mt)
@@ -328,11 +352,11 @@ __global__ void __launch_bounds__(kThreads, 1) wgmma_group_kernel(const __grid_c
       for (int i = 0; i < BN / 2; ++i) acc[mt][i] = 0.f;
     TileInfo ti;
     uint32_t af[2][MT][4];
-    for (int kt = 0; kt < p.KT; ++kt, ++it) {
+    for (int kt = wk.kt0; kt < wk.kt1; ++kt, ++it) {
       const int st = it % S;
       const uint8_t* stage = smem + st * L::STAGE;
       mbar_wait(full(st), (it / S) & 1);
-      if (kt == 0) ti = info[st];
+      if (kt == wk.kt0) ti = info[st];
       // K past the end: zero weights and scales (the scale bytes there may hold anything).
       const bool kin = kt * kBK + 32 * t < p.K;
       uint4 w[MT][2];
@@ -380,7 +404,7 @@ __global__ void __launch_bounds__(kThreads, 1) wgmma_group_kernel(const __grid_c
         // The previous step's wgmmas are done: their A registers may be
         // rewritten, and at s == 0 the previous stage is free.
         cute::warpgroup_wait<1>();
-        if (s == 0 && kt > 0 && lane == 0) mbar_arrive(empty((it - 1) % S));
+        if (s == 0 && kt > wk.kt0 && lane == 0) mbar_arrive(empty((it - 1) % S));
       }
     }
     cute::warpgroup_wait<0>();
@@ -388,7 +412,29 @@ __global__ void __launch_bounds__(kThreads, 1) wgmma_group_kernel(const __grid_c
     for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
       for (int i = 0; i < BN / 2; ++i) cute::warpgroup_fence_operand(acc[mt][i]);
-    if (lane == 0) mbar_arrive(empty((it - 1) % S));  // the tile's last stage
+    if (lane == 0) mbar_arrive(empty((it - 1) % S));  // the work's last stage
+
+    if (p.splits > 1) {
+      // A split's partial sums, unscaled: acc[mt][4 j + 2 h + e] is out row
+      // 8 j + 2 t + e of the tile, column (weight row) 16 warp + g + 8 h of m64
+      // block mt; a warp's store is 8 consecutive floats of 4 rows.
+      float* const part = p.partial + wk.z * int64_t(p.M) * p.N;
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int col = n0 + WGR * cw + 64 * mt + 16 * warp + g + 8 * h;
+          if (col >= p.N) continue;
+#pragma unroll
+          for (int j = 0; j < BN / 8; ++j)
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+              const int m = 8 * j + 2 * t + e;
+              if (m < ti.rows) part[(ti.row0 + m) * int64_t(p.N) + col] = acc[mt][4 * j + 2 * h + e];
+            }
+        }
+      continue;
+    }
 
     // Epilogue: acc holds out^T (row = weight row, column = activation row).
     // Scaled (and biased) in fp32, rounded once to the output type, then
@@ -475,9 +521,11 @@ struct Operands {
 
 // The activation pre-pass and the persistent kernel over at most `row_tiles`
 // row tiles of `groups` (grouped: the table's bound; dense: exactly them).
+// Dense calls with splits > 1 (trimmed so that no split is empty): S
+// partials and split_k_reduce_kernel after the main kernel.
 template <class Fmt, int BN, int WGR>
 void launch(const Operands& o, const Groups& groups, int64_t row_tiles, std::atomic<uint64_t>& smem_done,
-            cudaStream_t stream, const char* op) {
+            cudaStream_t stream, const char* op, int splits = 1) {
   using L = Tile<BN, WGR>;
   LOWBIT_CHECK(o.E * o.N < (1ll << 31), op, ": E x N = ", o.E * o.N, " weight rows too many for the SM90 kernels");
   const int KT = static_cast<int>((o.K + kBK - 1) / kBK);
@@ -503,14 +551,24 @@ void launch(const Operands& o, const Groups& groups, int64_t row_tiles, std::ato
   kp.dense_tiles = static_cast<int>(row_tiles);
   kp.out_bf16 = o.out_bf16;
   kp.groups = groups;
+  kp.kt_per_split = (KT + splits - 1) / splits;
+  kp.splits = (KT + kp.kt_per_split - 1) / kp.kt_per_split;
+  std::optional<Tensor> part;
+  if (kp.splits > 1) {
+    part = lowbit::empty_on(*o.a, {kp.splits * o.M * o.N}, lowbit::ScalarType::Float);
+    kp.partial = static_cast<float*>(part->data_ptr());
+  }
   const CUtensorMap wmap = weight_map(o.b, o.E * o.N, o.K, L::BM, op);
   auto kernel = wgmma_group_kernel<Fmt, BN, WGR>;
   const int device = o.a->get_device_index();
   opt_into_smem(reinterpret_cast<const void*>(kernel), L::SMEM, device, smem_done);
-  const int64_t ctas = std::min<int64_t>(lowbit::device_sm_count(device), row_tiles * kp.nblocks);
+  const int64_t ctas = std::min<int64_t>(lowbit::device_sm_count(device), row_tiles * kp.nblocks * kp.splits);
   // No PDL: the kernel reads the tile table and the pre-pass's output first.
   lowbit::launch_kernel(kernel, dim3(static_cast<unsigned>(ctas)), dim3(kThreads), L::SMEM, stream, /*pdl=*/false,
                         wmap, kp);
+  if (kp.splits > 1)
+    launch_split_k_reduce(kp.partial, o.alpha, Fmt::kUnscale * Fmt::kUnscale, o.bias, o.out, o.M * o.N, kp.N,
+                          kp.splits, kp.out_bf16, stream);
 }
 
 // The whole grouped GEMM of problem `p` (as run_mma_group in sm90_group.cuh)
@@ -530,13 +588,14 @@ void run(const GP& p, std::atomic<uint64_t>& smem_done, const char* op) {
   launch<Fmt, BN, WGR>(o, groups, tiles, smem_done, stream, op);
 }
 
-// The dense GEMM (one expert of M rows; no tile table) with an optional bias.
+// The dense GEMM (one expert of M rows; no tile table) with an optional bias,
+// its K tiles in `splits` parts.
 template <class Fmt, int BN, int WGR>
-void run_dense(const Operands& o, std::atomic<uint64_t>& smem_done, const char* op) {
+void run_dense(const Operands& o, int splits, std::atomic<uint64_t>& smem_done, const char* op) {
   Groups g;
   g.bm = BN;
   g.sa_row = lowbit::nvfp4::swizzled_cols(o.K / Fmt::kBlock);
-  launch<Fmt, BN, WGR>(o, g, (o.M + BN - 1) / BN, smem_done, lowbit::current_stream(*o.a), op);
+  launch<Fmt, BN, WGR>(o, g, (o.M + BN - 1) / BN, smem_done, lowbit::current_stream(*o.a), op, splits);
 }
 
 }  // namespace wgmma_group
