@@ -15,9 +15,9 @@ extern const char* const kMultistageNames[kMultistageTiles];
 void run_multistage(const Problem& p, int tile);
 void run_multistage_group(const GroupProblem& p, int tile);
 
-// small_m_gemm.cu: weights streamed straight into registers (M <= 64);
+// small_m_gemm.cu: weights streamed straight into registers (M <= 16);
 // split-K.
-constexpr int kSmallMTiles = 2;
+constexpr int kSmallMTiles = 1;
 extern const char* const kSmallMNames[kSmallMTiles];
 void run_small_m(const Problem& p, int tile);
 void run_small_m_group(const GroupProblem& p, int tile);
@@ -31,8 +31,8 @@ extern const char* const kDequantCutlassNames[kDequantCutlassTiles];
 void run_dequant_cutlass(const Problem& p, int tile);
 
 // wgmma_group.cu: weights dequantized in registers feeding wgmma (grouped:
-// more than 16 rows per expert; dense: 64 < M <= 512); tiles activation rows
-// x weight rows.
+// more than 16 rows per expert; dense: 16 < M <= 512, K split where the tiles
+// leave SMs idle); tiles activation rows x weight rows.
 constexpr int kWgmmaTiles = 3;
 extern const char* const kWgmmaNames[kWgmmaTiles];
 void run_wgmma_group(const GroupProblem& p, int tile);

@@ -34,7 +34,6 @@ struct GroupKernel {
 // dequantized in registers feeding wgmma (more than 16 rows per expert).
 const GroupKernel kGroupKernels[] = {
     {"small_m_16x128", &run_small_m_group, 0},
-    {"small_m_64x128", &run_small_m_group, 1},
     {"multistage_64x128", &run_multistage_group, 1},
     {"multistage_128x128", &run_multistage_group, 2},
     {"wgmma_64x128", &run_wgmma_group, 0},

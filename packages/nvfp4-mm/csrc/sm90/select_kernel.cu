@@ -1,9 +1,10 @@
 // The SM90 entry: every named kernel of the four families (families.h) and
 // the heuristic that picks one by shape.
 //
-// Which kernel runs: M <= 64 (not batch-invariant) the small-M kernel
+// Which kernel runs: M <= 16 (not batch-invariant) the small-M kernel
 // (weights streamed straight into registers, no shared-memory pipeline);
-// 64 < M <= 512 the wgmma kernel (weights dequantized in registers);
+// 16 < M <= 512 the wgmma kernel (weights dequantized in registers; K split
+// where its tiles leave SMs idle);
 // M > 512 the dequantize + CUTLASS fp16 GEMM (tensor-core bound there, not
 // memory bound); the multistage kernel for batch-invariant mode at every M.
 #include "nvfp4_mm.h"
@@ -29,7 +30,7 @@ const Family kFamilies[] = {
 
 // Up to this M (not batch-invariant) the small-M kernel runs; above it, up to
 // kWgmmaMMax, the wgmma kernel; above that the dequantize + CUTLASS path.
-constexpr int64_t kSmallMMax = 64, kWgmmaMMax = 512;
+constexpr int64_t kSmallMMax = 16, kWgmmaMMax = 512;
 
 const Family& pick_family(int64_t M, bool batch_invariant) {
   // H100, all 8 docs/SPEC.md §4 shapes (perf/nvfp4-mm/NOTES.md, v4): the dequantize
@@ -40,12 +41,14 @@ const Family& pick_family(int64_t M, bool batch_invariant) {
   // k16 step in the same order).
   // H200, Llama-3-70B (perf/nvfp4-mm/NOTES.md, wgmma): the wgmma kernel is
   // 1.0-2.7x the mma.sync and dequantize paths for 64 < M <= 512, and
-  // 0.93-0.99x the dequantize path from M = 1024.
+  // 0.93-0.99x the dequantize path from M = 1024. H200, 8 Llama-3 layers at
+  // M = 32 and 64 (perf/nvfp4-mm/results/h200_dense_sweep_splitk_s9.md): the
+  // wgmma kernel with its cost model's split count 1.06-1.78x the small-M
+  // 64-row tile (the model's pick was the fastest wgmma variant on all 16).
   if (M > kSmallMMax && M <= kWgmmaMMax && !batch_invariant) return kFamilies[3];
   if (M > kWgmmaMMax && !batch_invariant) return kFamilies[2];
-  // H200, 8 shapes (v5): the small-M kernel is 1.18-1.42x faster at M = 1,
-  // 1.14-1.34x at M = 16 and 9% faster summed over the shapes at M = 64
-  // (0.95x on one). Not in batch-invariant mode: its K order differs from
+  // H200, 8 shapes (v5): the small-M kernel is 1.18-1.42x faster at M = 1
+  // and 1.14-1.34x at M = 16. Not in batch-invariant mode: its K order differs from
   // the multistage tiles', and its split count depends on the shape.
   if (M <= kSmallMMax && !batch_invariant) return kFamilies[0];
   return kFamilies[1];

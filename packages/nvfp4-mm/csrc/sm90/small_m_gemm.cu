@@ -27,15 +27,14 @@ MmaKernel make_kernel() {
 
 // The tiles of kSmallMNames. H200 sweeps (perf/nvfp4-mm/NOTES.md, v5): the
 // 16x128 tile is the fastest or within 2% of the variants tried at M = 1 and
-// 16 on the 8 SPEC shapes; 64x128 at M = 64 beats the multistage 64x128 tile
-// by 9% summed over the shapes.
+// 16 on the 8 SPEC shapes. (The 64x128 tile for 16 < M <= 64 was removed in
+// session 9: the wgmma kernel with split-K runs 1.06-1.78x faster there; a
+// 16x64 tile with twice the CTAs lost on 6 of 8 shapes at M = 1 and 16:
+// NOTES v15.)
 const MmaKernel kTiles[kSmallMTiles] = {
     // MT NT LPC DEPTH WIN L2PF MINB
-    make_kernel<SmallCfg<1, 4, 1, 2, 4, 128, 4>>(),  // 16x128: M <= 16
-    make_kernel<SmallCfg<4, 4, 1, 2, 2, 128, 2>>(),  // 64x128: 16 < M <= 64
+    make_kernel<SmallCfg<1, 4, 1, 2, 4, 128, 4>>(),  // 16x128
 };
-
-int pick_tile(int64_t M) { return M <= 16 ? 0 : 1; }
 
 // The smallest power of two (equal parts of the usual power-of-two K)
 // giving >= 3.5 CTAs per SM, keeping >= 4 chunks (512 of K) per split.
@@ -57,12 +56,12 @@ std::array<std::atomic<uint64_t>, kSmallMTiles> smem_done{};
 
 }  // namespace
 
-const char* const kSmallMNames[kSmallMTiles] = {"small_m_16x128", "small_m_64x128"};
+const char* const kSmallMNames[kSmallMTiles] = {"small_m_16x128"};
 
 void run_small_m(const Problem& pr, int tile) {
   cudaStream_t stream = lowbit::current_stream(pr.a);
   const int64_t sms = lowbit::device_sm_count(pr.a.get_device_index());
-  if (tile < 0) tile = pick_tile(pr.M);
+  if (tile < 0) tile = 0;
   const MmaKernel& k = kTiles[tile];
   Tensor afrag = prepass_a(pr, k.chunk_k / 16, stream);
   launch_mma_split_k(pr, k, afrag, pick_splits(pr, k, sms), smem_done[tile], stream, sms);

@@ -1,7 +1,7 @@
 // SM90 wgmma FP4 GEMM (lowbit/fp4_gemm/sm90_wgmma_group.cuh: weights
 // dequantized in registers, fp16 wgmma, fp32 accumulation, persistent CTAs),
 // the NVFP4 instantiation: cutlass_fp4_group_mm above 16 rows per expert and
-// the dense cutlass_scaled_fp4_mm for 64 < M <= 512. Tiles: activation rows x
+// the dense cutlass_scaled_fp4_mm for 16 < M <= 512. Tiles: activation rows x
 // weight rows.
 #include "families.h"
 

@@ -60,13 +60,13 @@ def _time(fns, est_us: float) -> float:
 
 
 # SM90 kernels timed beside the heuristic's choice (impl "lowbit <name>"),
-# so a heuristic change can be judged on the same run: up to M = 64 the
-# multistage tiles the small-M kernel replaced; for 64 < M <= 512 (the wgmma
+# so a heuristic change can be judged on the same run: up to M = 16 the
+# multistage tile the small-M kernel replaced; for 16 < M <= 512 (the wgmma
 # kernel) the multistage and dequantize paths it replaced; above, both tiles
 # of the dequantize + CUTLASS path (the heuristic picks one) and the largest
 # wgmma tile.
-SM90_ALTERNATIVES = {(1, 16): ["multistage_16x128"], (17, 64): ["multistage_64x128"],
-                     (65, 512): ["multistage_64x128", "dequant_cutlass_128x256"],
+SM90_ALTERNATIVES = {(1, 16): ["multistage_16x128"],
+                     (17, 512): ["multistage_64x128", "dequant_cutlass_128x256"],
                      (513, 1 << 30): ["dequant_cutlass_128x256", "dequant_cutlass_128x128", "wgmma_128x256"]}
 
 

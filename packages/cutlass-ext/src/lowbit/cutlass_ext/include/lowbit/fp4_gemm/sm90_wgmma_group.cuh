@@ -1,7 +1,7 @@
 // SM90 FP4 GEMM with warpgroup MMAs (wgmma) and the weights dequantized in
 // registers: cutlass_fp4_group_mm (docs/SPEC-MOE.md §5.2) and
 // cutlass_mxfp4_group_mm (§5.3) above 16 rows per expert, and the dense
-// cutlass_scaled_fp4_mm (docs/SPEC.md §2.2) for 64 < M <= 512.
+// cutlass_scaled_fp4_mm (docs/SPEC.md §2.2) for 16 < M <= 512.
 //
 // Why: the mma.sync kernels (sm90_multistage.cuh) stop near 200 TFLOP/s on
 // the H200, where bf16 torch._grouped_mm reaches 500-700; and the dense op's
