@@ -54,9 +54,10 @@ def check(p, out, out_type=torch.bfloat16):
         # The CPU kernel accumulates in fp32: the SPEC §3 tolerance everywhere.
         torch.testing.assert_close(out.float(), want.float(), rtol=1e-2, atol=1e-2)
         return
-    # The SM90 kernel keeps the whole K in the fp8 wgmma accumulator (CUTLASS's
-    # mixed-input mainloop has no periodic fp32 promotion, as in the compatible
-    # implementation; cuBLASLt promotes). At K >= 4096 that puts a few elements
+    # The SM90 kernel's 128x128, 256-row and 256-token tiles keep the whole K in
+    # the fp8 wgmma accumulator (CUTLASS's mixed-input mainloop has no periodic
+    # fp32 promotion, as in the compatible implementation; cuBLASLt promotes;
+    # the other tiles promote every 8 K tiles: PROMOTED). At K >= 4096 that puts a few elements
     # per million past rtol = atol = 1e-2 (measured: up to 0.06 absolute at
     # K = 28672). So: the SPEC tolerance for all but 0.1 % of the elements, no
     # element beyond 10x it (a wrong tile, scale or nibble would be), and a
@@ -220,6 +221,33 @@ def test_gpu_oracle_strict(M, N, K):
     p = make_problem(M, N, K, "cuda")
     want = ref.w4a8_mm(p["A"], p["q"], p["s"], p["ch"], p["tok"], torch.bfloat16)
     torch.testing.assert_close(run(p).float(), want.float(), rtol=1e-2, atol=1e-2)
+
+
+# The schedules whose consumer loop promotes the fp8 wgmma accumulator to fp32
+# every 8 K tiles (csrc/sm90/promoting_mainloop.cuh; kPromotes in w4a8_gemm.cuh).
+# The others (128x128, 256-row, 128x256, 64x256) keep CUTLASS's loop.
+PROMOTED_TILES = ("128x16", "128x32", "128x64", "64x16", "64x32", "64x64")
+PROMOTED = tuple(s for s in w4.SCHEDULES if s.split("_")[0] in PROMOTED_TILES)
+
+
+@needs_sm90
+@pytest.mark.parametrize("schedule", PROMOTED)
+@pytest.mark.parametrize("M", [1, 64])
+def test_gpu_long_k_error_matches_promoted_fp8(schedule, M):
+    # Issue #17: at K = 28672 the error against the exact result is that of
+    # cuBLASLt's fp8 GEMM with fp32 promotion (use_fast_accum=False), within
+    # 10%; CUTLASS's loop (whole K in the wgmma accumulator) is ~2.4x it
+    # (perf/w4a8-mm/NOTES.md v7). Same operands for both: cuBLASLt gets the
+    # fp8 weight the kernel's lookup tables hold, e4m3(q * s) (SPEC §3).
+    torch.manual_seed(0)
+    N, K = 256, 28672
+    p = make_problem(M, N, K, "cuda")
+    exact = ref.w4a8_mm(p["A"], p["q"], p["s"], p["ch"], p["tok"], torch.float64)
+    w8 = ref.dequantize_weight(p["q"], p["s"])
+    promoted = torch._scaled_mm(p["A"], w8.t(), scale_a=p["tok"].view(M, 1), scale_b=p["ch"].view(1, N),
+                                out_dtype=torch.bfloat16, use_fast_accum=False)
+    limit = 1.1 * ref.rel_err(promoted, exact)
+    assert ref.rel_err(run(p, schedule=schedule), exact) <= limit
 
 
 @needs_sm90

@@ -20,6 +20,7 @@
 #pragma once
 
 #include "w4a8_mm.h"
+#include "sm90/promoting_mainloop.cuh"
 #include "sm90/reorder_atom.cuh"
 
 #include <lowbit/cuda_utils.h>
@@ -88,11 +89,16 @@ struct MoeGemm {
       cutlass::epilogue::collective::EpilogueTileAuto, float, float, void, cutlass::layout::ColumnMajor*, kAlignD,
       ElementD, cutlass::layout::ColumnMajor*, kAlignD, cutlass::epilogue::PtrArrayTmaWarpSpecializedCooperative,
       Fusion>::CollectiveOp;
-  using Mainloop = typename cutlass::gemm::collective::CollectiveBuilder<
+  using CutlassMainloop = typename cutlass::gemm::collective::CollectiveBuilder<
       cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, cute::tuple<ElementW, ScalePack>, LayoutW*, 32,
       ElementAct, cutlass::layout::ColumnMajor*, 16, float, TileShape, ClusterShape,
       cutlass::gemm::collective::StageCountAutoCarveout<static_cast<int>(sizeof(typename Epilogue::SharedStorage))>,
       cutlass::gemm::KernelPtrArrayTmaWarpSpecializedCooperative>::CollectiveOp;
+  // fp32 promotion every 8 K tiles where the second accumulator fits, as in
+  // the dense GEMM (w4a8_gemm.cuh): 128x16 and 128x64; 128x256 keeps CUTLASS's loop.
+  static constexpr int kWarpGroups = int(size(typename CutlassMainloop::TiledMma{})) / 128;
+  static constexpr bool kPromotes = TileN * TileM / (128 * kWarpGroups) <= 32 && TileN / kWarpGroups <= 64;
+  using Mainloop = cute::conditional_t<kPromotes, PromotingMainloop<CutlassMainloop>, CutlassMainloop>;
   using Kernel = cutlass::gemm::kernel::GemmUniversal<ProblemShape, Mainloop, Epilogue>;
   using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
 
