@@ -8,6 +8,8 @@
 
 #include <lowbit/fp4_gemm/sm90_group.cuh>
 
+#include <cstring>
+
 #include "families.h"
 #include "mma_params.h"
 
@@ -45,11 +47,20 @@ const GroupKernel kGroupKernels[] = {
 // sweeps of every tile by name (perf/nvfp4-mm/results/h200_group_*):
 // small_m_16x128 wins at 8-16 rows per expert, the 64-row wgmma tile at 32
 // (1.4-1.6x the mma.sync tiles), the 128x256 one from 128.
+const GroupKernel& by_name(const char* name) {
+  for (const GroupKernel& k : kGroupKernels)
+    if (std::strcmp(k.name, name) == 0) return k;
+  LOWBIT_CHECK(false, kGroupOp, ": no grouped SM90 kernel named ", name);
+  return kGroupKernels[0];
+}
+
 const GroupKernel& pick_group_kernel(const GroupProblem& p) {
+  static const GroupKernel &decode = by_name("small_m_16x128"), &mid = by_name("wgmma_64x128"),
+                           &large = by_name("wgmma_128x256");
   const int64_t rows = lowbit::fp4_gemm::sm90::mean_expert_rows(p.E, p.M);
-  if (rows <= 16) return kGroupKernels[0];
-  if (rows <= 64) return kGroupKernels[4];
-  return kGroupKernels[6];
+  if (rows <= 16) return decode;
+  if (rows <= 64) return mid;
+  return large;
 }
 
 }  // namespace
