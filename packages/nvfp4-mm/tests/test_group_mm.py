@@ -8,10 +8,11 @@ argument, agreement with the dense op."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 import lowbit.nvfp4_mm as mm
-from lowbit.testing.checks import with_
+from lowbit.testing.checks import cuda_sm, with_
 from lowbit.testing.group_mm import GroupMmTests, bad_cases
 from lowbit.testing.nvfp4_gemm import group_gemm_ref, random_group_problem
 
@@ -50,3 +51,12 @@ class TestNvfp4GroupMm(GroupMmTests):
         OPS.cutlass_scaled_fp4_mm(dense, x["a"], x["b"][0], x["a_blockscale"][:128].contiguous(),
                                   x["b_blockscales"][0][:, :kp].contiguous(), x["alphas"][:1])
         assert torch.equal(got, dense)
+
+    @pytest.mark.skipif(cuda_sm() is None or cuda_sm() // 10 != 9, reason="needs an SM90 GPU")
+    @pytest.mark.parametrize("rows,kernel", [(8, "small_m_16x128"), (40, "wgmma_64x128"), (200, "wgmma_128x256")])
+    def test_sm90_heuristic_picks_documented_kernel(self, rows, kernel):
+        """The SM90 heuristic's choice by mean rows per expert (README: <= 16 the
+        decode tile, <= 64 the 64-row wgmma tile, above the 128x256 one): the
+        same bits as that kernel by name (each kernel is deterministic)."""
+        x = self.random_problem([rows, rows], 256, 512, "cuda", torch.Generator().manual_seed(rows))
+        assert torch.equal(self.run(x, torch.bfloat16), self.run(x, torch.bfloat16, kernel))
