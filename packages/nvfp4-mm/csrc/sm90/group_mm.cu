@@ -8,7 +8,7 @@
 
 #include <lowbit/fp4_gemm/sm90_group.cuh>
 
-#include <cstring>
+#include <string>
 
 #include "families.h"
 #include "mma_params.h"
@@ -46,21 +46,11 @@ const GroupKernel kGroupKernels[] = {
 // By the experts' mean rows (sm90_group.cuh); boundaries from the H200
 // sweeps of every tile by name (perf/nvfp4-mm/results/h200_group_*):
 // small_m_16x128 wins at 8-16 rows per expert, the 64-row wgmma tile at 32
-// (1.4-1.6x the mma.sync tiles), the 128x256 one from 128.
-const GroupKernel& by_name(const char* name) {
-  for (const GroupKernel& k : kGroupKernels)
-    if (std::strcmp(k.name, name) == 0) return k;
-  LOWBIT_CHECK(false, kGroupOp, ": no grouped SM90 kernel named ", name);
-  return kGroupKernels[0];
-}
-
-const GroupKernel& pick_group_kernel(const GroupProblem& p) {
-  static const GroupKernel &decode = by_name("small_m_16x128"), &mid = by_name("wgmma_64x128"),
-                           &large = by_name("wgmma_128x256");
+// (1.4-1.6x the mma.sync tiles), the 128x256 one from 128. Named, not
+// indexed: the table's order may change.
+const char* pick_group_kernel(const GroupProblem& p) {
   const int64_t rows = lowbit::fp4_gemm::sm90::mean_expert_rows(p.E, p.M);
-  if (rows <= 16) return decode;
-  if (rows <= 64) return mid;
-  return large;
+  return rows <= 16 ? "small_m_16x128" : rows <= 64 ? "wgmma_64x128" : "wgmma_128x256";
 }
 
 }  // namespace
@@ -74,13 +64,10 @@ std::vector<std::string> sm90_group_kernel_names() {
 void fp4_group_mm_sm90(const GroupProblem& p) {
   LOWBIT_CHECK(p.M < (1ll << 31) / 16 && p.N < (1ll << 31) && p.K < (1ll << 30), kGroupOp,
                ": problem too large for the SM90 kernels (M=", p.M, ", N=", p.N, ", K=", p.K, ")");
-  if (p.kernel.empty()) {
-    const GroupKernel& k = pick_group_kernel(p);
-    return k.run(p, k.tile);
-  }
+  const std::string name = p.kernel.empty() ? pick_group_kernel(p) : p.kernel;
   for (const GroupKernel& k : kGroupKernels)
-    if (p.kernel == k.name) return k.run(p, k.tile);
-  check_kernel_name(p.kernel, sm90_group_kernel_names(), "SM90", kGroupOp);
+    if (name == k.name) return k.run(p, k.tile);
+  check_kernel_name(name, sm90_group_kernel_names(), "SM90", kGroupOp);
 }
 
 }  // namespace nvfp4_mm
