@@ -224,7 +224,7 @@ def test_gpu_oracle_strict(M, N, K):
 
 
 # The schedules whose consumer loop promotes the fp8 wgmma accumulator to fp32
-# every 8 K tiles (csrc/sm90/promoting_mainloop.cuh; kPromotes in w4a8_gemm.cuh).
+# every 8 K tiles (csrc/sm90/promoting_mainloop.cuh; MainloopFor there).
 # The others (128x128, 256-row, 128x256, 64x256) keep CUTLASS's loop.
 PROMOTED_TILES = ("128x16", "128x32", "128x64", "64x16", "64x32", "64x64")
 PROMOTED = tuple(s for s in w4.SCHEDULES if s.split("_")[0] in PROMOTED_TILES)

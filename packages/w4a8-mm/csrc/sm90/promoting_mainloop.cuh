@@ -30,7 +30,7 @@
 //
 // `partial` doubles the accumulator registers: used only where a consumer
 // thread holds <= 32 accumulators and a warpgroup <= 64 weight rows
-// (kPromotes in w4a8_gemm.cuh).
+// (MainloopFor below).
 #pragma once
 
 #include <type_traits>
@@ -224,6 +224,23 @@ struct PromotingMainloop : Base {
     tile(std::false_type{});
     promote();
   }
+};
+
+// The consumer loop of a TileN (weight rows) x TileM (tokens) tile of the
+// dense and grouped GEMMs: PromotingMainloop where the second accumulator
+// fits, <= 32 floats per consumer thread and <= 64 weight rows per warpgroup
+// (128x16/32/64 and 64x16/32/64). ptxas -v on the others: 128x128 spills 290
+// bytes; 256x64, 256x32 and even 256x16 (128 rows per warpgroup: twice the
+// weight fragment) get their wgmmas serialized for want of registers (C7511 /
+// C7512). Those and the 128-float tiles (128x256, 256x128, 64x256) keep
+// CUTLASS's loop and its fast accumulation.
+template <class CutlassMainloop, int TileN, int TileM>
+struct MainloopFor {
+  static constexpr int kWarpGroups =
+      int(cute::size(typename CutlassMainloop::TiledMma{})) / cutlass::NumThreadsPerWarpGroup;
+  static constexpr bool kPromotes =
+      TileN * TileM / (cutlass::NumThreadsPerWarpGroup * kWarpGroups) <= 32 && TileN / kWarpGroups <= 64;
+  using type = cute::conditional_t<kPromotes, PromotingMainloop<CutlassMainloop>, CutlassMainloop>;
 };
 
 }  // namespace lowbit::w4a8::sm90

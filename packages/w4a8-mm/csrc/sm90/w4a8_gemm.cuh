@@ -109,16 +109,8 @@ struct Gemm {
       cutlass::gemm::collective::StageCountAutoCarveout<
           static_cast<int>(sizeof(typename CollectiveEpilogue::SharedStorage))>,
       MainloopSchedule>::CollectiveOp;
-  // fp32 promotion every 8 K tiles (promoting_mainloop.cuh) where the second
-  // accumulator fits: <= 32 floats per consumer thread and <= 64 weight rows
-  // per warpgroup (128x16/32/64 and 64x16/32/64). ptxas -v on the others:
-  // 128x128 spills 290 bytes; 256x64, 256x32 and even 256x16 (128 rows per
-  // warpgroup: twice the weight fragment) get their wgmmas serialized for
-  // want of registers (C7511 / C7512). Those and the 128-float tiles (128x256,
-  // 256x128, 64x256) keep CUTLASS's loop and its fast accumulation.
-  static constexpr int kWarpGroups = int(size(typename CutlassMainloop::TiledMma{})) / 128;
-  static constexpr bool kPromotes = TileN * TileM / (128 * kWarpGroups) <= 32 && TileN / kWarpGroups <= 64;
-  using CollectiveMainloop = cute::conditional_t<kPromotes, PromotingMainloop<CutlassMainloop>, CutlassMainloop>;
+  // fp32 promotion every 8 K tiles where the registers allow it (promoting_mainloop.cuh).
+  using CollectiveMainloop = typename MainloopFor<CutlassMainloop, TileN, TileM>::type;
 
   using Kernel = cutlass::gemm::kernel::GemmUniversal<
       Shape<int, int, int, int>, CollectiveMainloop, CollectiveEpilogue,

@@ -94,11 +94,9 @@ struct MoeGemm {
       ElementAct, cutlass::layout::ColumnMajor*, 16, float, TileShape, ClusterShape,
       cutlass::gemm::collective::StageCountAutoCarveout<static_cast<int>(sizeof(typename Epilogue::SharedStorage))>,
       cutlass::gemm::KernelPtrArrayTmaWarpSpecializedCooperative>::CollectiveOp;
-  // fp32 promotion every 8 K tiles where the second accumulator fits, as in
-  // the dense GEMM (w4a8_gemm.cuh): 128x16 and 128x64; 128x256 keeps CUTLASS's loop.
-  static constexpr int kWarpGroups = int(size(typename CutlassMainloop::TiledMma{})) / 128;
-  static constexpr bool kPromotes = TileN * TileM / (128 * kWarpGroups) <= 32 && TileN / kWarpGroups <= 64;
-  using Mainloop = cute::conditional_t<kPromotes, PromotingMainloop<CutlassMainloop>, CutlassMainloop>;
+  // fp32 promotion every 8 K tiles where the registers allow it, as in the
+  // dense GEMM (promoting_mainloop.cuh): 128x16 and 128x64; 128x256 keeps CUTLASS's loop.
+  using Mainloop = typename MainloopFor<CutlassMainloop, TileN, TileM>::type;
   using Kernel = cutlass::gemm::kernel::GemmUniversal<ProblemShape, Mainloop, Epilogue>;
   using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
 
