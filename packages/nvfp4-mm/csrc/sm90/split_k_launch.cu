@@ -12,12 +12,14 @@
 namespace nvfp4_mm::sm90 {
 namespace {
 
+using lowbit::fp4_gemm::sm90::k_splits;
+using lowbit::fp4_gemm::sm90::KSplits;
 using lowbit::fp4_gemm::sm90::launch_split_k_reduce;
 using lowbit::fp4_gemm::sm90::opt_into_smem;
 
 MmaParams make_params(const Problem& pr, const Tensor& afrag, int chunk_k, int splits) {
   const int C = static_cast<int>((pr.K + chunk_k - 1) / chunk_k);
-  const int cps = (C + splits - 1) / splits;
+  const KSplits ks = k_splits(C, splits);  // no empty split
   MmaParams p{};
   p.afrag = static_cast<const uint4*>(afrag.data_ptr());
   p.b = pr.b.const_data_ptr<uint8_t>();
@@ -31,8 +33,8 @@ MmaParams make_params(const Problem& pr, const Tensor& afrag, int chunk_k, int s
   p.C = C;
   p.C4 = static_cast<int>((pr.K + 63) / 64);
   p.Mt = static_cast<int>((pr.M + 15) / 16);
-  p.chunks_per_split = cps;
-  p.splits = (C + cps - 1) / cps;  // no empty split
+  p.chunks_per_split = ks.per;
+  p.splits = ks.count;
   p.out_bf16 = pr.out.scalar_type() == lowbit::ScalarType::BFloat16;
   return p;
 }

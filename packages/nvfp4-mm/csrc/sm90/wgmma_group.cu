@@ -44,11 +44,11 @@ DenseChoice pick_dense(int64_t M, int64_t N, int64_t K, int64_t sms) {
   for (int t = kWgmmaTiles - 1; t >= 0; --t)
     for (int S = 1; S <= 4; S *= 2) {
       if (S > 1 && KT < 8 * S) break;
-      const int64_t kps = (KT + S - 1) / S, splits = (KT + kps - 1) / kps;
-      const int64_t works = (M + bn[t] - 1) / bn[t] * ((N + bm[t] - 1) / bm[t]) * splits;
-      double us = double((works + sms - 1) / sms) * double(2 * bn[t] * bm[t] * 128 * kps) / flops_per_us[t];
-      if (splits > 1) us += 8.0 * double(splits * M * N) / kPartialBytesPerUs + kReduceLaunchUs;
-      if (best_us == 0 || us < best_us) best = {t, static_cast<int>(splits)}, best_us = us;
+      const fg::KSplits ks = fg::k_splits(static_cast<int>(KT), S);  // as the launch trims them
+      const int64_t works = (M + bn[t] - 1) / bn[t] * ((N + bm[t] - 1) / bm[t]) * ks.count;
+      double us = double((works + sms - 1) / sms) * double(2 * bn[t] * bm[t] * 128 * ks.per) / flops_per_us[t];
+      if (ks.count > 1) us += 8.0 * double(ks.count * M * N) / kPartialBytesPerUs + kReduceLaunchUs;
+      if (best_us == 0 || us < best_us) best = {t, ks.count}, best_us = us;
     }
   return best;
 }

@@ -36,6 +36,16 @@ __device__ __forceinline__ void store_out_pair(void* out, const void* bias, bool
     *reinterpret_cast<__half2*>(static_cast<__half*>(out) + o) = __floats2half2_rn(y0, y1);
 }
 
+// `parts` K steps in at most `splits` splits of `per` steps each, no split
+// empty: `count` = ceil(parts / per) <= splits.
+struct KSplits {
+  int per, count;
+};
+inline KSplits k_splits(int parts, int splits) {
+  const int per = (parts + splits - 1) / splits;
+  return {per, (parts + per - 1) / per};
+}
+
 // Sums the split-K partials [splits][MN] in split order (deterministic),
 // scales by alpha[0] (nullptr: 1) x unscale, adds the bias, converts. Four
 // consecutive elements per thread, all in one row (N % 4 == 0). static: each

@@ -551,8 +551,9 @@ void launch(const Operands& o, const Groups& groups, int64_t row_tiles, std::ato
   kp.dense_tiles = static_cast<int>(row_tiles);
   kp.out_bf16 = o.out_bf16;
   kp.groups = groups;
-  kp.kt_per_split = (KT + splits - 1) / splits;
-  kp.splits = (KT + kp.kt_per_split - 1) / kp.kt_per_split;
+  const KSplits ks = k_splits(KT, splits);
+  kp.kt_per_split = ks.per;
+  kp.splits = ks.count;
   std::optional<Tensor> part;
   if (kp.splits > 1) {
     part = lowbit::empty_on(*o.a, {kp.splits * o.M * o.N}, lowbit::ScalarType::Float);
