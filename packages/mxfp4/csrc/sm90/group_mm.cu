@@ -43,9 +43,10 @@ constexpr int kKernels = sizeof(kGroupKernels) / sizeof(kGroupKernels[0]);
 std::array<std::atomic<uint64_t>, kKernels> smem_done{};
 
 // By the experts' mean rows (sm90_group.cuh), with nvfp4-mm's boundaries.
-int pick_group_kernel(const GroupProblem& p) {
+// Named, not indexed: the table's order may change.
+const char* pick_group_kernel(const GroupProblem& p) {
   const int64_t rows = fg::mean_expert_rows(p.E, p.M);
-  return rows <= 16 ? 0 : rows <= 64 ? 1 : 2;
+  return rows <= 16 ? "small_m_16x128" : rows <= 64 ? "wgmma_64x128" : "wgmma_128x256";
 }
 
 }  // namespace
@@ -59,12 +60,10 @@ std::vector<std::string> sm90_group_kernel_names() {
 void mxfp4_group_mm_sm90(const GroupProblem& p) {
   LOWBIT_CHECK(p.M < (1ll << 31) / 16 && p.N < (1ll << 31) && p.K < (1ll << 30), kGroupOp,
                ": problem too large for the SM90 kernels (M=", p.M, ", N=", p.N, ", K=", p.K, ")");
-  int i = pick_group_kernel(p);
-  if (!p.kernel.empty()) {  // validated against sm90_group_kernel_names()
-    for (i = 0; i < kKernels; ++i)
-      if (p.kernel == kGroupKernels[i].name) break;
-    if (i == kKernels) check_kernel_name(p.kernel, sm90_group_kernel_names(), "SM90");
-  }
+  const std::string name = p.kernel.empty() ? pick_group_kernel(p) : p.kernel;
+  int i = 0;
+  while (i < kKernels && name != kGroupKernels[i].name) ++i;
+  if (i == kKernels) return check_kernel_name(name, sm90_group_kernel_names(), "SM90");  // raises
   if (kGroupKernels[i].wgmma_tile >= 0) return run_wgmma_group_sm90(p, kGroupKernels[i].wgmma_tile);
   fg::run_mma_group<fg::Mxfp4>(p, kGroupKernels[i].kernel, smem_done[i], kGroupOp);
 }
